@@ -1,0 +1,1 @@
+"""The InferenceService API: pydantic models and the CRD generated from them."""

@@ -1,0 +1,450 @@
+"""The InferenceService v1alpha1 API as pydantic models: the one source of truth.
+
+The CRD's OpenAPI schema is generated from these models (see ``api/crd.py``);
+field descriptions become ``kubectl explain`` text, so they say what a field
+does and what its default is.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+# Kubernetes-style durations we accept: "30s", "1m", "1m30s", "2h", "500ms".
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+STORAGE_SCHEMES = ("s3", "gs", "as", "pvc", "http", "https", "file")
+STORAGE_URI_PATTERN = r"^(s3|gs|as|pvc|https?|file)://.+$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+# Anything passed straight through to Kubernetes types we do not re-model
+# (resources, env, tolerations, affinity, MetricSpec, HPA behavior, parentRefs).
+# In the CRD these become objects/arrays with x-kubernetes-preserve-unknown-fields.
+KubeObject = dict[str, Any]
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration like "1m30s" or "500ms"."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"invalid duration {text!r}: use e.g. 30s, 1m, 1m30s, 2h")
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(num) * units[unit] for num, _, unit in re.findall(r"([0-9]+(\.[0-9]+)?)(ms|s|m|h)", text))
+
+
+class Model(BaseModel):
+    """Base for all API models: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def dump(self) -> dict[str, Any]:
+        """The wire form: camelCase keys, unset optionals omitted."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# ---------------------------------------------------------------- spec: model
+
+
+class ModelSource(Model):
+    name: str | None = Field(
+        None,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Triton model name (the folder in the model repository). Default: metadata.name.",
+    )
+    storage_uri: str = Field(
+        ...,
+        max_length=2048,
+        pattern=STORAGE_URI_PATTERN,
+        description=(
+            "Where the Triton model repository lives. s3://, gs://, as:// are read by Triton natively; "
+            "pvc://CLAIM/path mounts the claim read-only; http(s):// fetches a .tar.gz/.zip archive "
+            "with an init container; file:// is a path on the node (local development only)."
+        ),
+    )
+    version: str | None = Field(
+        None,
+        max_length=20,
+        pattern=r"^[0-9]+$",
+        description="Pin one model version. Default: Triton's version policy (the latest).",
+    )
+    storage_secret_name: str | None = Field(
+        None,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$",
+        description=(
+            "Secret in the same namespace with storage credentials, injected into the Triton "
+            "container as environment variables (keys such as AWS_ACCESS_KEY_ID, "
+            "GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT). Never copied into status or logs."
+        ),
+    )
+
+
+# ---------------------------------------------------------------- spec: triton
+
+
+class ModelControlMode(str, Enum):
+    explicit = "explicit"
+    poll = "poll"
+    none = "none"
+
+
+class TritonRuntime(Model):
+    image: str | None = Field(
+        None,
+        max_length=512,
+        description="tritonserver image. Default: the operator's --triton-image setting.",
+    )
+    gpus: int = Field(1, ge=0, le=64, description="nvidia.com/gpu per pod; 0 runs Triton on CPU. Default 1.")
+    resources: KubeObject = Field(
+        default_factory=dict,
+        description="Container resources (requests/limits), merged with the GPU limit from gpus.",
+    )
+    args: list[str] = Field(
+        default_factory=list, max_length=64, description="Extra tritonserver flags, appended last."
+    )
+    env: list[KubeObject] = Field(default_factory=list, max_length=128, description="Extra container env vars.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector.")
+    tolerations: list[KubeObject] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Pod tolerations. When gpus > 0 a toleration for nvidia.com/gpu:NoSchedule is added.",
+    )
+    affinity: KubeObject = Field(default_factory=dict, description="Pod affinity.")
+    service_account_name: str | None = Field(None, max_length=253, description="Pod service account.")
+    image_pull_secrets: list[KubeObject] = Field(default_factory=list, max_length=16, description="Pull secrets.")
+    pod_labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on Triton pods.")
+    pod_annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations on Triton pods.")
+    shm_size: str = Field(
+        "1Gi",
+        max_length=16,
+        pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$",
+        description="Size of the memory-backed /dev/shm (Python backend and ensembles need it). Default 1Gi.",
+    )
+    model_control_mode: ModelControlMode = Field(
+        ModelControlMode.explicit,
+        description=(
+            "tritonserver --model-control-mode. explicit (default) loads exactly this model "
+            "(and pinned version) at start."
+        ),
+    )
+    strict_readiness: bool = Field(
+        True, description="--strict-readiness: ready only when every loaded model is ready. Default true."
+    )
+    summary_latencies: bool = Field(
+        False,
+        description="Export latency summaries (quantiles) with --metrics-config summary_latencies=true; "
+        "needed for latency.quantile checks.",
+    )
+
+
+# ---------------------------------------------------------------- spec: autoscaling
+
+
+class AutoscalingEngine(str, Enum):
+    hpa = "hpa"
+    keda = "keda"
+
+
+class Autoscaling(Model):
+    engine: AutoscalingEngine = Field(
+        AutoscalingEngine.hpa,
+        description="hpa (autoscaling/v2 HorizontalPodAutoscaler, default) or keda (a KEDA ScaledObject "
+        "with Prometheus triggers; KEDA creates the HPA itself).",
+    )
+    min_replicas: int = Field(1, ge=1, le=1000, description="Minimum replicas per revision. Default 1.")
+    max_replicas: int = Field(1, ge=1, le=1000, description="Maximum replicas per revision. Default 1 (no scaling).")
+    cpu_utilization: int | None = Field(
+        None, ge=1, le=1000, description="Shorthand: target average CPU utilisation in percent of requests."
+    )
+    gpu_utilization: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="Shorthand: target average GPU utilisation in percent (DCGM_FI_DEV_GPU_UTIL, a Pods "
+        "metric served by prometheus-adapter, or a KEDA Prometheus trigger).",
+    )
+    queue_time_ms: float | None = Field(
+        None,
+        gt=0,
+        description="Shorthand: target average Triton queue time per request in milliseconds "
+        "(from nv_inference_queue_duration_us).",
+    )
+    inference_rate: float | None = Field(
+        None, gt=0, description="Shorthand: target inferences per second per pod (from nv_inference_count)."
+    )
+    metrics: list[KubeObject] = Field(
+        default_factory=list, max_length=16, description="Raw autoscaling/v2 MetricSpec entries, passed through."
+    )
+    behavior: KubeObject = Field(default_factory=dict, description="autoscaling/v2 HPA behavior, passed through.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})")
+        return self
+
+
+# ---------------------------------------------------------------- spec: rollout
+
+
+class SuccessRateCheck(Model):
+    min: float = Field(0.99, ge=0, le=1, description="Lowest acceptable share of successful requests (0..1).")
+
+
+class LatencyCheck(Model):
+    max_ms: float = Field(..., gt=0, description="Highest acceptable request latency in milliseconds.")
+    quantile: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Judge this quantile (e.g. 0.99) from Triton's latency summaries (needs "
+        "triton.summaryLatencies). Default: the mean request duration.",
+    )
+
+
+class ComparativeCheck(Model):
+    max_success_rate_drop: float | None = Field(
+        None, ge=0, le=1, description="Fail when canary success rate < stable success rate minus this."
+    )
+    max_latency_increase_percent: float | None = Field(
+        None, ge=0, description="Fail when canary mean latency > stable mean latency by more than this percent."
+    )
+
+
+class CustomCheck(Model):
+    name: str = Field(..., max_length=63, pattern=DNS_LABEL, description="Check name, shown in status.")
+    query: str = Field(
+        ...,
+        max_length=4096,
+        description="PromQL returning one number. Placeholders: {{namespace}}, {{name}}, {{revision}}, "
+        "{{model}}, {{interval}}, and {{selector}} (the label matchers of the revision's series).",
+    )
+    min: float | None = Field(None, description="Fail when the value is below this.")
+    max: float | None = Field(None, description="Fail when the value is above this.")
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> CustomCheck:
+        if self.min is None and self.max is None:
+            raise ValueError(f"check {self.name!r} needs min or max")
+        return self
+
+
+class Analysis(Model):
+    prometheus_url: str | None = Field(
+        None, max_length=1024, description="Prometheus base URL. Default: the operator's --prometheus-url."
+    )
+    success_rate: SuccessRateCheck | None = Field(
+        default_factory=SuccessRateCheck, description="Built-in success-rate check. Default min 0.99."
+    )
+    latency: LatencyCheck | None = Field(None, description="Built-in latency check. Off unless set.")
+    comparative: ComparativeCheck | None = Field(
+        None, description="Judge the canary against the stable revision over the same window."
+    )
+    checks: list[CustomCheck] = Field(default_factory=list, max_length=16, description="Custom PromQL checks.")
+    min_requests: int = Field(
+        20,
+        ge=0,
+        description="Fewer canary requests than this in the window means no data, not a verdict. Default 20.",
+    )
+    no_data_timeout: str = Field(
+        "5m",
+        pattern=DURATION_PATTERN,
+        max_length=32,
+        description="How long analysis may see no data (Prometheus down, query errors, too few requests) "
+        "before each further no-data analysis counts as a failed check. Default 5m.",
+    )
+
+
+class AcceptanceTensor(Model):
+    name: str = Field(..., max_length=128)
+    datatype: str = Field(
+        ..., pattern=r"^(BOOL|UINT8|UINT16|UINT32|UINT64|INT8|INT16|INT32|INT64|FP16|FP32|FP64|BYTES)$"
+    )
+    shape: list[int] = Field(..., max_length=8)
+    data: list[Any] = Field(..., description="Flat row-major values.")
+
+
+class AcceptanceOutput(Model):
+    name: str = Field(..., max_length=128)
+    data: list[Any] = Field(..., description="Expected flat row-major values.")
+    tolerance: float = Field(0.0, ge=0, description="Absolute tolerance for numeric outputs.")
+
+
+class AcceptanceCase(Model):
+    name: str = Field(..., max_length=63, pattern=DNS_LABEL)
+    inputs: list[AcceptanceTensor] = Field(..., min_length=1, max_length=16)
+    outputs: list[AcceptanceOutput] = Field(default_factory=list, max_length=16)
+
+
+class Acceptance(Model):
+    cases: list[AcceptanceCase] = Field(..., min_length=1, max_length=16)
+    timeout: str = Field("30s", pattern=DURATION_PATTERN, max_length=32, description="Per-request timeout.")
+
+
+class Rollout(Model):
+    steps: list[int] = Field(
+        default_factory=lambda: [10, 25, 50],
+        max_length=20,
+        description="Canary traffic percent per step, strictly increasing in 1..99; after the last "
+        "step passes, the canary is promoted to 100%. Default [10, 25, 50].",
+    )
+    interval: str = Field(
+        "1m", pattern=DURATION_PATTERN, max_length=32, description="Analysis period per step. Default 1m."
+    )
+    failure_threshold: int = Field(3, ge=1, le=100, description="Failed checks before rollback. Default 3.")
+    paused: bool = Field(False, description="Hold the canary at its current weight.")
+    readiness_timeout: str = Field(
+        "10m",
+        pattern=DURATION_PATTERN,
+        max_length=32,
+        description="Deadline for a new revision's Triton to be ready with the model loaded before the "
+        "rollout fails. Default 10m.",
+    )
+    analysis: Analysis = Field(default_factory=Analysis, description="How each step is judged.")
+    acceptance: Acceptance | None = Field(
+        None, description="Sample inferences sent to the canary before it gets traffic."
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[int]) -> list[int]:
+        if any(not 1 <= s <= 99 for s in steps):
+            raise ValueError("rollout.steps must each be within 1..99")
+        if any(b <= a for a, b in zip(steps, steps[1:])):
+            raise ValueError("rollout.steps must be strictly increasing")
+        return steps
+
+
+# ---------------------------------------------------------------- spec: traffic
+
+
+class TrafficProvider(str, Enum):
+    gateway_api = "gateway-api"
+    istio = "istio"
+    nginx = "nginx"
+    service = "service"
+
+
+class GatewayRouting(Model):
+    parent_refs: list[KubeObject] = Field(
+        default_factory=list, max_length=16, description="HTTPRoute parentRefs (the Gateway(s))."
+    )
+    hostnames: list[str] = Field(default_factory=list, max_length=16)
+    grpc: bool = Field(False, description="Also route Triton gRPC with a GRPCRoute with the same weights.")
+
+
+class IstioRouting(Model):
+    hosts: list[str] = Field(default_factory=list, max_length=16, description="VirtualService hosts.")
+    gateways: list[str] = Field(default_factory=list, max_length=16, description="VirtualService gateways.")
+
+
+class NginxRouting(Model):
+    host: str = Field(..., max_length=253)
+    ingress_class_name: str = Field("nginx", max_length=253)
+    path: str = Field("/", max_length=1024)
+
+
+class Traffic(Model):
+    provider: TrafficProvider = Field(
+        TrafficProvider.service,
+        description="How canary weights are enforced. service (default): one Service over all revisions, "
+        "the split approximated by replica ratio; gateway-api: HTTPRoute weights; istio: VirtualService "
+        "weights; nginx: ingress-nginx canary annotations (ingress-nginx is retired; kept for existing users).",
+    )
+    gateway: GatewayRouting | None = None
+    istio: IstioRouting | None = None
+    nginx: NginxRouting | None = None
+
+    @model_validator(mode="after")
+    def _provider_config(self) -> Traffic:
+        if self.provider == TrafficProvider.gateway_api and not (self.gateway and self.gateway.parent_refs):
+            raise ValueError("traffic.provider gateway-api needs traffic.gateway.parentRefs")
+        if self.provider == TrafficProvider.nginx and self.nginx is None:
+            raise ValueError("traffic.provider nginx needs traffic.nginx.host")
+        return self
+
+
+# ---------------------------------------------------------------- spec
+
+
+class InferenceServiceSpec(Model):
+    model: ModelSource
+    triton: TritonRuntime = Field(default_factory=TritonRuntime)
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    rollout: Rollout = Field(default_factory=Rollout)
+    traffic: Traffic = Field(default_factory=Traffic)
+
+
+# ---------------------------------------------------------------- status
+
+
+class Phase(str, Enum):
+    pending = "Pending"
+    progressing = "Progressing"
+    ready = "Ready"
+    rolled_back = "RolledBack"
+    failed = "Failed"
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class TrafficTarget(Model):
+    revision: str
+    percent: int
+
+
+class CheckResult(Model):
+    name: str
+    result: Literal["Pass", "Fail", "NoData", "Error"]
+    value: float | None = None
+    bound: str | None = None
+    message: str = ""
+
+
+class CanaryStatus(Model):
+    step: int = Field(0, description="Index into rollout.steps of the current step.")
+    weight: int = 0
+    started_at: str | None = None
+    step_started_at: str | None = None
+    failed_checks: int = 0
+    no_data_since: str | None = None
+    next_analysis_at: str | None = None
+    waiting_for: str | None = Field(None, description="What the canary waits for before it gets traffic.")
+    last_analysis: list[CheckResult] = Field(default_factory=list)
+
+
+class ModelFacts(Model):
+    name: str | None = None
+    platform: str | None = None
+    versions: list[str] = Field(default_factory=list)
+    inputs: list[dict[str, Any]] = Field(default_factory=list)
+    outputs: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class InferenceServiceStatus(Model):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    observed_generation: int | None = None
+    phase: Phase | None = None
+    url: str | None = None
+    replicas: int | None = None
+    ready_replicas: int | None = None
+    stable_revision: str | None = None
+    canary_revision: str | None = None
+    failed_revision: str | None = Field(
+        None, description="The last revision rolled back or failed; not retried until the spec changes."
+    )
+    traffic: list[TrafficTarget] = Field(default_factory=list)
+    canary: CanaryStatus | None = None
+    model: ModelFacts | None = None
+    conditions: list[Condition] = Field(default_factory=list)
