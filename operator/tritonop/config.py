@@ -1,0 +1,51 @@
+"""Operator-wide settings: the flags and environment variables of `tritonop run`.
+
+Per-object fields in the InferenceService override these defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+
+DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    triton_image: str = DEFAULT_TRITON_IMAGE
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+    # Operator -> Triton address; placeholders {name} {revision} {namespace}.
+    triton_url_template: str = "http://{name}-{revision}.{namespace}.svc:8000"
+    # Label names under which Prometheus stores the pod labels of Triton series.
+    label_namespace: str = "namespace"
+    label_isvc: str = "inferenceservice"
+    label_revision: str = "revision"
+    metrics_port: int = 8080
+    # How often the rollout timer wakes up to check whether a step is due (seconds).
+    tick_seconds: float = 5.0
+    prometheus_timeout_seconds: float = 10.0
+    init_image: str = "curlimages/curl:8.10.1"  # fetches http(s):// model archives
+    cluster_domain: str = "svc"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> OperatorConfig:
+        """Defaults, then TRITONOP_<FIELD> environment variables, then explicit overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"TRITONOP_{f.name.upper()}")
+            if raw is None or f.name == "extra":
+                continue
+            if f.name == "namespaces":
+                values[f.name] = tuple(ns for ns in raw.split(",") if ns)
+            elif f.type in ("int", int):
+                values[f.name] = int(raw)
+            elif f.type in ("float", float):
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
