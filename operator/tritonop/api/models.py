@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -285,7 +285,7 @@ class Acceptance(Model):
 
 
 class Rollout(Model):
-    steps: list[int] = Field(
+    steps: list[Annotated[int, Field(ge=1, le=99)]] = Field(
         default_factory=lambda: [10, 25, 50],
         max_length=20,
         description="Canary traffic percent per step, strictly increasing in 1..99; after the last "
@@ -371,11 +371,13 @@ class Traffic(Model):
 
 
 class InferenceServiceSpec(Model):
-    model: ModelSource
-    triton: TritonRuntime = Field(default_factory=TritonRuntime)
-    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
-    rollout: Rollout = Field(default_factory=Rollout)
-    traffic: Traffic = Field(default_factory=Traffic)
+    model: ModelSource = Field(..., description="The model to serve and where its repository lives.")
+    triton: TritonRuntime = Field(default_factory=TritonRuntime, description="The Triton server runtime.")
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Replicas and autoscaling per revision.")
+    rollout: Rollout = Field(
+        default_factory=Rollout, description="How a new revision (a change of model or triton) is rolled out."
+    )
+    traffic: Traffic = Field(default_factory=Traffic, description="How traffic is split between revisions.")
 
 
 # ---------------------------------------------------------------- status

@@ -1,0 +1,218 @@
+"""Generate the InferenceService CRD from the pydantic models.
+
+Pydantic emits JSON Schema (2020-12); Kubernetes wants a *structural* OpenAPI v3
+schema: no $ref, no anyOf-with-null, no additionalProperties beside properties,
+boolean exclusive bounds, and preserve-unknown-fields where we pass Kubernetes
+types through. Defaults are left out on purpose: the operator applies them from
+the models, so stored objects stay exactly what the user (or Git) wrote.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+
+from tritonop import CATEGORY, GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
+from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus
+
+CRD_NAME = f"{PLURAL}.{GROUP}"
+CRD_PATH = f"crds/{GROUP}_{PLURAL}.yaml"
+
+# Cross-field rules checked at admission by the API server (CEL, GA since 1.29).
+# Paths are JSON paths into the spec schema; each entry is (path, rule, message).
+CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
+    (
+        ("model",),
+        "self.storageUri.matches('^(s3|gs|as|pvc|https?|file)://.+$')",
+        "model.storageUri must start with s3://, gs://, as://, pvc://, http://, https:// or file://",
+    ),
+    (
+        ("triton",),
+        "!has(self.gpus) || self.gpus >= 0",
+        "triton.gpus must be 0 (CPU) or more",
+    ),
+    (
+        ("autoscaling",),
+        "(has(self.minReplicas) ? self.minReplicas : 1) <= (has(self.maxReplicas) ? self.maxReplicas : 1)",
+        "autoscaling.minReplicas must not exceed autoscaling.maxReplicas (default 1)",
+    ),
+    (
+        ("rollout",),
+        "!has(self.steps) || self.steps.all(s, s >= 1 && s <= 99)",
+        "rollout.steps must each be within 1..99",
+    ),
+    (
+        ("rollout",),
+        "!has(self.steps) || (self.steps.isSorted() && self.steps.all(s, self.steps.exists_one(t, t == s)))",
+        "rollout.steps must be strictly increasing",
+    ),
+    (
+        ("traffic",),
+        "!has(self.provider) || self.provider != 'gateway-api' || "
+        "(has(self.gateway) && has(self.gateway.parentRefs) && size(self.gateway.parentRefs) > 0)",
+        "traffic.provider gateway-api needs traffic.gateway.parentRefs",
+    ),
+    (
+        ("traffic",),
+        "!has(self.provider) || self.provider != 'nginx' || has(self.nginx)",
+        "traffic.provider nginx needs traffic.nginx.host",
+    ),
+]
+# Rules on list items: (path to the array, rule, message).
+CEL_ITEM_RULES: list[tuple[tuple[str, ...], str, str]] = [
+    (("rollout", "analysis", "checks"), "has(self.min) || has(self.max)", "each custom check needs min or max"),
+]
+# Children are named NAME-REVISION (10 hex chars) and Services must be DNS labels (<= 63).
+ROOT_RULES = [
+    (
+        "self.metadata.name.size() <= 52",
+        "metadata.name must be at most 52 characters: children are named NAME-REVISION",
+    )
+]
+
+PRINTER_COLUMNS = [
+    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Stable", "type": "string", "jsonPath": ".status.stableRevision"},
+    {"name": "Canary", "type": "string", "jsonPath": ".status.canaryRevision"},
+    {"name": "Canary %", "type": "integer", "jsonPath": ".status.canary.weight"},
+    {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    """Rewrite one pydantic JSON-Schema node into a structural OpenAPI v3 node."""
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].split("/")[-1]]
+        merged = {**copy.deepcopy(target), **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        if len(options) == 1:
+            return _structural({**options[0], **rest}, defs)
+        raise ValueError(f"cannot make a structural schema of anyOf {options}")
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("title", "default", "$defs"):
+            continue
+        if key == "properties":
+            out["properties"] = {name: _structural(sub, defs) for name, sub in value.items()}
+        elif key == "items":
+            out["items"] = _structural(value, defs) if value else {"x-kubernetes-preserve-unknown-fields": True}
+        elif key == "additionalProperties":
+            if value is True or value == {}:
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            elif isinstance(value, dict):
+                out["additionalProperties"] = _structural(value, defs)
+            # additionalProperties: false is implied by structural pruning
+        elif key == "exclusiveMinimum":
+            out["minimum"], out["exclusiveMinimum"] = value, True
+        elif key == "exclusiveMaximum":
+            out["maximum"], out["exclusiveMaximum"] = value, True
+        elif key == "const":
+            out["enum"] = [value]
+        else:
+            out[key] = value
+    if "enum" in out and "type" not in out:
+        out["type"] = "string"
+    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    if not out.get("type") and not out.get("x-kubernetes-preserve-unknown-fields"):
+        # Free-form values (e.g. acceptance data: numbers, strings or booleans).
+        out = {"x-kubernetes-preserve-unknown-fields": True, **out}
+    return out
+
+
+def _schema_of(model: type) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")  # type: ignore[attr-defined]
+    return _structural(raw, raw.get("$defs", {}))
+
+
+def _at(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    for part in path:
+        schema = schema["properties"][part]
+    return schema
+
+
+def spec_schema() -> dict[str, Any]:
+    schema = _schema_of(InferenceServiceSpec)
+    for path, rule, message in CEL_RULES:
+        _at(schema, path).setdefault("x-kubernetes-validations", []).append({"rule": rule, "message": message})
+    for path, rule, message in CEL_ITEM_RULES:
+        _at(schema, path)["items"].setdefault("x-kubernetes-validations", []).append(
+            {"rule": rule, "message": message}
+        )
+    schema["description"] = "Desired state: the model, the Triton runtime, autoscaling, rollout and traffic."
+    return schema
+
+
+def status_schema() -> dict[str, Any]:
+    schema = _schema_of(InferenceServiceStatus)
+    schema["description"] = "Observed state, written only by the operator."
+    return schema
+
+
+def generate_crd() -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": CRD_NAME,
+            "labels": {"app.kubernetes.io/name": "tritonop", "app.kubernetes.io/part-of": "tritonop"},
+            "annotations": {
+                # Argo CD: never prune the CRD (it would delete every InferenceService) and
+                # apply server-side (the schema is too large for client-side last-applied).
+                "argocd.argoproj.io/sync-options": "Prune=false,ServerSideApply=true",
+                "helm.sh/resource-policy": "keep",
+            },
+        },
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": [SHORT_NAME],
+                "categories": [CATEGORY],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "InferenceService runs a Triton model and rolls out every change "
+                            "of model or runtime as an SLO-judged canary.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(),
+                                "status": status_schema(),
+                            },
+                            "x-kubernetes-validations": [{"rule": r, "message": m} for r, m in ROOT_RULES],
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def crd_yaml() -> str:
+    return "# Generated by `tritonop crd` from operator/tritonop/api/models.py. Do not edit.\n" + yaml.safe_dump(
+        generate_crd(), sort_keys=False, width=120
+    )
