@@ -426,6 +426,7 @@ class CanaryStatus(Model):
 
 
 class ModelFacts(Model):
+    revision: str | None = Field(None, description="The revision these facts were read from.")
     name: str | None = None
     platform: str | None = None
     versions: list[str] = Field(default_factory=list)
@@ -438,6 +439,7 @@ class InferenceServiceStatus(Model):
 
     observed_generation: int | None = None
     phase: Phase | None = None
+    message: str | None = Field(None, description="What happened last, in a sentence (e.g. why a rollback).")
     url: str | None = None
     replicas: int | None = None
     ready_replicas: int | None = None

@@ -1,0 +1,64 @@
+"""Idempotent apply: write a child only when its desired content changed.
+
+Each child carries the hash of the manifest we last applied. A reconcile compares the
+live object's hash with the desired one and writes nothing when they match, so a
+level-based reconcile that runs every few seconds costs reads, never writes. When they
+differ the object is server-side applied with field manager `tritonop` (created first
+when absent, so the same path works on servers without apply-on-create).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tritonop import GROUP
+from tritonop.kube.client import KubeClient
+
+HASH_ANNOTATION = f"{GROUP}/applied-hash"
+
+
+def manifest_hash(obj: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def with_hash(obj: Mapping[str, Any]) -> dict[str, Any]:
+    stamped = copy.deepcopy(dict(obj))
+    stamped["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = manifest_hash(obj)
+    return stamped
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    kind: str
+    name: str
+    action: str  # created | updated | unchanged
+
+
+async def apply(client: KubeClient, obj: Mapping[str, Any], *, force: bool = False) -> ApplyResult:
+    meta = obj["metadata"]
+    desired = with_hash(obj)
+    live = await client.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+    if live is None:
+        await client.create(desired)
+        return ApplyResult(obj["kind"], meta["name"], "created")
+    live_hash = (live.get("metadata", {}).get("annotations") or {}).get(HASH_ANNOTATION)
+    if live_hash == desired["metadata"]["annotations"][HASH_ANNOTATION] and not force:
+        return ApplyResult(obj["kind"], meta["name"], "unchanged")
+    await client.server_side_apply(desired)
+    return ApplyResult(obj["kind"], meta["name"], "updated")
+
+
+async def apply_all(client: KubeClient, objs: Iterable[Mapping[str, Any]], *, force: bool = False) -> list[ApplyResult]:
+    return [await apply(client, obj, force=force) for obj in objs]
+
+
+async def ensure_absent(client: KubeClient, api_version: str, kind: str, namespace: str, name: str) -> bool:
+    """Delete when present; a read first so the common case (absent) writes nothing."""
+    if await client.get(api_version, kind, namespace, name) is None:
+        return False
+    return await client.delete(api_version, kind, namespace, name)
