@@ -18,6 +18,8 @@ class OperatorConfig:
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     # Operator -> Triton address; placeholders {name} {revision} {namespace}.
     triton_url_template: str = "http://{name}-{revision}.{namespace}.svc:8000"
+    # Optional JSON file {"namespace/service": "http://host:port"} overriding the template.
+    triton_endpoints_file: str | None = None
     # Label names under which Prometheus stores the pod labels of Triton series.
     label_namespace: str = "namespace"
     label_isvc: str = "inferenceservice"

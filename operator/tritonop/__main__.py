@@ -1,0 +1,5 @@
+import sys
+
+from tritonop.cli import main
+
+sys.exit(main())

@@ -1,0 +1,123 @@
+"""tritonop run | render -f FILE | crd"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import yaml
+
+from tritonop import API_VERSION, KIND, __version__
+from tritonop.config import OperatorConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tritonop", description="Kubernetes operator for NVIDIA Triton.")
+    parser.add_argument("--version", action="version", version=f"tritonop {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the operator")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", action="append", dest="namespaces", help="watch this namespace (repeat)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces (default)")
+    run.add_argument("--prometheus-url", help="default Prometheus for analysis [TRITONOP_PROMETHEUS_URL]")
+    run.add_argument("--triton-image", help="default tritonserver image [TRITONOP_TRITON_IMAGE]")
+    run.add_argument("--triton-url-template", help="how to reach a revision's Triton ({name} {revision} {namespace})")
+    run.add_argument("--triton-endpoints-file", help="JSON map namespace/service -> URL (operator outside a cluster)")
+    run.add_argument("--metrics-port", type=int, help="port for /metrics and /healthz (default 8080)")
+    run.add_argument("--tick-seconds", type=float, help="rollout timer interval (default 5)")
+    run.add_argument("--peering", metavar="NAME", help="kopf peering name for HA (default: standalone)")
+    run.add_argument("--priority", default="0", help="peering priority: a number, or 'auto' (from the pod name)")
+    run.add_argument("-v", "--verbose", action="store_true")
+
+    render = sub.add_parser("render", help="print the children an InferenceService becomes (no cluster needed)")
+    render.add_argument("-f", "--filename", required=True, help="YAML file with one or more InferenceServices ('-' for stdin)")
+    render.add_argument("--triton-image", help="default tritonserver image")
+
+    sub.add_parser("crd", help="print the CustomResourceDefinition")
+    return parser
+
+
+def _priority(text: str) -> int:
+    if text != "auto":
+        return int(text)
+    # Distinct per pod, so two replicas never tie (equal priorities both freeze in kopf).
+    host = os.environ.get("HOSTNAME", "")
+    return 1 + int(hashlib.sha256(host.encode()).hexdigest(), 16) % 10_000
+
+
+def _run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from tritonop.handlers import build_registry
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
+    )
+    config = OperatorConfig.from_env(
+        namespaces=tuple(args.namespaces) if args.namespaces else None,
+        prometheus_url=args.prometheus_url,
+        triton_image=args.triton_image,
+        triton_url_template=args.triton_url_template,
+        triton_endpoints_file=args.triton_endpoints_file,
+        metrics_port=args.metrics_port,
+        tick_seconds=args.tick_seconds,
+    )
+    kopf.run(
+        registry=build_registry(config),
+        clusterwide=not config.namespaces,
+        namespaces=config.namespaces,
+        standalone=args.peering is None,
+        peering_name=args.peering,
+        priority=_priority(args.priority),
+    )
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from tritonop.build import render
+    from tritonop.build.errors import BuildError
+
+    source = args.filename
+    try:
+        text = sys.stdin.read() if source == "-" else open(source, encoding="utf-8").read()
+        docs = [d for d in yaml.safe_load_all(text) if d]
+    except (OSError, yaml.YAMLError) as err:
+        print(f"tritonop render: {source}: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    services = [d for d in docs if isinstance(d, dict) and d.get("kind") == KIND]
+    if not services:
+        print(f"tritonop render: {source}: no {KIND} ({API_VERSION}) found", file=sys.stderr)
+        return 1
+    config = OperatorConfig.from_env(triton_image=args.triton_image)
+    children = []
+    for doc in services:
+        try:
+            children += render(doc, config)
+        except BuildError as err:
+            name = (doc.get("metadata") or {}).get("name", "?")
+            print(f"tritonop render: {source}: {KIND} {name}: {err}", file=sys.stderr)
+            return 1
+    sys.stdout.write(yaml.safe_dump_all(children, sort_keys=False))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "render":
+        return _render(args)
+    from tritonop.api.crd import crd_yaml
+
+    sys.stdout.write(crd_yaml())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

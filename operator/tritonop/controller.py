@@ -1,0 +1,427 @@
+"""Orchestration: read the object, call the pure core, apply what it decided, write status.
+
+Two entry points, both level-based and safe to call at any time:
+- `reconcile` runs on create, spec update and resume: it maps the spec's revision onto
+  the rollout state (`rollout.plan`) and converges the children.
+- `tick` runs on a timer: it opens the canary's gate (Triton readiness, acceptance),
+  runs the analysis when a step is due (`rollout.advance`) and refreshes status.
+Both hold a per-object lock, so a timer tick never interleaves with a reconcile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from tritonop import API_VERSION, KIND
+from tritonop.analysis.checks import analyse
+from tritonop.analysis.prometheus import PrometheusClient
+from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus, Phase, TrafficProvider
+from tritonop.build import build_entry_service, build_revision, parse_spec, revision_of, status_url
+from tritonop.build.errors import BuildError
+from tritonop.build.names import revision_child_name, triton_model_name
+from tritonop.build.refs import IsvcRef
+from tritonop.config import OperatorConfig
+from tritonop.endpoints import TritonEndpoints
+from tritonop.kube.apply import apply_all, ensure_absent
+from tritonop.kube.client import KubeClient, KubeError
+from tritonop import metrics
+from tritonop.rollout import (
+    ApplyRevision,
+    Decision,
+    DeleteRevision,
+    Event,
+    GateResult,
+    RolloutPolicy,
+    RolloutState,
+    ScaleRevision,
+    advance,
+    analysis_due,
+    manual_action,
+    mark_available,
+    plan,
+    traffic,
+    waiting_for_traffic,
+)
+from tritonop.status import DeploymentReadiness, conditions_for
+from tritonop.traffic import ALL_PROVIDERS, provider_for
+from tritonop.traffic.service import canary_replicas
+from tritonop.triton import check_readiness, model_facts, run_acceptance
+
+log = logging.getLogger("tritonop")
+
+# Per-revision kinds that exist only for some specs (autoscaler, PDB): removed when not built.
+OPTIONAL_REVISION_KINDS = (
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
+    ("policy/v1", "PodDisruptionBudget"),
+)
+REVISION_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), *OPTIONAL_REVISION_KINDS)
+# Build errors that a change outside the spec can fix (retried on every tick).
+RETRYABLE_REASONS = {"StorageSecretNotFound"}
+
+EventSink = Callable[[Mapping[str, Any], Event], None]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Controller:
+    def __init__(
+        self,
+        kube: KubeClient,
+        config: OperatorConfig,
+        *,
+        post_event: EventSink,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.kube = kube
+        self.config = config
+        self.post_event = post_event
+        self.clock = clock
+        self.endpoints = TritonEndpoints(config.triton_url_template, config.triton_endpoints_file)
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # The status we last wrote, per object: the watch may deliver a body older than
+        # our own last write, and rollout decisions must never be made twice.
+        self._written: dict[tuple[str, str], dict[str, Any]] = {}
+        self._prometheus: dict[str, PrometheusClient] = {}
+
+    # ------------------------------------------------------------------ entry points
+
+    async def reconcile(self, body: Mapping[str, Any], *, force: bool = False) -> None:
+        async with self._lock(body):
+            with metrics.Timer():
+                await self._reconcile(body, force=force)
+
+    async def tick(self, body: Mapping[str, Any]) -> None:
+        async with self._lock(body):
+            with metrics.Timer():
+                await self._tick(body)
+
+    def forget(self, body: Mapping[str, Any]) -> None:
+        key = _key(body)
+        self._written.pop(key, None)
+        self._locks.pop(key, None)
+
+    async def aclose(self) -> None:
+        for client in self._prometheus.values():
+            await client.aclose()
+
+    # ------------------------------------------------------------------ reconcile
+
+    async def _reconcile(self, body: Mapping[str, Any], *, force: bool) -> None:
+        now = self.clock()
+        status = self._status(body)
+        ref = IsvcRef.from_object(body)
+        try:
+            spec = parse_spec(body)
+            await self._check_secret(ref, spec)
+            revision = revision_of(spec)
+        except BuildError as err:
+            metrics.RECONCILES.labels("invalid").inc()
+            await self._report_invalid(body, status, err, now)
+            return
+        try:
+            decision = plan(RolloutState.from_status(status), revision, now)
+            await self._converge(body, ref, spec, revision, decision, status, now, force=force)
+            await self._remove_other_providers(ref, spec)
+        except KubeError:
+            metrics.RECONCILES.labels("error").inc()
+            raise
+        metrics.RECONCILES.labels("success").inc()
+
+    async def _check_secret(self, ref: IsvcRef, spec: InferenceServiceSpec) -> None:
+        secret = spec.model.storage_secret_name
+        if secret and await self.kube.get("v1", "Secret", ref.namespace, secret) is None:
+            raise BuildError(
+                "StorageSecretNotFound",
+                f"model.storageSecretName {secret!r} does not exist in namespace {ref.namespace}; "
+                "create it (keys become the Triton container's environment) and tritonop retries",
+            )
+
+    async def _report_invalid(
+        self, body: Mapping[str, Any], status: InferenceServiceStatus, err: BuildError, now: datetime
+    ) -> None:
+        previous = next((c for c in status.conditions if c.type == "Ready"), None)
+        if previous is None or previous.reason != err.reason or previous.message != str(err):
+            self.post_event(body, Event("Warning", err.reason, str(err)))
+        new = status.model_copy(
+            update={
+                "observed_generation": _generation(body),
+                "message": str(err),
+                "phase": status.phase if status.stable_revision else Phase.failed,
+            }
+        )
+        new.conditions = conditions_for(
+            new,
+            generation=_generation(body),
+            stable=None,
+            invalid_reason=err.reason,
+            invalid_message=str(err),
+            now=now,
+        )
+        await self._write_status(body, status, new)
+
+    # ------------------------------------------------------------------ tick
+
+    async def _tick(self, body: Mapping[str, Any]) -> None:
+        status = self._status(body)
+        ready = next((c for c in status.conditions if c.type == "Ready"), None)
+        if ready is not None and ready.reason in RETRYABLE_REASONS:
+            await self._reconcile(body, force=False)
+            return
+        try:
+            spec = parse_spec(body)
+        except BuildError:
+            return  # reported by reconcile; nothing can progress until the spec changes
+        now = self.clock()
+        ref = IsvcRef.from_object(body)
+        state = RolloutState.from_status(status)
+        if state.stable is None:
+            return  # reconcile has not run yet
+        decision = Decision(state)
+        if state.canary is not None:
+            policy = RolloutPolicy.from_spec(spec.rollout)
+            manual = manual_action((body.get("metadata") or {}).get("annotations") or {}, state.canary)
+            gate = None
+            if waiting_for_traffic(state) and manual is None:
+                gate = await self._gate(ref, spec, state.canary)
+            verdict, checks = None, ()
+            if manual is None and analysis_due(state, policy, now):
+                outcome = await analyse(
+                    self._prometheus_for(spec),
+                    spec.rollout.analysis,
+                    namespace=ref.namespace,
+                    name=ref.name,
+                    model=triton_model_name(ref, spec),
+                    canary_revision=state.canary,
+                    stable_revision=state.stable,
+                    window_s=policy.interval_s,
+                    config=self.config,
+                    at=now,
+                )
+                verdict, checks = outcome.verdict, tuple(outcome.checks)
+                metrics.ANALYSES.labels(ref.namespace, ref.name, verdict).inc()
+            decision = advance(state, policy, now, gate=gate, verdict=verdict, checks=checks, manual=manual)
+        await self._converge(body, ref, spec, revision_of(spec), decision, status, now, force=False)
+
+    async def _gate(self, ref: IsvcRef, spec: InferenceServiceSpec, canary: str) -> GateResult:
+        name = revision_child_name(ref, canary)
+        deployment = DeploymentReadiness.from_object(
+            await self.kube.get("apps/v1", "Deployment", ref.namespace, name), name
+        )
+        if not deployment.available:
+            return GateResult(False, "DeploymentNotAvailable", deployment.message)
+        url = self.endpoints.url_for(ref.namespace, ref.name, canary)
+        model = triton_model_name(ref, spec)
+        readiness = await check_readiness(url, model, spec.model.version)
+        if not readiness.ready:
+            return GateResult(False, readiness.reason, readiness.message)
+        if spec.rollout.acceptance is None:
+            return GateResult(True, readiness.reason, readiness.message)
+        result = await run_acceptance(url, model, spec.model.version, spec.rollout.acceptance)
+        return GateResult(True, result.reason, result.message, acceptance_passed=result.passed)
+
+    def _prometheus_for(self, spec: InferenceServiceSpec) -> PrometheusClient:
+        url = spec.rollout.analysis.prometheus_url or self.config.prometheus_url
+        if url not in self._prometheus:
+            self._prometheus[url] = PrometheusClient(url, timeout_s=self.config.prometheus_timeout_seconds)
+        return self._prometheus[url]
+
+    # ------------------------------------------------------------------ converge
+
+    async def _converge(
+        self,
+        body: Mapping[str, Any],
+        ref: IsvcRef,
+        spec: InferenceServiceSpec,
+        desired: str,
+        decision: Decision,
+        status: InferenceServiceStatus,
+        now: datetime,
+        *,
+        force: bool,
+    ) -> None:
+        state = decision.state
+        stable = await self._readiness(ref, state.stable)
+        for action in decision.before_routing:
+            await self._perform(ref, spec, desired, action, state, stable, force=force)
+        await self._route(ref, spec, state, stable, force=force)
+        for action in decision.after_routing:
+            await self._perform(ref, spec, desired, action, state, stable, force=force)
+        for event in decision.events:
+            self.post_event(body, event)
+            self._count(ref, event)
+
+        if state.stable is not None and state.stable != (status.stable_revision or state.stable):
+            stable = await self._readiness(ref, state.stable)  # promoted: read the new stable
+        if state.phase == Phase.pending and stable is not None and stable.available:
+            state = mark_available(state)
+        policy = RolloutPolicy.from_spec(spec.rollout)
+        new = state.apply_to(status, policy, now)
+        new.observed_generation = _generation(body)
+        new.message = state.message
+        new.url = status_url(ref, spec, self.config)
+        new.replicas = stable.replicas if stable else None
+        new.ready_replicas = stable.ready_replicas if stable else None
+        new.model = await self._model_facts(ref, spec, new, stable)
+        new.conditions = conditions_for(new, generation=_generation(body), stable=stable, now=now)
+        metrics.CANARY_WEIGHT.labels(ref.namespace, ref.name, state.canary or "").set(state.weight)
+        await self._write_status(body, status, new)
+
+    async def _perform(
+        self,
+        ref: IsvcRef,
+        spec: InferenceServiceSpec,
+        desired: str,
+        action: ApplyRevision | ScaleRevision | DeleteRevision,
+        state: RolloutState,
+        stable: DeploymentReadiness | None,
+        *,
+        force: bool,
+    ) -> None:
+        if isinstance(action, ApplyRevision):
+            if action.revision != desired:
+                log.warning("not re-applying revision %s: the spec now hashes to %s", action.revision, desired)
+                return
+            await self._apply_revision(ref, spec, action.revision, state, stable, force=force)
+        elif isinstance(action, ScaleRevision):
+            name = revision_child_name(ref, action.revision)
+            if action.replicas == 0:
+                for api_version, kind in OPTIONAL_REVISION_KINDS[:2]:
+                    await ensure_absent(self.kube, api_version, kind, ref.namespace, name)
+            deployment = await self.kube.get("apps/v1", "Deployment", ref.namespace, name)
+            if deployment is not None and (deployment.get("spec") or {}).get("replicas") != action.replicas:
+                await self.kube.merge_patch(
+                    "apps/v1", "Deployment", ref.namespace, name, {"spec": {"replicas": action.replicas}}
+                )
+        else:
+            name = revision_child_name(ref, action.revision)
+            for api_version, kind in REVISION_KINDS:
+                await ensure_absent(self.kube, api_version, kind, ref.namespace, name)
+
+    async def _apply_revision(
+        self,
+        ref: IsvcRef,
+        spec: InferenceServiceSpec,
+        revision: str,
+        state: RolloutState,
+        stable: DeploymentReadiness | None,
+        *,
+        force: bool,
+    ) -> None:
+        replicas = None
+        if spec.traffic.provider == TrafficProvider.service and revision == state.canary and state.weight > 0:
+            # The `service` provider splits by replica ratio: size the canary to its weight.
+            base = stable.replicas if stable and stable.replicas else spec.autoscaling.min_replicas
+            replicas = canary_replicas(base, state.weight)
+        objs = build_revision(ref, spec, revision, self.config, replicas=replicas)
+        await apply_all(self.kube, objs, force=force)
+        built = {(o["apiVersion"], o["kind"]) for o in objs}
+        name = revision_child_name(ref, revision)
+        for api_version, kind in OPTIONAL_REVISION_KINDS:
+            if (api_version, kind) not in built:
+                await ensure_absent(self.kube, api_version, kind, ref.namespace, name)
+
+    async def _route(
+        self,
+        ref: IsvcRef,
+        spec: InferenceServiceSpec,
+        state: RolloutState,
+        stable: DeploymentReadiness | None,
+        *,
+        force: bool,
+    ) -> None:
+        if state.stable is None:
+            return
+        targets = traffic(state)
+        serving = [t.revision for t in targets if t.percent > 0]
+        if (
+            spec.traffic.provider == TrafficProvider.service
+            and state.canary == revision_of(spec)
+            and state.weight > 0
+        ):
+            # Resize the canary as its weight changes (replicas are not part of the revision).
+            await self._apply_revision(ref, spec, state.canary, state, stable, force=force)
+        objs = [build_entry_service(ref, spec, self.config, revisions=serving or [state.stable])]
+        objs += provider_for(spec).build(ref, spec, targets, self.config)
+        await apply_all(self.kube, objs, force=force)
+
+    async def _remove_other_providers(self, ref: IsvcRef, spec: InferenceServiceSpec) -> None:
+        active = provider_for(spec)
+        kinds = {k for p in ALL_PROVIDERS for k in p.managed_kinds} - set(active.managed_kinds)
+        for api_version, kind in sorted(kinds):
+            for name in (ref.name, f"{ref.name}-canary"):
+                await ensure_absent(self.kube, api_version, kind, ref.namespace, name)
+
+    # ------------------------------------------------------------------ status
+
+    async def _readiness(self, ref: IsvcRef, revision: str | None) -> DeploymentReadiness | None:
+        if revision is None:
+            return None
+        name = revision_child_name(ref, revision)
+        return DeploymentReadiness.from_object(await self.kube.get("apps/v1", "Deployment", ref.namespace, name), name)
+
+    async def _model_facts(
+        self,
+        ref: IsvcRef,
+        spec: InferenceServiceSpec,
+        status: InferenceServiceStatus,
+        stable: DeploymentReadiness | None,
+    ) -> Any:
+        current = status.model
+        if status.stable_revision is None or stable is None or not stable.available:
+            return current
+        if current is not None and current.revision == status.stable_revision:
+            return current
+        url = self.endpoints.url_for(ref.namespace, ref.name, status.stable_revision)
+        facts = await model_facts(url, triton_model_name(ref, spec), spec.model.version)
+        if facts is None:
+            return current
+        return facts.model_copy(update={"revision": status.stable_revision})
+
+    def _status(self, body: Mapping[str, Any]) -> InferenceServiceStatus:
+        raw = self._written.get(_key(body))
+        if raw is None:
+            raw = dict(body.get("status") or {})
+        return InferenceServiceStatus.model_validate(raw)
+
+    async def _write_status(
+        self, body: Mapping[str, Any], old: InferenceServiceStatus, new: InferenceServiceStatus
+    ) -> None:
+        key = _key(body)
+        new_raw = new.dump()
+        if new_raw == old.dump():
+            self._written[key] = new_raw
+            return
+        live_raw = self._written.get(key, dict(body.get("status") or {}))
+        # A merge patch: keys we no longer report are removed with null.
+        patch: dict[str, Any] = {k: None for k in live_raw if k not in new_raw}
+        patch.update(new_raw)
+        meta = body["metadata"]
+        await self.kube.merge_patch(
+            API_VERSION, KIND, meta["namespace"], meta["name"], {"status": patch}, subresource="status"
+        )
+        self._written[key] = new_raw
+
+    def _count(self, ref: IsvcRef, event: Event) -> None:
+        if event.reason == "Promoted":
+            metrics.PROMOTIONS.labels(ref.namespace, ref.name).inc()
+        elif event.reason in ("RolledBack", "RolloutFailed"):
+            metrics.ROLLBACKS.labels(ref.namespace, ref.name, event.reason).inc()
+
+    def _lock(self, body: Mapping[str, Any]) -> asyncio.Lock:
+        return self._locks.setdefault(_key(body), asyncio.Lock())
+
+
+def _key(body: Mapping[str, Any]) -> tuple[str, str]:
+    meta = body.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+def _generation(body: Mapping[str, Any]) -> int | None:
+    return (body.get("metadata") or {}).get("generation")

@@ -1,0 +1,43 @@
+"""Where the operator reaches a revision's Triton server.
+
+In a cluster: the revision's Service DNS name, from `--triton-url-template`
+(placeholders {name}, {revision}, {namespace}, {service}). Outside a cluster (an
+operator on a laptop with `kubectl port-forward`, or the local end-to-end harness), an
+endpoints file maps `namespace/service` to a URL; it is re-read when it changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+class TritonEndpoints:
+    def __init__(self, template: str, endpoints_file: str | None = None) -> None:
+        self._template = template
+        self._file = Path(endpoints_file) if endpoints_file else None
+        self._mtime: float | None = None
+        self._map: dict[str, str] = {}
+
+    def _load(self) -> dict[str, str]:
+        if self._file is None:
+            return {}
+        try:
+            mtime = os.stat(self._file).st_mtime
+        except FileNotFoundError:
+            return {}
+        if mtime != self._mtime:
+            try:
+                self._map = {str(k): str(v) for k, v in json.loads(self._file.read_text()).items()}
+                self._mtime = mtime
+            except (ValueError, OSError):
+                pass  # half-written file: keep the last good map, retry next time
+        return self._map
+
+    def url_for(self, namespace: str, name: str, revision: str) -> str:
+        service = f"{name}-{revision}"
+        mapped = self._load().get(f"{namespace}/{service}")
+        if mapped:
+            return mapped
+        return self._template.format(name=name, revision=revision, namespace=namespace, service=service)

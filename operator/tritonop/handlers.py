@@ -1,0 +1,93 @@
+"""kopf wiring only: every handler hands the object to the Controller.
+
+Handlers are registered into an explicit registry built from the operator config
+(the timer interval is a setting), so importing this module registers nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from tritonop import GROUP, PLURAL, VERSION, metrics
+from tritonop.config import OperatorConfig
+from tritonop.controller import Controller
+from tritonop.kube.client import KubeClient, KubeError, discover_connection
+from tritonop.rollout import Event
+
+log = logging.getLogger("tritonop")
+
+
+def _post_event(body: Mapping[str, Any], event: Event) -> None:
+    kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message)
+
+
+def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    state: dict[str, Any] = {}
+    resource = (GROUP, VERSION, PLURAL)
+
+    def controller() -> Controller:
+        return state["controller"]
+
+    async def guarded(call: Any) -> None:
+        try:
+            await call
+        except KubeError as err:
+            # API trouble (conflicts, 5xx, timeouts) is temporary: retry with a delay, never crash.
+            raise kopf.TemporaryError(f"Kubernetes API error: {err}", delay=10) from err
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Chosen once, never changed: changing them makes kopf re-run handlers on every object.
+        settings.persistence.finalizer = f"{GROUP}/finalizer"
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled-configuration"
+        )
+        # We post our own Events with reasons users can filter on; not every log line.
+        settings.posting.enabled = False
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        state["controller"] = Controller(KubeClient(discover_connection()), config, post_event=_post_event)
+        state["metrics"] = await metrics.serve(config.metrics_port)
+        log.info("tritonop started; metrics and /healthz on :%s", config.metrics_port)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        if "controller" in state:
+            await controller().aclose()
+            await controller().kube.aclose()
+        if "metrics" in state:
+            await state["metrics"].cleanup()
+
+    @kopf.on.resume(*resource, registry=registry)
+    async def resume(body: kopf.Body, **_: Any) -> None:
+        metrics.MANAGED.inc()
+        # force: re-apply every child once after a restart, repairing drift made while we were away.
+        await guarded(controller().reconcile(body, force=True))
+
+    @kopf.on.create(*resource, registry=registry)
+    async def create(body: kopf.Body, **_: Any) -> None:
+        metrics.MANAGED.inc()
+        await guarded(controller().reconcile(body))
+
+    @kopf.on.update(*resource, field="spec", registry=registry)
+    async def update(body: kopf.Body, **_: Any) -> None:
+        await guarded(controller().reconcile(body))
+
+    @kopf.timer(*resource, interval=config.tick_seconds, sharp=False, registry=registry)
+    async def tick(body: kopf.Body, **_: Any) -> None:
+        await guarded(controller().tick(body))
+
+    @kopf.on.delete(*resource, optional=True, registry=registry)
+    async def delete(body: kopf.Body, **_: Any) -> None:
+        # Children go with the parent through ownerReferences; only forget our memory of it.
+        metrics.MANAGED.dec()
+        if "controller" in state:
+            controller().forget(body)
+
+    return registry

@@ -1,0 +1,70 @@
+"""The operator's own Prometheus metrics, and the HTTP server for /metrics and /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry()
+
+RECONCILES = Counter(
+    "tritonop_reconciles", "Reconciles by result (success, error, invalid).", ["result"], registry=REGISTRY
+)
+RECONCILE_DURATION = Histogram(
+    "tritonop_reconcile_duration_seconds",
+    "Time spent in one reconcile or rollout tick.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+MANAGED = Gauge("tritonop_managed_inferenceservices", "InferenceServices this operator manages.", registry=REGISTRY)
+CANARY_WEIGHT = Gauge(
+    "tritonop_canary_weight", "Current canary traffic percent.", ["namespace", "name", "revision"], registry=REGISTRY
+)
+ANALYSES = Counter(
+    "tritonop_analysis", "Canary analyses by verdict.", ["namespace", "name", "verdict"], registry=REGISTRY
+)
+PROMOTIONS = Counter("tritonop_promotions", "Canaries promoted.", ["namespace", "name"], registry=REGISTRY)
+ROLLBACKS = Counter(
+    "tritonop_rollbacks", "Canaries rolled back or failed.", ["namespace", "name", "reason"], registry=REGISTRY
+)
+
+
+class Timer:
+    """Context manager observing RECONCILE_DURATION."""
+
+    def __enter__(self) -> Timer:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        RECONCILE_DURATION.observe(time.perf_counter() - self._start)
+
+
+async def _metrics(_: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    # Served from the operator's own event loop: an answer proves the loop is not stuck.
+    return web.json_response({"status": "ok"})
+
+
+async def serve(port: int, host: str = "0.0.0.0") -> web.AppRunner:
+    app = web.Application()
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/healthz", _healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def serve_forever(port: int) -> None:
+    runner = await serve(port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
