@@ -1,0 +1,53 @@
+"""Every child of one revision, in the order they are best applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tritonop.api.models import InferenceServiceSpec
+from tritonop.build.autoscaling import build_autoscaler, is_autoscaled
+from tritonop.build.deployment import build_deployment
+from tritonop.build.pdb import build_pdb
+from tritonop.build.refs import IsvcRef
+from tritonop.build.service import build_revision_service
+from tritonop.config import OperatorConfig
+
+# (apiVersion, kind) of everything build_revision may return. Which of them it returns
+# depends on autoscaling and `replicas`, so callers prune revision-labelled objects of
+# these kinds that a new build no longer lists.
+REVISION_CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
+    ("policy/v1", "PodDisruptionBudget"),
+)
+
+
+def build_revision(
+    ref: IsvcRef,
+    spec: InferenceServiceSpec,
+    revision: str,
+    config: OperatorConfig,
+    *,
+    replicas: int | None = None,
+) -> list[dict[str, Any]]:
+    """Deployment, Service, autoscaler (HPA or ScaledObject) and PDB of one revision, all NAME-REV.
+
+    An explicit ``replicas`` pins the Deployment and suppresses the autoscaler: the
+    `service` traffic provider sizes a canary by replica ratio this way, and a
+    rolled-back canary is scaled to 0 with it.
+    """
+    autoscaled = replicas is None and is_autoscaled(spec)
+    deployment_replicas = None if autoscaled else (replicas if replicas is not None else spec.autoscaling.min_replicas)
+    children = [
+        build_deployment(ref, spec, revision, config, replicas=deployment_replicas),
+        build_revision_service(ref, revision),
+    ]
+    if autoscaled:
+        children.append(build_autoscaler(ref, spec, revision, config))
+    # The PDB guards the smallest pod count the revision runs with.
+    floor = spec.autoscaling.min_replicas if deployment_replicas is None else deployment_replicas
+    if floor > 1:
+        children.append(build_pdb(ref, revision))
+    return children

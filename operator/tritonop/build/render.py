@@ -1,0 +1,38 @@
+"""`tritonop render`: every child a fresh InferenceService becomes, without a cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tritonop import API_VERSION, KIND
+from tritonop.api.models import TrafficTarget
+from tritonop.build.children import build_revision
+from tritonop.build.errors import BuildError
+from tritonop.build.refs import IsvcRef
+from tritonop.build.revision import revision_of
+from tritonop.build.service import build_entry_service
+from tritonop.build.spec import parse_spec
+from tritonop.config import OperatorConfig
+from tritonop.traffic import provider_for
+
+
+def render(obj: Mapping[str, Any], config: OperatorConfig) -> list[dict[str, Any]]:
+    """The children of ``obj`` (a raw InferenceService) at 100% on its first revision.
+
+    Revision children, then the entry Service, then the traffic provider's objects.
+    A missing namespace means "default"; a missing uid, a placeholder.
+    """
+    if obj.get("apiVersion") != API_VERSION or obj.get("kind") != KIND:
+        raise BuildError(
+            "InvalidObject",
+            f"expected apiVersion {API_VERSION} kind {KIND}, got {obj.get('apiVersion')} {obj.get('kind')}",
+        )
+    ref = IsvcRef.from_object(obj)
+    spec = parse_spec(obj)
+    revision = revision_of(spec)
+    return [
+        *build_revision(ref, spec, revision, config),
+        build_entry_service(ref, spec, config, revisions=[revision]),
+        *provider_for(spec).build(ref, spec, [TrafficTarget(revision=revision, percent=100)], config),
+    ]

@@ -1,0 +1,55 @@
+"""Services: one per revision (NAME-REV) and the stable entry Service (NAME) clients call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tritonop.api.models import InferenceServiceSpec
+from tritonop.build.labels import isvc_labels, revision_labels, selector_labels
+from tritonop.build.metadata import child_metadata
+from tritonop.build.names import GRPC_PORT, HTTP_PORT, METRICS_PORT, revision_child_name
+from tritonop.build.refs import IsvcRef
+from tritonop.config import OperatorConfig
+
+SERVICE_PORTS = (("http", HTTP_PORT), ("grpc", GRPC_PORT), ("metrics", METRICS_PORT))
+
+
+def build_revision_service(ref: IsvcRef, revision: str) -> dict[str, Any]:
+    """Service NAME-REV over the pods of one revision: the backend routers weight."""
+    return _service(
+        ref,
+        revision_child_name(ref, revision),
+        revision_labels(ref.name, revision),
+        selector_labels(ref.name, revision),
+    )
+
+
+def build_entry_service(
+    ref: IsvcRef, spec: InferenceServiceSpec, config: OperatorConfig, *, revisions: list[str]
+) -> dict[str, Any]:
+    """Service NAME, the stable in-cluster address.
+
+    With one revision it selects that revision's pods. With several (the `service`
+    traffic provider during a canary) it selects every revision's pods, so traffic
+    splits by ready-pod count.
+    """
+    if not revisions:
+        raise ValueError("build_entry_service needs at least one revision")
+    revision = revisions[0] if len(revisions) == 1 else None
+    return _service(ref, ref.name, isvc_labels(ref.name), selector_labels(ref.name, revision))
+
+
+def _service(ref: IsvcRef, name: str, labels: dict[str, str], selector: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": child_metadata(ref, name, labels),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [
+                {"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}
+                for port_name, port in SERVICE_PORTS
+            ],
+        },
+    }

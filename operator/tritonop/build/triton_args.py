@@ -1,0 +1,35 @@
+"""The tritonserver command line of a revision's container."""
+
+from __future__ import annotations
+
+from tritonop.api.models import InferenceServiceSpec, ModelControlMode
+from tritonop.build.names import GRPC_PORT, HTTP_PORT, METRICS_PORT
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def tritonserver_args(spec: InferenceServiceSpec, model_name: str, model_repository: str) -> list[str]:
+    """Arguments for ``tritonserver``: the operator's flags, then spec.triton.args appended last."""
+    triton = spec.triton
+    args = [
+        f"--model-repository={model_repository}",
+        f"--model-control-mode={triton.model_control_mode.value}",
+    ]
+    if triton.model_control_mode == ModelControlMode.explicit:
+        args.append(f"--load-model={model_name}")
+    args += [
+        f"--strict-readiness={_flag(triton.strict_readiness)}",
+        f"--http-port={HTTP_PORT}",
+        f"--grpc-port={GRPC_PORT}",
+        f"--metrics-port={METRICS_PORT}",
+        "--allow-metrics=true",
+        f"--allow-gpu-metrics={_flag(triton.gpus > 0)}",
+    ]
+    if triton.summary_latencies:
+        args.append("--metrics-config=summary_latencies=true")
+    # A model that fails to load must leave the server up, so the operator can read
+    # the reason from the model repository API instead of watching a crash loop.
+    args.append("--exit-on-error=false")
+    return args + list(triton.args)

@@ -1,0 +1,58 @@
+"""Gateway API: an HTTPRoute (and a GRPCRoute for Triton's gRPC port) weighting revision Services."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tritonop.api.models import GatewayRouting, InferenceServiceSpec, TrafficTarget
+from tritonop.build.labels import isvc_labels
+from tritonop.build.metadata import child_metadata
+from tritonop.build.names import GRPC_PORT, HTTP_PORT, revision_child_name
+from tritonop.build.refs import IsvcRef
+from tritonop.config import OperatorConfig
+from tritonop.traffic.targets import routed_targets
+
+API_VERSION = "gateway.networking.k8s.io/v1"
+
+
+class GatewayApiProvider:
+    name = "gateway-api"
+    managed_kinds: tuple[tuple[str, str], ...] = ((API_VERSION, "HTTPRoute"), (API_VERSION, "GRPCRoute"))
+
+    def build(
+        self, ref: IsvcRef, spec: InferenceServiceSpec, targets: list[TrafficTarget], config: OperatorConfig
+    ) -> list[dict[str, Any]]:
+        """HTTPRoute NAME to port 8000; with gateway.grpc also GRPCRoute NAME to port 8001, same weights."""
+        gateway = spec.traffic.gateway
+        if gateway is None:
+            raise ValueError("traffic.provider gateway-api needs traffic.gateway")
+        routed = routed_targets(targets)
+        routes = [_route(ref, gateway, "HTTPRoute", _backends(ref, routed, HTTP_PORT))]
+        if gateway.grpc:
+            routes.append(_route(ref, gateway, "GRPCRoute", _backends(ref, routed, GRPC_PORT)))
+        return routes
+
+    def canary_replicas(self, stable_replicas: int, weight: int) -> int | None:
+        """None: the route sets the split, so the canary keeps its own autoscaling."""
+        return None
+
+
+def _route(ref: IsvcRef, gateway: GatewayRouting, kind: str, backends: list[dict[str, Any]]) -> dict[str, Any]:
+    route_spec: dict[str, Any] = {"parentRefs": copy.deepcopy(gateway.parent_refs)}
+    if gateway.hostnames:
+        route_spec["hostnames"] = list(gateway.hostnames)
+    route_spec["rules"] = [{"backendRefs": backends}]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "metadata": child_metadata(ref, ref.name, isvc_labels(ref.name)),
+        "spec": route_spec,
+    }
+
+
+def _backends(ref: IsvcRef, routed: list[TrafficTarget], port: int) -> list[dict[str, Any]]:
+    return [
+        {"kind": "Service", "name": revision_child_name(ref, t.revision), "port": port, "weight": t.percent}
+        for t in routed
+    ]

@@ -1,0 +1,65 @@
+"""Istio: a VirtualService weighting the revision Services, for HTTP and gRPC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tritonop.api.models import InferenceServiceSpec, TrafficTarget
+from tritonop.build.labels import isvc_labels
+from tritonop.build.metadata import child_metadata
+from tritonop.build.names import GRPC_PORT, HTTP_PORT, revision_child_name, service_host
+from tritonop.build.refs import IsvcRef
+from tritonop.config import OperatorConfig
+from tritonop.traffic.targets import routed_targets
+
+API_VERSION = "networking.istio.io/v1"
+
+
+class IstioProvider:
+    name = "istio"
+    managed_kinds: tuple[tuple[str, str], ...] = ((API_VERSION, "VirtualService"),)
+
+    def build(
+        self, ref: IsvcRef, spec: InferenceServiceSpec, targets: list[TrafficTarget], config: OperatorConfig
+    ) -> list[dict[str, Any]]:
+        """VirtualService NAME: hosts default to the entry Service's FQDN, so mesh clients get the split.
+
+        Requests arriving on port 8001 (Triton gRPC through the entry Service) go to
+        the revisions' port 8001; everything else to port 8000.
+        """
+        istio = spec.traffic.istio
+        routed = routed_targets(targets)
+        vs_spec: dict[str, Any] = {
+            "hosts": list(istio.hosts) if istio and istio.hosts else [service_host(ref.name, ref.namespace)],
+        }
+        if istio and istio.gateways:
+            vs_spec["gateways"] = list(istio.gateways)
+        vs_spec["http"] = [
+            {"name": "grpc", "match": [{"port": GRPC_PORT}], "route": _destinations(ref, routed, GRPC_PORT)},
+            {"name": "http", "route": _destinations(ref, routed, HTTP_PORT)},
+        ]
+        return [
+            {
+                "apiVersion": API_VERSION,
+                "kind": "VirtualService",
+                "metadata": child_metadata(ref, ref.name, isvc_labels(ref.name)),
+                "spec": vs_spec,
+            }
+        ]
+
+    def canary_replicas(self, stable_replicas: int, weight: int) -> int | None:
+        """None: the VirtualService sets the split, so the canary keeps its own autoscaling."""
+        return None
+
+
+def _destinations(ref: IsvcRef, routed: list[TrafficTarget], port: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "destination": {
+                "host": service_host(revision_child_name(ref, t.revision), ref.namespace),
+                "port": {"number": port},
+            },
+            "weight": t.percent,
+        }
+        for t in routed
+    ]

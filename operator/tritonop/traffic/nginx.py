@@ -1,0 +1,67 @@
+"""ingress-nginx canary annotations: an Ingress to the stable revision and a weighted canary Ingress.
+
+ingress-nginx is retired (maintenance ended March 2026); this provider exists for
+clusters that still run it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tritonop.api.models import InferenceServiceSpec, NginxRouting, TrafficTarget
+from tritonop.build.labels import isvc_labels
+from tritonop.build.metadata import child_metadata
+from tritonop.build.names import HTTP_PORT, NGINX_CANARY_SUFFIX, revision_child_name
+from tritonop.build.refs import IsvcRef
+from tritonop.config import OperatorConfig
+from tritonop.traffic.targets import routed_targets
+
+CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
+CANARY_WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
+
+
+class NginxProvider:
+    name = "nginx"
+    managed_kinds: tuple[tuple[str, str], ...] = (("networking.k8s.io/v1", "Ingress"),)
+
+    def build(
+        self, ref: IsvcRef, spec: InferenceServiceSpec, targets: list[TrafficTarget], config: OperatorConfig
+    ) -> list[dict[str, Any]]:
+        """Ingress NAME to the first target; Ingress NAME-canary to the second while it has traffic."""
+        nginx = spec.traffic.nginx
+        if nginx is None:
+            raise ValueError("traffic.provider nginx needs traffic.nginx")
+        if len(targets) > 2:
+            raise ValueError("the nginx provider splits traffic between at most two revisions")
+        routed_targets(targets)
+        stable, *canary = targets
+        ingresses = [_ingress(ref, nginx, ref.name, stable.revision, annotations=None)]
+        if canary and canary[0].percent > 0:
+            annotations = {CANARY_ANNOTATION: "true", CANARY_WEIGHT_ANNOTATION: str(canary[0].percent)}
+            name = f"{ref.name}-{NGINX_CANARY_SUFFIX}"
+            ingresses.append(_ingress(ref, nginx, name, canary[0].revision, annotations=annotations))
+        return ingresses
+
+    def canary_replicas(self, stable_replicas: int, weight: int) -> int | None:
+        """None: the canary Ingress sets the split, so the canary keeps its own autoscaling."""
+        return None
+
+
+def _ingress(
+    ref: IsvcRef, nginx: NginxRouting, name: str, revision: str, annotations: dict[str, str] | None
+) -> dict[str, Any]:
+    backend = {"service": {"name": revision_child_name(ref, revision), "port": {"number": HTTP_PORT}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": child_metadata(ref, name, isvc_labels(ref.name), annotations),
+        "spec": {
+            "ingressClassName": nginx.ingress_class_name,
+            "rules": [
+                {
+                    "host": nginx.host,
+                    "http": {"paths": [{"path": nginx.path, "pathType": "Prefix", "backend": backend}]},
+                }
+            ],
+        },
+    }

@@ -1,0 +1,40 @@
+"""The `service` provider: no router; the entry Service spans all revisions and replicas set the split.
+
+Kubernetes balances connections, not requests, across ready pods: the canary's
+share is its share of ready pods, and an HTTP/2 or gRPC client keeps one backend
+for the life of its connection. A coarse fallback for clusters without a router.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tritonop.api.models import InferenceServiceSpec, TrafficTarget
+from tritonop.build.refs import IsvcRef
+from tritonop.config import OperatorConfig
+from tritonop.traffic.targets import routed_targets
+
+
+class ServiceProvider:
+    name = "service"
+    managed_kinds: tuple[tuple[str, str], ...] = ()
+
+    def build(
+        self, ref: IsvcRef, spec: InferenceServiceSpec, targets: list[TrafficTarget], config: OperatorConfig
+    ) -> list[dict[str, Any]]:
+        """Nothing: the entry Service (build_entry_service with every routed revision) is the router."""
+        routed_targets(targets)
+        return []
+
+    def canary_replicas(self, stable_replicas: int, weight: int) -> int:
+        """Canary pods so that canary/(stable+canary) ≈ weight%: round(stable*w/(100-w)), at least 1.
+
+        At least 1 because even a 0% canary needs a pod to become ready and pass acceptance.
+        """
+        if not 0 <= weight < 100:
+            raise ValueError(f"canary weight must be within 0..99, got {weight}")
+        if stable_replicas < 0:
+            raise ValueError(f"stable replicas must not be negative, got {stable_replicas}")
+        # Round half up in integers (Python's round() rounds half to even).
+        ratio_rounded = (2 * stable_replicas * weight + (100 - weight)) // (2 * (100 - weight))
+        return max(1, ratio_rounded)
