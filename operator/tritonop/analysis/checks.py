@@ -1,0 +1,156 @@
+"""One analysis of a canary step: plan the checks, run their queries, judge the results.
+
+Planning and judging are pure (``plan``, ``judge``); ``analyse`` only runs queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Protocol
+
+from tritonop.analysis import promql
+from tritonop.analysis.judge import Bound, Verdict, combine, compare_latency, compare_success_rate, judge, unjudged
+from tritonop.analysis.promql import RevisionSeries, TemplateError
+from tritonop.analysis.result import QueryResult
+from tritonop.api.models import Analysis, CheckResult
+from tritonop.config import OperatorConfig
+
+SUCCESS_RATE = "successRate"
+LATENCY = "latency"
+SUCCESS_RATE_VS_STABLE = "successRateVsStable"
+LATENCY_VS_STABLE = "latencyVsStable"
+
+
+class QueryClient(Protocol):
+    async def query(self, promql: str, at: datetime | None = None) -> QueryResult: ...
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    verdict: Verdict
+    checks: list[CheckResult]
+    canary_requests: float | None
+
+
+@dataclass(frozen=True)
+class PlannedCheck:
+    """A check with the queries it needs; decide turns their results (same order) into a CheckResult."""
+
+    name: str
+    bound: Bound
+    queries: tuple[str, ...]
+    decide: Callable[[Sequence[QueryResult]], CheckResult]
+
+
+def plan(
+    spec: Analysis, canary: RevisionSeries, stable: RevisionSeries, window_s: float, config: OperatorConfig
+) -> list[PlannedCheck]:
+    """The checks spec asks for, in status order: built-ins, comparisons, then custom checks."""
+    checks: list[PlannedCheck] = []
+    if spec.success_rate is not None:
+        bound = Bound(min=spec.success_rate.min)
+        query = promql.success_rate(canary, window_s, config)
+        checks.append(
+            PlannedCheck(SUCCESS_RATE, bound, (query,), partial(_single, SUCCESS_RATE, "success rate", bound, 4))
+        )
+    if spec.latency is not None:
+        bound = Bound(max=spec.latency.max_ms, unit="ms")
+        quantile = spec.latency.quantile
+        if quantile is None:
+            subject, query = "mean latency", promql.mean_latency_ms(canary, window_s, config)
+        else:
+            subject = f"p{format(quantile * 100, '.6g')} latency"
+            query = promql.quantile_latency_ms(canary, quantile, window_s, config)
+        checks.append(PlannedCheck(LATENCY, bound, (query,), partial(_single, LATENCY, subject, bound, 2)))
+    comparative = spec.comparative
+    if comparative is not None and comparative.max_success_rate_drop is not None:
+        drop = comparative.max_success_rate_drop
+        queries = (promql.success_rate(canary, window_s, config), promql.success_rate(stable, window_s, config))
+        decide = partial(_pair, compare_success_rate, SUCCESS_RATE_VS_STABLE, drop)
+        checks.append(PlannedCheck(SUCCESS_RATE_VS_STABLE, Bound(max=drop), queries, decide))
+    if comparative is not None and comparative.max_latency_increase_percent is not None:
+        percent = comparative.max_latency_increase_percent
+        queries = (promql.mean_latency_ms(canary, window_s, config), promql.mean_latency_ms(stable, window_s, config))
+        decide = partial(_pair, compare_latency, LATENCY_VS_STABLE, percent)
+        checks.append(PlannedCheck(LATENCY_VS_STABLE, Bound(max=percent, unit="%"), queries, decide))
+    for custom in spec.checks:
+        bound = Bound(min=custom.min, max=custom.max)
+        try:
+            query = promql.render_custom(custom.query, canary, window_s, config)
+        except TemplateError as exc:
+            failure = unjudged(custom.name, "Error", bound, f"{custom.name}: {exc}")
+            checks.append(PlannedCheck(custom.name, bound, (), partial(_fixed, failure)))
+            continue
+        checks.append(
+            PlannedCheck(custom.name, bound, (query,), partial(_single, custom.name, custom.name, bound, None))
+        )
+    return checks
+
+
+def gate(
+    checks: Sequence[PlannedCheck], requests: QueryResult, min_requests: int
+) -> tuple[Verdict, list[CheckResult]] | None:
+    """The verdict and every check's result when the canary's request count forbids judging, else None."""
+    if requests.status == "error":
+        message = f"request count: query failed: {requests.message}"
+        return "Error", [unjudged(c.name, "Error", c.bound, message) for c in checks]
+    if requests.value is None:
+        message = f"request count: no data: {requests.message}"
+        return "NoData", [unjudged(c.name, "NoData", c.bound, message) for c in checks]
+    if requests.value < min_requests:
+        message = f"{round(requests.value)} requests < minRequests {min_requests}"
+        return "NoData", [unjudged(c.name, "NoData", c.bound, message) for c in checks]
+    return None
+
+
+def _single(name: str, subject: str, bound: Bound, digits: int | None, results: Sequence[QueryResult]) -> CheckResult:
+    return judge(name, subject, results[0], bound, digits)
+
+
+def _pair(
+    compare: Callable[[str, QueryResult, QueryResult, float], CheckResult],
+    name: str,
+    limit: float,
+    results: Sequence[QueryResult],
+) -> CheckResult:
+    canary, stable = results
+    return compare(name, canary, stable, limit)
+
+
+def _fixed(result: CheckResult, _results: Sequence[QueryResult]) -> CheckResult:
+    return result
+
+
+async def analyse(
+    client: QueryClient,
+    spec_analysis: Analysis,
+    *,
+    namespace: str,
+    name: str,
+    model: str,
+    canary_revision: str,
+    stable_revision: str,
+    window_s: float,
+    config: OperatorConfig,
+    at: datetime | None = None,
+) -> AnalysisOutcome:
+    """Judge the canary revision over the window ending at ``at`` (default: Prometheus' now)."""
+    canary = RevisionSeries(namespace, name, canary_revision, model)
+    stable = RevisionSeries(namespace, name, stable_revision, model)
+    checks = plan(spec_analysis, canary, stable, window_s, config)
+
+    requests = await client.query(promql.request_count(canary, window_s, config), at)
+    gated = gate(checks, requests, spec_analysis.min_requests)
+    if gated is not None:
+        verdict, results = gated
+        return AnalysisOutcome(verdict, results, requests.value)
+
+    # Each distinct query runs once, concurrently (comparisons reuse the canary's own queries).
+    distinct = list(dict.fromkeys(q for check in checks for q in check.queries))
+    answers = dict(zip(distinct, await asyncio.gather(*(client.query(q, at) for q in distinct)), strict=True))
+    results = [check.decide([answers[q] for q in check.queries]) for check in checks]
+    return AnalysisOutcome(combine(results), results, requests.value)

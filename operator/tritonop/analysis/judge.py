@@ -1,0 +1,126 @@
+"""Judging query results against bounds, and combining check results into a verdict. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from tritonop.analysis.result import QueryResult
+from tritonop.api.models import CheckResult
+
+Verdict = Literal["Pass", "Fail", "NoData", "Error"]
+
+
+def number(value: float) -> str:
+    """A number as a human reads it in a status message: 0.7, 0.9912, 52.31, 1200."""
+    return format(value, ".10g")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Acceptable range of one check's value; either side may be open."""
+
+    min: float | None = None
+    max: float | None = None
+    unit: str = ""
+
+    def text(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f">= {number(self.min)}{self.unit}")
+        if self.max is not None:
+            parts.append(f"<= {number(self.max)}{self.unit}")
+        return " and ".join(parts)
+
+
+def rounded(value: float, digits: int | None) -> float:
+    """value to ``digits`` decimals, or to 6 significant digits when digits is None."""
+    return float(format(value, ".6g")) if digits is None else round(value, digits)
+
+
+def judge(name: str, subject: str, reading: QueryResult, bound: Bound, digits: int | None) -> CheckResult:
+    """One check's result: reading compared with bound; subject names the value in messages.
+
+    The value is rounded (see ``rounded``) before it is compared, so the status never
+    shows a value that seems to satisfy the bound next to a Fail.
+    """
+    if reading.value is None:
+        return _unjudged(name, subject, reading, bound)
+    value = rounded(reading.value, digits)
+    shown = f"{subject} {number(value)}{bound.unit}"
+    if bound.min is not None and value < bound.min:
+        message = f"{shown} is below the minimum {number(bound.min)}{bound.unit}"
+        return CheckResult(name=name, result="Fail", value=value, bound=bound.text(), message=message)
+    if bound.max is not None and value > bound.max:
+        message = f"{shown} is above the maximum {number(bound.max)}{bound.unit}"
+        return CheckResult(name=name, result="Fail", value=value, bound=bound.text(), message=message)
+    message = f"{shown} is within {bound.text()}"
+    return CheckResult(name=name, result="Pass", value=value, bound=bound.text(), message=message)
+
+
+def compare_success_rate(name: str, canary: QueryResult, stable: QueryResult, max_drop: float) -> CheckResult:
+    """Fail when the canary's success rate is more than max_drop below the stable's."""
+    bound = Bound(max=max_drop)
+    values = _both_values(name, "success rate", canary, stable, bound)
+    if isinstance(values, CheckResult):
+        return values
+    canary_rate, stable_rate = values
+    drop = round(stable_rate - canary_rate, 4)
+    change = f"a drop of {number(drop)}" if drop > 0 else "no drop"
+    summary = f"canary success rate {number(round(canary_rate, 4))} vs stable {number(round(stable_rate, 4))}: {change}"
+    if drop > max_drop:
+        message = f"{summary} exceeds the allowed drop {number(max_drop)}"
+        return CheckResult(name=name, result="Fail", value=drop, bound=bound.text(), message=message)
+    message = f"{summary} is within the allowed drop {number(max_drop)}"
+    return CheckResult(name=name, result="Pass", value=drop, bound=bound.text(), message=message)
+
+
+def compare_latency(name: str, canary: QueryResult, stable: QueryResult, max_increase_percent: float) -> CheckResult:
+    """Fail when the canary's mean latency exceeds the stable's by more than the percentage."""
+    bound = Bound(max=max_increase_percent, unit="%")
+    values = _both_values(name, "mean latency", canary, stable, bound)
+    if isinstance(values, CheckResult):
+        return values
+    canary_ms, stable_ms = values
+    if stable_ms <= 0:
+        message = "stable mean latency is 0ms, so no relative increase can be computed"
+        return unjudged(name, "NoData", bound, message)
+    increase = round((canary_ms - stable_ms) / stable_ms * 100, 1)
+    change = f"{number(increase)}% higher" if increase >= 0 else f"{number(-increase)}% lower"
+    summary = f"canary mean latency {number(round(canary_ms, 2))}ms vs stable {number(round(stable_ms, 2))}ms: {change}"
+    if increase > max_increase_percent:
+        message = f"{summary}, above the allowed {number(max_increase_percent)}%"
+        return CheckResult(name=name, result="Fail", value=increase, bound=bound.text(), message=message)
+    message = f"{summary}, within the allowed {number(max_increase_percent)}%"
+    return CheckResult(name=name, result="Pass", value=increase, bound=bound.text(), message=message)
+
+
+def unjudged(name: str, result: Literal["NoData", "Error"], bound: Bound, message: str) -> CheckResult:
+    """A check that could not be judged, e.g. because the window had too few requests."""
+    return CheckResult(name=name, result=result, bound=bound.text(), message=message)
+
+
+def combine(results: Iterable[CheckResult]) -> Verdict:
+    """Any Fail fails; else any Error is an error; else any NoData is no data; else Pass."""
+    seen = {r.result for r in results}
+    precedence: tuple[Verdict, ...] = ("Fail", "Error", "NoData")
+    return next((verdict for verdict in precedence if verdict in seen), "Pass")
+
+
+def _unjudged(name: str, subject: str, reading: QueryResult, bound: Bound) -> CheckResult:
+    if reading.status == "error":
+        return unjudged(name, "Error", bound, f"{subject}: query failed: {reading.message}")
+    return unjudged(name, "NoData", bound, f"{subject}: no data: {reading.message}")
+
+
+def _both_values(
+    name: str, subject: str, canary: QueryResult, stable: QueryResult, bound: Bound
+) -> tuple[float, float] | CheckResult:
+    """Both sides' numbers, or the result that says why they cannot be compared."""
+    if canary.value is not None and stable.value is not None:
+        return canary.value, stable.value
+    missing = [(side, r) for side, r in (("canary", canary), ("stable", stable)) if r.value is None]
+    # Errors outrank missing data: an unreachable Prometheus must not read as "no traffic".
+    side, reading = min(missing, key=lambda pair: pair[1].status != "error")
+    return _unjudged(name, f"{side} {subject}", reading, bound)
