@@ -27,14 +27,18 @@ class ServiceProvider:
         return []
 
     def canary_replicas(self, stable_replicas: int, weight: int) -> int:
-        """Canary pods so that canary/(stable+canary) ≈ weight%: round(stable*w/(100-w)), at least 1.
+        return canary_replicas(stable_replicas, weight)
 
-        At least 1 because even a 0% canary needs a pod to become ready and pass acceptance.
-        """
-        if not 0 <= weight < 100:
-            raise ValueError(f"canary weight must be within 0..99, got {weight}")
-        if stable_replicas < 0:
-            raise ValueError(f"stable replicas must not be negative, got {stable_replicas}")
-        # Round half up in integers (Python's round() rounds half to even).
-        ratio_rounded = (2 * stable_replicas * weight + (100 - weight)) // (2 * (100 - weight))
-        return max(1, ratio_rounded)
+
+def canary_replicas(stable_replicas: int, weight: int) -> int:
+    """Canary pods so that canary/(stable+canary) ≈ weight%: round(stable*w/(100-w)), at least 1.
+
+    At least 1 because even a 0% canary needs a pod to become ready and pass acceptance.
+    """
+    if not 0 <= weight < 100:
+        raise ValueError(f"canary weight must be within 0..99, got {weight}")
+    if stable_replicas < 0:
+        raise ValueError(f"stable replicas must not be negative, got {stable_replicas}")
+    # Round half up in integers (Python's round() rounds half to even).
+    ratio_rounded = (2 * stable_replicas * weight + (100 - weight)) // (2 * (100 - weight))
+    return max(1, ratio_rounded)

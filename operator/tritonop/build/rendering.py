@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tritonop import API_VERSION, KIND
+# `traffic` is imported as a module and used at call time: tritonop.traffic imports
+# this package, so whichever of the two is imported first, the other is complete by then.
+from tritonop import API_VERSION, KIND, traffic
 from tritonop.api.models import TrafficTarget
 from tritonop.build.children import build_revision
 from tritonop.build.errors import BuildError
@@ -14,7 +16,6 @@ from tritonop.build.revision import revision_of
 from tritonop.build.service import build_entry_service
 from tritonop.build.spec import parse_spec
 from tritonop.config import OperatorConfig
-from tritonop.traffic import provider_for
 
 
 def render(obj: Mapping[str, Any], config: OperatorConfig) -> list[dict[str, Any]]:
@@ -34,5 +35,5 @@ def render(obj: Mapping[str, Any], config: OperatorConfig) -> list[dict[str, Any
     return [
         *build_revision(ref, spec, revision, config),
         build_entry_service(ref, spec, config, revisions=[revision]),
-        *provider_for(spec).build(ref, spec, [TrafficTarget(revision=revision, percent=100)], config),
+        *traffic.provider_for(spec).build(ref, spec, [TrafficTarget(revision=revision, percent=100)], config),
     ]
