@@ -1,0 +1,33 @@
+"""The canary rollout state machine (pure core): see docs/rollout.md."""
+
+from tritonop.rollout.decisions import Action, ApplyRevision, Decision, DeleteRevision, Event, ScaleRevision
+from tritonop.rollout.machine import GateResult, Verdict, advance, mark_available, plan
+from tritonop.rollout.manual import ABORT_ANNOTATION, PROMOTE_ANNOTATION, ManualAction, manual_action
+from tritonop.rollout.policy import RolloutPolicy
+from tritonop.rollout.schedule import analysis_due, next_analysis_at, waiting_for_traffic
+from tritonop.rollout.state import ROLLOUT_CONDITION, RolloutState, traffic
+
+__all__ = [
+    "ABORT_ANNOTATION",
+    "PROMOTE_ANNOTATION",
+    "ROLLOUT_CONDITION",
+    "Action",
+    "ApplyRevision",
+    "Decision",
+    "DeleteRevision",
+    "Event",
+    "GateResult",
+    "ManualAction",
+    "RolloutPolicy",
+    "RolloutState",
+    "ScaleRevision",
+    "Verdict",
+    "advance",
+    "analysis_due",
+    "manual_action",
+    "mark_available",
+    "next_analysis_at",
+    "plan",
+    "traffic",
+    "waiting_for_traffic",
+]

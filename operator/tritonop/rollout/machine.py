@@ -1,0 +1,234 @@
+"""The canary state machine: plan() on every reconcile, advance() on every rollout tick.
+
+Pure: no I/O, no clock. ``now`` is a timezone-aware datetime passed in by the caller.
+See docs/rollout.md for the state diagram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from tritonop.api.models import CheckResult, Phase
+from tritonop.rollout.decisions import ApplyRevision, Decision, DeleteRevision, Event, ScaleRevision
+from tritonop.rollout.manual import ManualAction
+from tritonop.rollout.messages import describe_failures, describe_missing_data, plural
+from tritonop.rollout.policy import RolloutPolicy
+from tritonop.rollout.schedule import analysis_due, waiting_for_traffic
+from tritonop.rollout.state import RolloutState
+from tritonop.rollout.timestamps import format_duration, require_aware
+
+Verdict = Literal["Pass", "Fail", "NoData", "Error"]
+
+# Values of RolloutState.waiting_for other than a gate's "<reason>: <message>".
+WAITING_READINESS = "Readiness"
+WAITING_ACCEPTANCE = "Acceptance"
+WAITING_PAUSED = "Paused"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What the handler found out about a canary that waits for traffic."""
+
+    ready: bool  # Triton ready with the model loaded
+    reason: str  # short CamelCase cause, e.g. "ModelLoadFailed"
+    message: str
+    acceptance_passed: bool | None = None  # None: not run (not required, or not ready yet)
+
+
+def plan(state: RolloutState, desired: str, now: datetime) -> Decision:
+    """React to the revision the current spec hashes to."""
+    require_aware(now)
+    if state.stable is None:
+        # First revision: nothing to compare against, it serves 100% once available.
+        first = RolloutState(stable=desired, phase=Phase.pending, message=f"deploying revision {desired}")
+        return Decision(first, (ApplyRevision(desired),))
+    if desired == state.stable:
+        if state.canary is None:
+            # Re-applying carries autoscaling changes, which create no revision.
+            return Decision(state, (ApplyRevision(desired),))
+        message = f"spec reverted to the stable revision {state.stable}; canary {state.canary} removed"
+        reverted = state.without_canary(phase=Phase.ready, message=message)
+        return Decision(
+            reverted,
+            (DeleteRevision(state.canary), ApplyRevision(desired)),
+            (Event("Normal", "CanaryAbandoned", message),),
+        )
+    if desired == state.canary:
+        return Decision(state, (ApplyRevision(desired),))
+    if desired == state.failed and state.canary is None:
+        return Decision(replace(state, message=_with_not_retried(state.message, desired)))
+    return _start_canary(state, desired, now)
+
+
+def mark_available(state: RolloutState) -> RolloutState:
+    """The handler saw the stable Deployment available: a first revision becomes Ready."""
+    if state.canary is None and state.phase == Phase.pending:
+        return replace(state, phase=Phase.ready, message=f"revision {state.stable} serves 100%")
+    return state
+
+
+def advance(
+    state: RolloutState,
+    policy: RolloutPolicy,
+    now: datetime,
+    *,
+    gate: GateResult | None = None,
+    verdict: Verdict | None = None,
+    checks: Sequence[CheckResult] = (),
+    manual: ManualAction | None = None,
+) -> Decision:
+    """One rollout tick: manual action, pause, gate, or analysis verdict, in that order."""
+    require_aware(now)
+    if state.canary is None:
+        return Decision(state)
+    if state.started_at is None:
+        # A status written without startedAt (by hand) starts the readiness clock now.
+        state = replace(state, started_at=now)
+    if manual == "abort":
+        return _reject(
+            state, Phase.rolled_back, "Aborted", f"rolled back revision {state.canary}: aborted by annotation"
+        )
+    if manual == "promote":
+        return _promote(state, by_annotation=True)
+    if policy.paused:
+        return Decision(replace(state, waiting_for=WAITING_PAUSED))
+    if waiting_for_traffic(state):
+        return _pass_gate(state, policy, now, gate)
+    state = replace(state, waiting_for=None)  # past the gate only a pause is waited for
+    if verdict is None or not analysis_due(state, policy, now):
+        return Decision(state)
+    return _judge(state, policy, now, verdict, tuple(checks))
+
+
+# ---------------------------------------------------------------- transitions
+
+
+def _start_canary(state: RolloutState, desired: str, now: datetime) -> Decision:
+    actions: list[ApplyRevision | DeleteRevision] = []
+    events: list[Event] = []
+    if state.canary is not None:
+        actions.append(DeleteRevision(state.canary))
+        events.append(Event("Normal", "CanaryAbandoned", f"canary {state.canary} superseded by revision {desired}"))
+    if state.failed is not None and state.failed != desired:
+        actions.append(DeleteRevision(state.failed))
+    actions.append(ApplyRevision(desired))
+    events.append(Event("Normal", "CanaryStarted", f"revision {desired} started as canary of {state.stable}"))
+    started = state.without_canary(
+        canary=desired,
+        failed=None,
+        phase=Phase.progressing,
+        started_at=now,
+        waiting_for=WAITING_READINESS,
+        message=f"canary {desired} waits for readiness before it gets traffic",
+    )
+    return Decision(started, tuple(actions), tuple(events))
+
+
+def _pass_gate(state: RolloutState, policy: RolloutPolicy, now: datetime, gate: GateResult | None) -> Decision:
+    if gate is None:
+        waiting = WAITING_READINESS if state.waiting_for in (None, WAITING_PAUSED) else state.waiting_for
+        return Decision(replace(state, waiting_for=waiting))
+    assert state.started_at is not None  # set by advance()
+    timeout = policy.readiness_timeout_s
+    timed_out = now - state.started_at >= timedelta(seconds=timeout)
+    cause = f"{gate.reason}: {gate.message}" if gate.message else gate.reason
+    if not gate.ready:
+        if timed_out:
+            return _reject(
+                state,
+                Phase.failed,
+                "RolloutFailed",
+                f"revision {state.canary} not ready after {format_duration(timeout)}: {cause}",
+            )
+        return Decision(replace(state, waiting_for=cause))
+    if policy.acceptance_required and gate.acceptance_passed is not True:
+        if gate.acceptance_passed is False:
+            return _reject(state, Phase.failed, "RolloutFailed", f"revision {state.canary} failed acceptance: {cause}")
+        if timed_out:
+            return _reject(
+                state,
+                Phase.failed,
+                "RolloutFailed",
+                f"revision {state.canary} not accepted after {format_duration(timeout)}: acceptance did not run",
+            )
+        return Decision(replace(state, waiting_for=WAITING_ACCEPTANCE))
+    if not policy.steps:
+        return _promote(state, by_annotation=False)
+    return _enter_step(replace(state, waiting_for=None), policy, now, 0)
+
+
+def _enter_step(state: RolloutState, policy: RolloutPolicy, now: datetime, step: int) -> Decision:
+    weight = policy.steps[step]
+    position = f"step {step + 1} of {len(policy.steps)}"
+    stepped = replace(
+        state, step=step, weight=weight, step_started_at=now, message=f"canary {state.canary} at {weight}% ({position})"
+    )
+    return Decision(
+        stepped, events=(Event("Normal", "CanaryStep", f"weight {weight}% for {state.canary} ({position})"),)
+    )
+
+
+def _judge(
+    state: RolloutState, policy: RolloutPolicy, now: datetime, verdict: Verdict, checks: tuple[CheckResult, ...]
+) -> Decision:
+    # Every verdict restarts the interval: the next judgement covers fresh data at this weight.
+    judged = replace(state, last_analysis=checks, step_started_at=now)
+    if verdict == "Pass":
+        judged = replace(judged, no_data_since=None)
+        if state.step + 1 >= len(policy.steps):
+            return _promote(judged, by_annotation=False)
+        return _enter_step(judged, policy, now, state.step + 1)
+    if verdict == "Fail":
+        return _count_failure(replace(judged, no_data_since=None), policy, describe_failures(checks))
+    missing = describe_missing_data(checks)
+    if state.no_data_since is None:
+        hold = format_duration(policy.no_data_timeout_s)
+        message = (
+            f"no analysis data for {state.canary} ({verdict}): {missing}; holding {state.weight}% for up to {hold}"
+        )
+        return Decision(replace(judged, no_data_since=now), events=(Event("Warning", "AnalysisNoData", message),))
+    silent = now - state.no_data_since
+    if silent < timedelta(seconds=policy.no_data_timeout_s):
+        return Decision(judged)
+    # Fail closed: no data past the timeout is judged like a failed check.
+    return _count_failure(judged, policy, f"no data for {format_duration(silent.total_seconds())}: {missing}")
+
+
+def _count_failure(state: RolloutState, policy: RolloutPolicy, cause: str) -> Decision:
+    failed_checks = state.failed_checks + 1
+    counted = replace(state, failed_checks=failed_checks)
+    if failed_checks >= policy.failure_threshold:
+        message = f"rolled back revision {state.canary}: {cause} ({plural(failed_checks, 'failed check')})"
+        return _reject(counted, Phase.rolled_back, "RolledBack", message)
+    progress = f"{failed_checks}/{policy.failure_threshold}"
+    message = f"canary {state.canary} failed analysis ({progress}) at {state.weight}%: {cause}"
+    return Decision(replace(counted, message=message), events=(Event("Warning", "AnalysisFailed", message),))
+
+
+def _promote(state: RolloutState, *, by_annotation: bool) -> Decision:
+    assert state.canary is not None
+    if by_annotation:
+        message = f"revision {state.canary} promoted by annotation at {state.weight}%"
+    else:
+        steps_done = 0 if state.step_started_at is None else state.step + 1
+        message = f"revision {state.canary} promoted after {plural(steps_done, 'step')}"
+    actions = (DeleteRevision(state.stable),) if state.stable is not None else ()
+    promoted = state.without_canary(stable=state.canary, failed=None, phase=Phase.ready, message=message)
+    return Decision(promoted, actions, (Event("Normal", "Promoted", message),))
+
+
+def _reject(state: RolloutState, phase: Phase, reason: str, message: str) -> Decision:
+    """Roll back or fail: all traffic to stable; the canary is kept at 0 replicas for inspection."""
+    assert state.canary is not None
+    rejected = state.without_canary(failed=state.canary, phase=phase, message=_with_not_retried(message, state.canary))
+    return Decision(rejected, (ScaleRevision(state.canary, 0),), (Event("Warning", reason, message),))
+
+
+def _with_not_retried(message: str | None, revision: str) -> str:
+    notice = f"revision {revision} is not retried until the spec changes"
+    if not message:
+        return notice
+    return message if message.endswith(notice) else f"{message}; {notice}"

@@ -1,0 +1,30 @@
+"""The rollout settings of one InferenceService, in the units the state machine uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tritonop.api.models import Rollout, parse_duration
+
+
+@dataclass(frozen=True)
+class RolloutPolicy:
+    steps: tuple[int, ...]  # canary percent per step; promotion follows the last
+    interval_s: float  # analysis period per step
+    failure_threshold: int  # failed checks (cumulative over the rollout) before rollback
+    readiness_timeout_s: float  # from canary start until Triton must be ready (and accepted)
+    no_data_timeout_s: float  # no-data tolerance before each further no-data counts as a failure
+    acceptance_required: bool  # acceptance inference must pass before the first step
+    paused: bool  # hold everything at the current weight
+
+    @classmethod
+    def from_spec(cls, rollout: Rollout) -> RolloutPolicy:
+        return cls(
+            steps=tuple(rollout.steps),
+            interval_s=parse_duration(rollout.interval),
+            failure_threshold=rollout.failure_threshold,
+            readiness_timeout_s=parse_duration(rollout.readiness_timeout),
+            no_data_timeout_s=parse_duration(rollout.analysis.no_data_timeout),
+            acceptance_required=rollout.acceptance is not None,
+            paused=rollout.paused,
+        )
