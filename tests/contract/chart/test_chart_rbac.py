@@ -1,0 +1,136 @@
+"""The operator's RBAC as rendered: exactly the API calls the operator makes, no more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.support.helm import objects_of_kind, the_object
+from tests.support.rbac import is_allowed, load_rules
+
+Render = Callable[[str], list[dict[str, Any]]]
+Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
+CHILDREN = [
+    ("apps", "deployments"),
+    ("", "services"),
+    ("autoscaling", "horizontalpodautoscalers"),
+    ("policy", "poddisruptionbudgets"),
+    ("keda.sh", "scaledobjects"),
+    ("gateway.networking.k8s.io", "httproutes"),
+    ("gateway.networking.k8s.io", "grpcroutes"),
+    ("networking.istio.io", "virtualservices"),
+    ("networking.k8s.io", "ingresses"),
+]
+
+
+def grants(*entries: tuple[str, str, tuple[str, ...]]) -> set[Grant]:
+    return {(group, resource, verb) for group, resource, verbs in entries for verb in verbs}
+
+
+# What the operator does inside a namespace it serves (the contract in the chart's brief).
+NAMESPACED_GOLDEN = grants(
+    ("serving.tritonop.dev", "inferenceservices", ("get", "list", "watch", "patch")),
+    ("serving.tritonop.dev", "inferenceservices/status", ("get", "patch")),
+    ("", "events", ("create",)),
+    ("events.k8s.io", "events", ("create",)),
+    ("", "secrets", ("get",)),
+    *[(group, resource, CHILD_VERBS) for group, resource in CHILDREN],
+)
+CRD_SCAN = grants(("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch")))
+CLUSTER_GOLDEN = (
+    NAMESPACED_GOLDEN
+    | CRD_SCAN
+    | grants(
+        ("", "namespaces", ("list", "watch")),
+        ("kopf.dev", "clusterkopfpeerings", ("get", "list", "watch", "patch")),
+    )
+)
+ROLE_GOLDEN = NAMESPACED_GOLDEN | grants(("kopf.dev", "kopfpeerings", ("get", "list", "watch", "patch")))
+
+
+def flatten(rules: list[dict[str, Any]]) -> set[Grant]:
+    found: set[Grant] = set()
+    for rule in rules:
+        assert not rule.get("resourceNames") and not rule.get("nonResourceURLs"), rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    assert "*" not in (group, resource, verb), f"wildcard in {rule}"
+                    found.add((group, resource, verb))
+    return found
+
+
+def test_cluster_role_grants_exactly_the_contract(render: Render) -> None:
+    objects = render("default")
+    role = the_object(objects, "ClusterRole", "tritonop")
+    assert flatten(role["rules"]) == CLUSTER_GOLDEN
+    assert not objects_of_kind(objects, "Role")
+
+
+def test_cluster_role_is_bound_to_the_operator_service_account(render: Render) -> None:
+    objects = render("default")
+    binding = the_object(objects, "ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "tritonop"}
+    account = the_object(objects, "ServiceAccount")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "tritonop-system"}
+    ]
+    assert flatten(load_rules(objects, account["metadata"]["name"])) == CLUSTER_GOLDEN
+
+
+def test_namespaced_mode_grants_roles_per_watched_namespace(render: Render, watched_namespaces: list[str]) -> None:
+    objects = render("namespaced")
+    for namespace in watched_namespaces:
+        role = the_object(objects, "Role", "tritonop", namespace)
+        assert flatten(role["rules"]) == ROLE_GOLDEN
+        binding = the_object(objects, "RoleBinding", "tritonop", namespace)
+        assert binding["roleRef"]["kind"] == "Role" and binding["roleRef"]["name"] == "tritonop"
+        assert binding["subjects"][0]["namespace"] == "tritonop-system"
+    # Cluster-wide, only what kopf must read across the cluster.
+    assert flatten(the_object(objects, "ClusterRole", "tritonop-crd-scan")["rules"]) == CRD_SCAN
+
+
+def test_namespaced_mode_allows_nothing_outside_watched_namespaces(
+    render: Render, watched_namespaces: list[str]
+) -> None:
+    rules = load_rules(render("namespaced"), "tritonop")
+    for namespace in watched_namespaces:
+        assert is_allowed(rules, "patch", "serving.tritonop.dev", "inferenceservices", "status", namespace=namespace)
+        assert is_allowed(rules, "create", "apps", "deployments", namespace=namespace)
+        assert is_allowed(rules, "patch", "kopf.dev", "kopfpeerings", namespace=namespace)
+    assert not is_allowed(rules, "create", "apps", "deployments", namespace="kube-system")
+    assert not is_allowed(rules, "list", "serving.tritonop.dev", "inferenceservices")  # all namespaces
+    assert not is_allowed(rules, "list", "", "namespaces")
+    assert is_allowed(rules, "watch", "apiextensions.k8s.io", "customresourcedefinitions")
+
+
+def test_operator_may_read_secrets_only_by_name(render: Render) -> None:
+    rules = load_rules(render("default"), "tritonop")
+    assert is_allowed(rules, "get", "", "secrets", namespace="ml", name="model-creds")
+    for verb in ("list", "watch", "create", "patch", "update", "delete"):
+        assert not is_allowed(rules, verb, "", "secrets", namespace="ml")
+
+
+def test_operator_never_writes_inference_service_specs_or_pods(render: Render) -> None:
+    rules = load_rules(render("default"), "tritonop")
+    for verb in ("create", "update", "delete"):
+        assert not is_allowed(rules, verb, "serving.tritonop.dev", "inferenceservices", namespace="ml")
+    assert not is_allowed(rules, "create", "", "pods", namespace="ml")
+    assert not is_allowed(rules, "update", "apps", "deployments", namespace="ml")
+
+
+def test_user_roles_aggregate_but_are_not_bound_to_the_operator(render: Render) -> None:
+    objects = render("default")
+    edit = the_object(objects, "ClusterRole", "tritonop-inferenceservice-edit")
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    view = the_object(objects, "ClusterRole", "tritonop-inferenceservice-view")
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert ("serving.tritonop.dev", "inferenceservices", "create") in flatten(edit["rules"])
+    assert flatten(view["rules"]) == grants(
+        ("serving.tritonop.dev", "inferenceservices", ("get", "list", "watch")),
+        ("serving.tritonop.dev", "inferenceservices/status", ("get", "list", "watch")),
+    )
+    bound = {b["roleRef"]["name"] for b in objects_of_kind(objects, "ClusterRoleBinding")}
+    assert bound == {"tritonop"}
