@@ -5,12 +5,11 @@ from tritonop.rollout.machine import GateResult, Verdict, advance, mark_availabl
 from tritonop.rollout.manual import ABORT_ANNOTATION, PROMOTE_ANNOTATION, ManualAction, manual_action
 from tritonop.rollout.policy import RolloutPolicy
 from tritonop.rollout.schedule import analysis_due, next_analysis_at, waiting_for_traffic
-from tritonop.rollout.state import ROLLOUT_CONDITION, RolloutState, traffic
+from tritonop.rollout.state import RolloutState, traffic
 
 __all__ = [
     "ABORT_ANNOTATION",
     "PROMOTE_ANNOTATION",
-    "ROLLOUT_CONDITION",
     "Action",
     "ApplyRevision",
     "Decision",

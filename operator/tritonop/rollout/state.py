@@ -1,21 +1,18 @@
 """The rollout state, and its round trip through InferenceService status.
 
 All rollout progress lives in status so an operator restart resumes exactly where
-it stopped. The status model has no free-text message field, so the state's
-message travels in the ``RolloutSucceeded`` condition.
+it stopped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from tritonop.api.models import (
     CanaryStatus,
     CheckResult,
-    Condition,
     InferenceServiceStatus,
     Phase,
     TrafficTarget,
@@ -24,17 +21,6 @@ from tritonop.rollout.policy import RolloutPolicy
 from tritonop.rollout.schedule import next_analysis_at
 from tritonop.rollout.timestamps import from_rfc3339, to_rfc3339
 
-ROLLOUT_CONDITION = "RolloutSucceeded"
-
-# True once the desired revision serves 100%; False when it was rejected.
-_CONDITION_STATUS: dict[Phase, Literal["True", "False", "Unknown"]] = {
-    Phase.pending: "Unknown",
-    Phase.progressing: "Unknown",
-    Phase.ready: "True",
-    Phase.rolled_back: "False",
-    Phase.failed: "False",
-}
-
 
 @dataclass(frozen=True)
 class RolloutState:
@@ -42,7 +28,7 @@ class RolloutState:
     canary: str | None = None
     failed: str | None = None  # rolled back or failed; kept (scaled to 0) until the spec changes
     phase: Phase | None = None
-    # The fields below describe the running canary and are reset when there is none.
+    # step .. last_analysis describe the running canary and are reset when there is none.
     step: int = 0
     weight: int = 0
     started_at: datetime | None = None
@@ -51,7 +37,7 @@ class RolloutState:
     no_data_since: datetime | None = None
     waiting_for: str | None = None
     last_analysis: tuple[CheckResult, ...] = ()
-    message: str | None = None
+    message: str | None = None  # what happened last, in a sentence (status.message)
 
     def without_canary(self, **changes: Any) -> RolloutState:
         """This state with every canary field reset, plus ``changes``."""
@@ -71,12 +57,11 @@ class RolloutState:
     @classmethod
     def from_status(cls, status: InferenceServiceStatus) -> RolloutState:
         """The state recorded in status. Raises ValueError on a malformed timestamp."""
-        condition = _find_condition(status.conditions)
         state = cls(
             stable=status.stable_revision,
             failed=status.failed_revision,
             phase=status.phase,
-            message=(condition.message or None) if condition else None,
+            message=status.message,
         )
         canary = status.canary
         if status.canary_revision is None or canary is None:
@@ -95,7 +80,10 @@ class RolloutState:
         )
 
     def apply_to(self, status: InferenceServiceStatus, policy: RolloutPolicy, now: datetime) -> InferenceServiceStatus:
-        """A copy of ``status`` carrying this state; other status fields are left as they are."""
+        """A copy of ``status`` carrying this state; other status fields are left as they are.
+
+        ``now`` is part of the handler's contract for time-stamped fields; nothing here needs it yet.
+        """
         canary = None
         if self.canary is not None:
             canary = CanaryStatus(
@@ -115,9 +103,9 @@ class RolloutState:
                 "canary_revision": self.canary,
                 "failed_revision": self.failed,
                 "phase": self.phase,
+                "message": self.message,
                 "traffic": traffic(self),
                 "canary": canary,
-                "conditions": _with_rollout_condition(status.conditions, self, now),
             }
         )
 
@@ -130,33 +118,6 @@ def traffic(state: RolloutState) -> list[TrafficTarget]:
     if state.canary is not None:
         targets.append(TrafficTarget(revision=state.canary, percent=state.weight))
     return targets
-
-
-def _find_condition(conditions: Sequence[Condition]) -> Condition | None:
-    return next((c for c in conditions if c.type == ROLLOUT_CONDITION), None)
-
-
-def _with_rollout_condition(conditions: Sequence[Condition], state: RolloutState, now: datetime) -> list[Condition]:
-    if state.phase is None:
-        return list(conditions)
-    old = _find_condition(conditions)
-    condition_status = _CONDITION_STATUS[state.phase]
-    since: str | None
-    if old is None or old.status != condition_status:
-        since = to_rfc3339(now)
-    else:
-        since = old.last_transition_time
-    new = Condition(
-        type=ROLLOUT_CONDITION,
-        status=condition_status,
-        reason=state.phase.value,
-        message=state.message or "",
-        last_transition_time=since,
-        observed_generation=old.observed_generation if old else None,
-    )
-    if old is None:
-        return [*conditions, new]
-    return [new if c.type == ROLLOUT_CONDITION else c for c in conditions]
 
 
 def _format(moment: datetime | None) -> str | None:

@@ -19,7 +19,7 @@ from tritonop.api.models import (
     Rollout,
     TrafficTarget,
 )
-from tritonop.rollout import ROLLOUT_CONDITION, RolloutPolicy, RolloutState, traffic
+from tritonop.rollout import RolloutPolicy, RolloutState, traffic
 from tritonop.rollout.timestamps import format_duration, from_rfc3339, to_rfc3339
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -96,6 +96,7 @@ def test_apply_to_writes_the_rollout_fields_in_wire_form():
         "observedGeneration": 4,
         "url": "http://resnet.ml.svc:8000",
         "phase": "Progressing",
+        "message": "canary rev-b at 25% (step 2 of 3)",
         "stableRevision": "rev-a",
         "canaryRevision": "rev-b",
         "traffic": [{"revision": "rev-a", "percent": 75}, {"revision": "rev-b", "percent": 25}],
@@ -110,15 +111,7 @@ def test_apply_to_writes_the_rollout_fields_in_wire_form():
                 {"name": "success-rate", "result": "Pass", "value": 0.995, "bound": ">= 0.99", "message": ""}
             ],
         },
-        "conditions": [
-            {
-                "type": ROLLOUT_CONDITION,
-                "status": "Unknown",
-                "reason": "Progressing",
-                "message": "canary rev-b at 25% (step 2 of 3)",
-                "lastTransitionTime": "2025-03-01T12:02:00Z",
-            }
-        ],
+        "conditions": [],
     }
 
 
@@ -137,46 +130,16 @@ def test_apply_to_removes_the_canary_block_when_no_canary_runs():
     assert written.traffic == [TrafficTarget(revision="rev-b", percent=100)]
 
 
-def test_rollout_condition_keeps_its_transition_time_until_its_status_changes():
+def test_apply_to_leaves_conditions_and_other_fields_to_the_handler():
     handler_condition = Condition(type="Ready", status="False", reason="CanaryInProgress")
-    status = InferenceServiceStatus(conditions=[handler_condition])
-    progressing = RolloutState(stable="rev-a", canary="rev-b", phase=Phase.progressing, started_at=T0, message="one")
+    status = InferenceServiceStatus(conditions=[handler_condition], replicas=3, message="old news")
+    state = RolloutState(stable="rev-a", phase=Phase.rolled_back, failed="rev-b", message="rolled back revision rev-b")
 
-    first = progressing.apply_to(status, POLICY, T0)
-    second = RolloutState(
-        stable="rev-a", canary="rev-b", phase=Phase.progressing, started_at=T0, message="two"
-    ).apply_to(first, POLICY, T0 + timedelta(minutes=1))
-    done = RolloutState(stable="rev-b", phase=Phase.ready, message="three").apply_to(
-        second, POLICY, T0 + timedelta(minutes=2)
-    )
+    written = state.apply_to(status, POLICY, T0)
 
-    def rollout_condition(s: InferenceServiceStatus) -> Condition:
-        return next(c for c in s.conditions if c.type == ROLLOUT_CONDITION)
-
-    assert rollout_condition(second).last_transition_time == "2025-03-01T12:00:00Z"
-    assert rollout_condition(second).message == "two"
-    assert rollout_condition(done).last_transition_time == "2025-03-01T12:02:00Z"
-    assert rollout_condition(done).status == "True"
-    assert done.conditions[0] == handler_condition
-    assert len(done.conditions) == 2
-
-
-@pytest.mark.parametrize(
-    "phase, condition_status",
-    [
-        (Phase.pending, "Unknown"),
-        (Phase.progressing, "Unknown"),
-        (Phase.ready, "True"),
-        (Phase.rolled_back, "False"),
-        (Phase.failed, "False"),
-    ],
-)
-def test_rollout_condition_status_follows_the_phase(phase, condition_status):
-    written = RolloutState(stable="rev-a", phase=phase).apply_to(InferenceServiceStatus(), POLICY, T0)
-
-    assert [(c.type, c.status, c.reason) for c in written.conditions] == [
-        (ROLLOUT_CONDITION, condition_status, phase.value)
-    ]
+    assert written.conditions == [handler_condition]
+    assert written.replicas == 3
+    assert written.message == "rolled back revision rev-b"
 
 
 def test_from_status_refuses_a_malformed_timestamp():
