@@ -55,7 +55,7 @@ def judge(name: str, subject: str, reading: QueryResult, bound: Bound, digits: i
     if bound.max is not None and value > bound.max:
         message = f"{shown} is above the maximum {number(bound.max)}{bound.unit}"
         return CheckResult(name=name, result="Fail", value=value, bound=bound.text(), message=message)
-    message = f"{shown} is within {bound.text()}"
+    message = f"{shown} satisfies {bound.text()}"
     return CheckResult(name=name, result="Pass", value=value, bound=bound.text(), message=message)
 
 
@@ -70,9 +70,9 @@ def compare_success_rate(name: str, canary: QueryResult, stable: QueryResult, ma
     change = f"a drop of {number(drop)}" if drop > 0 else "no drop"
     summary = f"canary success rate {number(round(canary_rate, 4))} vs stable {number(round(stable_rate, 4))}: {change}"
     if drop > max_drop:
-        message = f"{summary} exceeds the allowed drop {number(max_drop)}"
+        message = f"{summary}, more than the allowed {number(max_drop)}"
         return CheckResult(name=name, result="Fail", value=drop, bound=bound.text(), message=message)
-    message = f"{summary} is within the allowed drop {number(max_drop)}"
+    message = f"{summary}, within the allowed {number(max_drop)}"
     return CheckResult(name=name, result="Pass", value=drop, bound=bound.text(), message=message)
 
 
@@ -90,7 +90,7 @@ def compare_latency(name: str, canary: QueryResult, stable: QueryResult, max_inc
     change = f"{number(increase)}% higher" if increase >= 0 else f"{number(-increase)}% lower"
     summary = f"canary mean latency {number(round(canary_ms, 2))}ms vs stable {number(round(stable_ms, 2))}ms: {change}"
     if increase > max_increase_percent:
-        message = f"{summary}, above the allowed {number(max_increase_percent)}%"
+        message = f"{summary}, more than the allowed {number(max_increase_percent)}%"
         return CheckResult(name=name, result="Fail", value=increase, bound=bound.text(), message=message)
     message = f"{summary}, within the allowed {number(max_increase_percent)}%"
     return CheckResult(name=name, result="Pass", value=increase, bound=bound.text(), message=message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tritonop.analysis.judge import Bound, combine, compare_latency, compare_success_rate, judge, rounded
+from tritonop.analysis.judge import Bound, Verdict, combine, compare_latency, compare_success_rate, judge, rounded
 from tritonop.analysis.result import QueryResult
 from tritonop.api.models import CheckResult
 
@@ -16,11 +16,11 @@ DOWN = QueryResult.error("Prometheus at http://127.0.0.1:1 unreachable: connecti
 @pytest.mark.parametrize(
     ("reading", "bound", "digits", "result", "value", "bound_text", "message"),
     [
-        (OK(0.995), Bound(min=0.99), 4, "Pass", 0.995, ">= 0.99", "success rate 0.995 is within >= 0.99"),
-        (OK(0.99), Bound(min=0.99), 4, "Pass", 0.99, ">= 0.99", "success rate 0.99 is within >= 0.99"),
+        (OK(0.995), Bound(min=0.99), 4, "Pass", 0.995, ">= 0.99", "success rate 0.995 satisfies >= 0.99"),
+        (OK(0.99), Bound(min=0.99), 4, "Pass", 0.99, ">= 0.99", "success rate 0.99 satisfies >= 0.99"),
         (OK(0.70123), Bound(min=0.99), 4, "Fail", 0.7012, ">= 0.99", "success rate 0.7012 is below the minimum 0.99"),
         # Rounding happens before comparing: what the status shows is what was judged.
-        (OK(0.989996), Bound(min=0.99), 4, "Pass", 0.99, ">= 0.99", "success rate 0.99 is within >= 0.99"),
+        (OK(0.989996), Bound(min=0.99), 4, "Pass", 0.99, ">= 0.99", "success rate 0.99 satisfies >= 0.99"),
         (OK(0.0), Bound(min=0.99), 4, "Fail", 0.0, ">= 0.99", "success rate 0 is below the minimum 0.99"),
         (EMPTY, Bound(min=0.99), 4, "NoData", None, ">= 0.99", "success rate: no data: query returned no series"),
         (DOWN, Bound(min=0.99), 4, "Error", None, ">= 0.99", f"success rate: query failed: {DOWN.message}"),
@@ -30,7 +30,7 @@ def test_success_rate_table(
     reading: QueryResult,
     bound: Bound,
     digits: int,
-    result: str,
+    result: Verdict,
     value: float | None,
     bound_text: str,
     message: str,
@@ -44,8 +44,8 @@ def test_success_rate_table(
     ("reading", "result", "value", "message"),
     [
         (OK(52.3149), "Fail", 52.31, "mean latency 52.31ms is above the maximum 20ms"),
-        (OK(20.0), "Pass", 20.0, "mean latency 20ms is within <= 20ms"),
-        (OK(3.456), "Pass", 3.46, "mean latency 3.46ms is within <= 20ms"),
+        (OK(20.0), "Pass", 20.0, "mean latency 20ms satisfies <= 20ms"),
+        (OK(3.456), "Pass", 3.46, "mean latency 3.46ms satisfies <= 20ms"),
         (QueryResult.no_data("query returned NaN"), "NoData", None, "mean latency: no data: query returned NaN"),
     ],
 )
@@ -83,9 +83,9 @@ def test_rounded(value: float, digits: int | None, expected: float) -> None:
 @pytest.mark.parametrize(
     ("canary", "stable", "result", "value", "message"),
     [
-        (OK(0.7), OK(1.0), "Fail", 0.3, "canary success rate 0.7 vs stable 1: a drop of 0.3 exceeds the allowed drop 0.05"),
-        (OK(0.97), OK(0.99), "Pass", 0.02, "canary success rate 0.97 vs stable 0.99: a drop of 0.02 is within the allowed drop 0.05"),
-        (OK(1.0), OK(0.9), "Pass", -0.1, "canary success rate 1 vs stable 0.9: no drop is within the allowed drop 0.05"),
+        (OK(0.7), OK(1.0), "Fail", 0.3, "canary success rate 0.7 vs stable 1: a drop of 0.3, more than the allowed 0.05"),
+        (OK(0.97), OK(0.99), "Pass", 0.02, "canary success rate 0.97 vs stable 0.99: a drop of 0.02, within the allowed 0.05"),
+        (OK(1.0), OK(0.9), "Pass", -0.1, "canary success rate 1 vs stable 0.9: no drop, within the allowed 0.05"),
         (OK(0.7), EMPTY, "NoData", None, "stable success rate: no data: query returned no series"),
         (EMPTY, OK(1.0), "NoData", None, "canary success rate: no data: query returned no series"),
         # An error on either side outranks missing data on the other.
@@ -103,7 +103,7 @@ def test_success_rate_drop_table(
 @pytest.mark.parametrize(
     ("canary", "stable", "result", "value", "message"),
     [
-        (OK(60.0), OK(10.0), "Fail", 500.0, "canary mean latency 60ms vs stable 10ms: 500% higher, above the allowed 20%"),
+        (OK(60.0), OK(10.0), "Fail", 500.0, "canary mean latency 60ms vs stable 10ms: 500% higher, more than the allowed 20%"),
         (OK(11.0), OK(10.0), "Pass", 10.0, "canary mean latency 11ms vs stable 10ms: 10% higher, within the allowed 20%"),
         (OK(5.0), OK(10.0), "Pass", -50.0, "canary mean latency 5ms vs stable 10ms: 50% lower, within the allowed 20%"),
         (OK(5.0), OK(0.0), "NoData", None, "stable mean latency is 0ms, so no relative increase can be computed"),
@@ -118,7 +118,7 @@ def test_latency_increase_table(
     assert (check.result, check.value, check.bound, check.message) == (result, value, "<= 20%", message)
 
 
-def _results(*kinds: str) -> list[CheckResult]:
+def _results(*kinds: Verdict) -> list[CheckResult]:
     return [CheckResult(name=f"c{i}", result=kind) for i, kind in enumerate(kinds)]
 
 
@@ -133,5 +133,5 @@ def _results(*kinds: str) -> list[CheckResult]:
         (("Fail", "NoData", "Error", "Pass"), "Fail"),
     ],
 )
-def test_combine_table(kinds: tuple[str, ...], verdict: str) -> None:
+def test_combine_table(kinds: tuple[Verdict, ...], verdict: Verdict) -> None:
     assert combine(_results(*kinds)) == verdict
