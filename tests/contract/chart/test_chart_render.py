@@ -302,3 +302,13 @@ def test_dashboard_configmap_carries_the_dashboard(render: Render) -> None:
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
     shipped = json.loads((CHART_DIR / "dashboards" / "tritonop.json").read_text())
     assert json.loads(configmap["data"]["tritonop.json"]) == shipped
+
+
+def test_rendered_args_are_accepted_by_the_operator_cli(scenario: str, render: Render) -> None:
+    from tritonop.cli import _parser
+
+    args = operator_container(render(scenario))["args"]
+    parsed = _parser().parse_args(args)
+    assert parsed.command == "run"
+    assert parsed.prometheus_url == "http://prometheus-operated.monitoring.svc:9090"
+    assert parsed.metrics_port == 8080
