@@ -42,6 +42,7 @@ def _describe(loc: tuple[int | str, ...], error_type: str, message: str) -> str:
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     message = ERROR_WORDING.get(error_type, message.removeprefix("Value error, "))
+    message = message.replace("Input should be ", "must be ", 1)
     # Our validators name the field themselves ("rollout.steps must ..."): say it once.
     for start in range(len(parts)):
         field_path = ".".join(parts[start:])

@@ -1,0 +1,64 @@
+"""Gateway API provider: HTTPRoute (and GRPCRoute) weights per revision Service."""
+
+from __future__ import annotations
+
+import pytest
+
+from tritonop.api.models import TrafficTarget
+from tritonop.build import isvc_labels
+from tritonop.traffic.gateway_api import GatewayApiProvider
+
+PARENT = {"name": "inference-gateway", "namespace": "gateways", "sectionName": "http"}
+SPLIT = [TrafficTarget(revision="aaaaaaaaaa", percent=75), TrafficTarget(revision="bbbbbbbbbb", percent=25)]
+
+
+def gateway_spec(make_spec, **gateway):
+    return make_spec(traffic={"provider": "gateway-api", "gateway": {"parentRefs": [PARENT], **gateway}})
+
+
+def test_http_route_weights_each_revision_service(ref, make_spec, config) -> None:
+    spec = gateway_spec(make_spec, hostnames=["resnet.example.com"])
+    (route,) = GatewayApiProvider().build(ref, spec, SPLIT, config)
+    assert (route["apiVersion"], route["kind"]) == ("gateway.networking.k8s.io/v1", "HTTPRoute")
+    assert route["metadata"]["name"] == "resnet"
+    assert route["metadata"]["labels"] == isvc_labels("resnet")
+    assert route["metadata"]["ownerReferences"] == [ref.owner_reference()]
+    assert route["spec"]["parentRefs"] == [PARENT]
+    assert route["spec"]["hostnames"] == ["resnet.example.com"]
+    assert route["spec"]["rules"] == [
+        {
+            "backendRefs": [
+                {"kind": "Service", "name": "resnet-aaaaaaaaaa", "port": 8000, "weight": 75},
+                {"kind": "Service", "name": "resnet-bbbbbbbbbb", "port": 8000, "weight": 25},
+            ]
+        }
+    ]
+
+
+def test_grpc_route_carries_the_same_weights_to_the_grpc_port(ref, make_spec, config) -> None:
+    http, grpc = GatewayApiProvider().build(ref, gateway_spec(make_spec, grpc=True), SPLIT, config)
+    assert grpc["kind"] == "GRPCRoute" and grpc["metadata"]["name"] == "resnet"
+    assert "hostnames" not in grpc["spec"]
+    http_backends = http["spec"]["rules"][0]["backendRefs"]
+    grpc_backends = grpc["spec"]["rules"][0]["backendRefs"]
+    assert [(b["name"], b["weight"]) for b in grpc_backends] == [(b["name"], b["weight"]) for b in http_backends]
+    assert {b["port"] for b in grpc_backends} == {8001}
+
+
+def test_a_zero_percent_canary_gets_no_backend(ref, make_spec, config) -> None:
+    targets = [TrafficTarget(revision="aaaaaaaaaa", percent=100), TrafficTarget(revision="bbbbbbbbbb", percent=0)]
+    (route,) = GatewayApiProvider().build(ref, gateway_spec(make_spec), targets, config)
+    assert [b["name"] for b in route["spec"]["rules"][0]["backendRefs"]] == ["resnet-aaaaaaaaaa"]
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [
+        [],
+        [TrafficTarget(revision="aaaaaaaaaa", percent=90)],
+        [TrafficTarget(revision="aaaaaaaaaa", percent=110), TrafficTarget(revision="bbbbbbbbbb", percent=-10)],
+    ],
+)
+def test_splits_that_do_not_add_up_to_100_are_refused(ref, make_spec, config, targets) -> None:
+    with pytest.raises(ValueError):
+        GatewayApiProvider().build(ref, gateway_spec(make_spec), targets, config)

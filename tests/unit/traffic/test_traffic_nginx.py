@@ -1,0 +1,69 @@
+"""ingress-nginx provider: a stable Ingress and a weighted canary Ingress."""
+
+from __future__ import annotations
+
+import pytest
+
+from tritonop.api.models import TrafficTarget
+from tritonop.build import isvc_labels
+from tritonop.traffic.nginx import NginxProvider
+
+NGINX = {"provider": "nginx", "nginx": {"host": "resnet.example.com", "ingressClassName": "nginx-public"}}
+
+
+def backend_service(ingress) -> str:
+    return ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
+
+
+def test_stable_only_is_one_ingress(ref, make_spec, config) -> None:
+    (ingress,) = NginxProvider().build(
+        ref, make_spec(traffic=NGINX), [TrafficTarget(revision="aaaaaaaaaa", percent=100)], config
+    )
+    assert (ingress["apiVersion"], ingress["kind"]) == ("networking.k8s.io/v1", "Ingress")
+    assert ingress["metadata"]["name"] == "resnet"
+    assert "annotations" not in ingress["metadata"]
+    assert ingress["metadata"]["labels"] == isvc_labels("resnet")
+    assert ingress["metadata"]["ownerReferences"] == [ref.owner_reference()]
+    assert ingress["spec"] == {
+        "ingressClassName": "nginx-public",
+        "rules": [
+            {
+                "host": "resnet.example.com",
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": "resnet-aaaaaaaaaa", "port": {"number": 8000}}},
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+
+
+def test_canary_ingress_carries_the_canary_weight(ref, make_spec, config) -> None:
+    targets = [TrafficTarget(revision="aaaaaaaaaa", percent=70), TrafficTarget(revision="bbbbbbbbbb", percent=30)]
+    stable, canary = NginxProvider().build(ref, make_spec(traffic=NGINX), targets, config)
+    assert backend_service(stable) == "resnet-aaaaaaaaaa"
+    assert canary["metadata"]["name"] == "resnet-canary"
+    assert canary["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/canary": "true",
+        "nginx.ingress.kubernetes.io/canary-weight": "30",
+    }
+    assert backend_service(canary) == "resnet-bbbbbbbbbb"
+    assert canary["spec"]["rules"][0]["host"] == stable["spec"]["rules"][0]["host"]
+
+
+def test_a_zero_percent_canary_has_no_canary_ingress(ref, make_spec, config) -> None:
+    targets = [TrafficTarget(revision="aaaaaaaaaa", percent=100), TrafficTarget(revision="bbbbbbbbbb", percent=0)]
+    assert [i["metadata"]["name"] for i in NginxProvider().build(ref, make_spec(traffic=NGINX), targets, config)] == [
+        "resnet"
+    ]
+
+
+def test_more_than_two_revisions_cannot_be_split(ref, make_spec, config) -> None:
+    targets = [TrafficTarget(revision=r * 10, percent=p) for r, p in (("a", 50), ("b", 25), ("c", 25))]
+    with pytest.raises(ValueError):
+        NginxProvider().build(ref, make_spec(traffic=NGINX), targets, config)
