@@ -106,9 +106,10 @@ def keda_triggers(autoscaling: Autoscaling, prometheus_url: str, selector: str) 
         query = f"avg(nv_gpu_utilization{{{selector}}}) * 100"
         triggers.append(_prometheus_trigger(prometheus_url, query, autoscaling.gpu_utilization, "Value"))
     if autoscaling.queue_time_ms is not None:
+        # clamp_min: no traffic reads as 0 ms instead of 0/0; one request a minute is far above the floor.
         query = (
             f"sum(rate(nv_inference_queue_duration_us{{{selector}}}[1m])) / 1000"
-            f" / (sum(rate(nv_inference_request_success{{{selector}}}[1m])) > 0)"
+            f" / clamp_min(sum(rate(nv_inference_request_success{{{selector}}}[1m])), 1e-9)"
         )
         triggers.append(_prometheus_trigger(prometheus_url, query, autoscaling.queue_time_ms, "Value"))
     if autoscaling.inference_rate is not None:
