@@ -1,4 +1,4 @@
-"""manifests/install.yaml is exactly what scripts/render-install.sh renders now."""
+"""manifests/install.yaml and the argocd-cm patch are exactly what scripts/render-install.sh renders now."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import yaml
 from tests.support.helm import REPO_ROOT, helm_binary
 
 INSTALL_YAML = REPO_ROOT / "manifests" / "install.yaml"
+GENERATED = ("install.yaml", "argocd/argocd-cm-patch.yaml")
 
 
-def test_install_yaml_matches_a_fresh_render(tmp_path: Path) -> None:
+def test_generated_manifests_match_a_fresh_render(tmp_path: Path) -> None:
     # Render from a copy of the inputs, so the check never rewrites the checkout.
-    for folder in ("charts", "crds", "scripts"):
+    for folder in ("argocd", "charts", "crds", "scripts"):
         shutil.copytree(REPO_ROOT / folder, tmp_path / folder)
-    (tmp_path / "manifests").mkdir()
-    fresh = tmp_path / "manifests" / "install.yaml"
+    fresh = tmp_path / "manifests"
     result = subprocess.run(
         [str(tmp_path / "scripts" / "render-install.sh"), str(fresh)],
         env={**os.environ, "HELM": helm_binary()},
@@ -30,7 +30,9 @@ def test_install_yaml_matches_a_fresh_render(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert INSTALL_YAML.read_text() == fresh.read_text(), "manifests/install.yaml is stale: run scripts/render-install.sh"
+    for name in GENERATED:
+        committed = (REPO_ROOT / "manifests" / name).read_text()
+        assert committed == (fresh / name).read_text(), f"manifests/{name} is stale: run scripts/render-install.sh"
 
 
 def test_install_yaml_starts_with_a_restricted_namespace_then_crds() -> None:
