@@ -47,7 +47,7 @@ class PlannedCheck:
 
 
 def plan(
-    spec: Analysis, canary: RevisionSeries, stable: RevisionSeries, window_s: float, config: OperatorConfig
+    spec: Analysis, canary: RevisionSeries, stable: RevisionSeries | None, window_s: float, config: OperatorConfig
 ) -> list[PlannedCheck]:
     """The checks spec asks for, in status order: built-ins, comparisons, then custom checks."""
     checks: list[PlannedCheck] = []
@@ -67,16 +67,22 @@ def plan(
             query = promql.quantile_latency_ms(canary, quantile, window_s, config)
         checks.append(PlannedCheck(LATENCY, bound, (query,), partial(_single, LATENCY, subject, bound, 2)))
     comparative = spec.comparative
-    if comparative is not None and comparative.max_success_rate_drop is not None:
-        drop = comparative.max_success_rate_drop
-        queries = (promql.success_rate(canary, window_s, config), promql.success_rate(stable, window_s, config))
-        decide = partial(_pair, compare_success_rate, SUCCESS_RATE_VS_STABLE, drop)
-        checks.append(PlannedCheck(SUCCESS_RATE_VS_STABLE, Bound(max=drop), queries, decide))
-    if comparative is not None and comparative.max_latency_increase_percent is not None:
-        percent = comparative.max_latency_increase_percent
-        queries = (promql.mean_latency_ms(canary, window_s, config), promql.mean_latency_ms(stable, window_s, config))
-        decide = partial(_pair, compare_latency, LATENCY_VS_STABLE, percent)
-        checks.append(PlannedCheck(LATENCY_VS_STABLE, Bound(max=percent, unit="%"), queries, decide))
+    max_drop = comparative.max_success_rate_drop if comparative else None
+    max_increase = comparative.max_latency_increase_percent if comparative else None
+    comparisons = (
+        (SUCCESS_RATE_VS_STABLE, max_drop, "", promql.success_rate, compare_success_rate),
+        (LATENCY_VS_STABLE, max_increase, "%", promql.mean_latency_ms, compare_latency),
+    )
+    for check_name, limit, unit, render, compare in comparisons:
+        if limit is None:
+            continue
+        bound = Bound(max=limit, unit=unit)
+        if stable is None:
+            missing = unjudged(check_name, "NoData", bound, "no stable revision to compare with")
+            checks.append(PlannedCheck(check_name, bound, (), partial(_fixed, missing)))
+            continue
+        queries = (render(canary, window_s, config), render(stable, window_s, config))
+        checks.append(PlannedCheck(check_name, bound, queries, partial(_pair, compare, check_name, limit)))
     for custom in spec.checks:
         bound = Bound(min=custom.min, max=custom.max)
         try:
@@ -133,14 +139,17 @@ async def analyse(
     name: str,
     model: str,
     canary_revision: str,
-    stable_revision: str,
+    stable_revision: str | None,
     window_s: float,
     config: OperatorConfig,
     at: datetime | None = None,
 ) -> AnalysisOutcome:
-    """Judge the canary revision over the window ending at ``at`` (default: Prometheus' now)."""
+    """Judge the canary revision over the window ending at ``at`` (default: Prometheus' now).
+
+    Without a stable revision, comparisons with it are NoData.
+    """
     canary = RevisionSeries(namespace, name, canary_revision, model)
-    stable = RevisionSeries(namespace, name, stable_revision, model)
+    stable = None if stable_revision is None else RevisionSeries(namespace, name, stable_revision, model)
     checks = plan(spec_analysis, canary, stable, window_s, config)
 
     requests = await client.query(promql.request_count(canary, window_s, config), at)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import urllib.parse
 import urllib.request
@@ -38,7 +39,6 @@ MODEL, SLOW_MODEL = "classifier", "slow"
 CANARY_FAILURE_RATE = 0.3
 SLOW_DELAY_MS = 50.0
 LOAD_SECONDS, REQUESTS_PER_SECOND = 15.0, 20.0
-WINDOW_S = 20.0
 CONFIG = OperatorConfig()
 
 
@@ -57,7 +57,8 @@ class Load:
 @dataclass(frozen=True)
 class Traffic:
     prometheus_url: str
-    at: datetime  # every analysis judges the window ending here
+    at: datetime  # every analysis judges the window ending here ...
+    window_s: float  # ... and reaching back to just before the load began
     loads: dict[tuple[str, str], Load]  # (revision, model) -> what was sent
 
 
@@ -133,23 +134,20 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
                     paced_requests(canary.http_port, SLOW_MODEL),
                 )
 
+            load_started = time.monotonic()
             sent = asyncio.run(send_all())
             loads = dict(zip([(STABLE, MODEL), (CANARY, MODEL), (CANARY, SLOW_MODEL)], sent, strict=True))
             for (revision, model), load in loads.items():
                 wait_until_scraped(prometheus.url, revision, model, load)
-            yield Traffic(prometheus.url, datetime.now(UTC), loads)
+            window_s = math.ceil(time.monotonic() - load_started) + 2.0
+            yield Traffic(prometheus.url, datetime.now(UTC), window_s, loads)
 
 
 async def judge(
-    prometheus_url: str,
-    spec: dict[str, Any],
-    *,
-    canary: str,
-    stable: str,
-    model: str = MODEL,
-    at: datetime | None = None,
+    traffic: Traffic, spec: dict[str, Any], *, canary: str, stable: str, model: str = MODEL
 ) -> AnalysisOutcome:
-    async with PrometheusClient(prometheus_url, timeout_s=CONFIG.prometheus_timeout_seconds) as client:
+    """analyse() over the traffic's window, as the operator would call it."""
+    async with PrometheusClient(traffic.prometheus_url, timeout_s=CONFIG.prometheus_timeout_seconds) as client:
         return await analyse(
             client,
             Analysis.model_validate(spec),
@@ -158,23 +156,23 @@ async def judge(
             model=model,
             canary_revision=canary,
             stable_revision=stable,
-            window_s=WINDOW_S,
+            window_s=traffic.window_s,
             config=CONFIG,
-            at=at,
+            at=traffic.at,
         )
 
 
 def test_load_reached_triton_as_planned(traffic: Traffic) -> None:
-    # The failing model fails exactly 3 in 10 (evenly spread), the others never.
-    assert traffic.loads[(STABLE, MODEL)].failures == 0
-    canary = traffic.loads[(CANARY, MODEL)]
-    assert canary.failures == pytest.approx(canary.total * CANARY_FAILURE_RATE, abs=1)
-    assert traffic.loads[(CANARY, SLOW_MODEL)].total >= 100
+    planned = int(LOAD_SECONDS * REQUESTS_PER_SECOND)
+    assert {key: load.total for key, load in traffic.loads.items()} == dict.fromkeys(traffic.loads, planned)
+    # The failing model fails 3 in 10 (evenly spread), the others never.
+    assert traffic.loads[(CANARY, MODEL)].failures == pytest.approx(planned * CANARY_FAILURE_RATE, abs=1)
+    assert traffic.loads[(STABLE, MODEL)].failures == traffic.loads[(CANARY, SLOW_MODEL)].failures == 0
 
 
 async def test_stable_revision_passes(traffic: Traffic) -> None:
     spec = {"successRate": {"min": 0.99}, "comparative": {"maxSuccessRateDrop": 0.05}}
-    outcome = await judge(traffic.prometheus_url, spec, canary=STABLE, stable=CANARY, at=traffic.at)
+    outcome = await judge(traffic, spec, canary=STABLE, stable=CANARY)
     assert outcome.verdict == "Pass", outcome.checks
     success_rate, versus = outcome.checks
     assert (success_rate.name, success_rate.result, success_rate.value) == ("successRate", "Pass", 1.0)
@@ -185,7 +183,7 @@ async def test_stable_revision_passes(traffic: Traffic) -> None:
 
 async def test_failing_canary_fails_success_rate_and_comparison(traffic: Traffic) -> None:
     spec = {"successRate": {"min": 0.99}, "comparative": {"maxSuccessRateDrop": 0.05}}
-    outcome = await judge(traffic.prometheus_url, spec, canary=CANARY, stable=STABLE, at=traffic.at)
+    outcome = await judge(traffic, spec, canary=CANARY, stable=STABLE)
     assert outcome.verdict == "Fail"
     success_rate, versus = outcome.checks
 
@@ -202,9 +200,7 @@ async def test_failing_canary_fails_success_rate_and_comparison(traffic: Traffic
 async def test_slow_model_fails_mean_and_quantile_latency(traffic: Traffic) -> None:
     for latency, subject in (({"maxMs": 20}, "mean latency"), ({"maxMs": 20, "quantile": 0.99}, "p99 latency")):
         spec = {"successRate": None, "latency": latency}
-        outcome = await judge(
-            traffic.prometheus_url, spec, canary=CANARY, stable=STABLE, model=SLOW_MODEL, at=traffic.at
-        )
+        outcome = await judge(traffic, spec, canary=CANARY, stable=STABLE, model=SLOW_MODEL)
         assert outcome.verdict == "Fail", outcome.checks
         (check,) = outcome.checks
         assert check.result == "Fail"
@@ -215,14 +211,14 @@ async def test_slow_model_fails_mean_and_quantile_latency(traffic: Traffic) -> N
 
 async def test_fast_model_passes_latency_against_slow_bound(traffic: Traffic) -> None:
     spec = {"latency": {"maxMs": SLOW_DELAY_MS}}
-    outcome = await judge(traffic.prometheus_url, spec, canary=STABLE, stable=CANARY, at=traffic.at)
+    outcome = await judge(traffic, spec, canary=STABLE, stable=CANARY)
     assert outcome.verdict == "Pass", outcome.checks
     assert outcome.checks[1].value is not None and outcome.checks[1].value < SLOW_DELAY_MS
 
 
 async def test_too_few_requests_is_no_data(traffic: Traffic) -> None:
     sent = traffic.loads[(CANARY, MODEL)].total
-    outcome = await judge(traffic.prometheus_url, {"minRequests": 100_000}, canary=CANARY, stable=STABLE, at=traffic.at)
+    outcome = await judge(traffic, {"minRequests": 100_000}, canary=CANARY, stable=STABLE)
     assert outcome.verdict == "NoData"
     (check,) = outcome.checks
     assert check.result == "NoData"
@@ -231,7 +227,7 @@ async def test_too_few_requests_is_no_data(traffic: Traffic) -> None:
 
 
 async def test_revision_without_traffic_is_no_data(traffic: Traffic) -> None:
-    outcome = await judge(traffic.prometheus_url, {}, canary="nosuch", stable=STABLE, at=traffic.at)
+    outcome = await judge(traffic, {}, canary="nosuch", stable=STABLE)
     assert (outcome.verdict, outcome.canary_requests) == ("NoData", 0.0)
     assert outcome.checks[0].message == "0 requests < minRequests 20"
 
@@ -249,7 +245,7 @@ async def test_custom_checks_against_real_series(traffic: Traffic) -> None:
             {"name": "typo", "query": "sum(rate(x[{{interval}}])", "min": 0},
         ],
     }
-    outcome = await judge(traffic.prometheus_url, spec, canary=CANARY, stable=STABLE, at=traffic.at)
+    outcome = await judge(traffic, spec, canary=CANARY, stable=STABLE)
     failures, every_target, typo = outcome.checks
     assert failures.result == "Fail"
     assert failures.value == pytest.approx(traffic.loads[(CANARY, MODEL)].failures, rel=0.15)
@@ -261,7 +257,8 @@ async def test_custom_checks_against_real_series(traffic: Traffic) -> None:
 
 async def test_unreachable_prometheus_is_error() -> None:
     spec = {"successRate": {"min": 0.99}, "latency": {"maxMs": 100}}
-    outcome = await judge(f"http://127.0.0.1:{free_port()}", spec, canary=CANARY, stable=STABLE)
+    nowhere = Traffic(f"http://127.0.0.1:{free_port()}", datetime.now(UTC), 60.0, {})
+    outcome = await judge(nowhere, spec, canary=CANARY, stable=STABLE)
     assert outcome.verdict == "Error"
     assert outcome.canary_requests is None
     assert [c.result for c in outcome.checks] == ["Error", "Error"]

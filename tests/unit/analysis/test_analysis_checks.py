@@ -48,7 +48,9 @@ def mean_ms(series: RevisionSeries) -> str:
     return promql.mean_latency_ms(series, WINDOW_S, CONFIG)
 
 
-async def run(spec: dict[str, Any], answers: dict[str, QueryResult]) -> tuple[AnalysisOutcome, AnswerTable]:
+async def run(
+    spec: dict[str, Any], answers: dict[str, QueryResult], stable: str | None = "stable1"
+) -> tuple[AnalysisOutcome, AnswerTable]:
     client = AnswerTable(answers)
     outcome = await analyse(
         client,
@@ -57,7 +59,7 @@ async def run(spec: dict[str, Any], answers: dict[str, QueryResult]) -> tuple[An
         name="resnet",
         model="resnet50",
         canary_revision="canary1",
-        stable_revision="stable1",
+        stable_revision=stable,
         window_s=WINDOW_S,
         config=CONFIG,
         at=AT,
@@ -157,6 +159,14 @@ async def test_stable_without_data_makes_comparisons_no_data() -> None:
         "latencyVsStable": "NoData",
         "queue-ms": "Pass",
     }
+
+
+async def test_no_stable_revision_makes_comparisons_no_data_without_querying_it() -> None:
+    outcome, client = await run(FULL_SPEC, HEALTHY, stable=None)
+    assert outcome.verdict == "NoData"
+    comparisons = [c for c in outcome.checks if c.name.endswith("VsStable")]
+    assert [(c.result, c.message) for c in comparisons] == [("NoData", "no stable revision to compare with")] * 2
+    assert rate(STABLE) not in client.asked and mean_ms(STABLE) not in client.asked
 
 
 async def test_a_failure_outranks_an_error_elsewhere() -> None:
