@@ -7,7 +7,7 @@ from typing import Any
 import promql_parser
 import pytest
 
-from tritonop.build import BuildError, IsvcRef, build_revision
+from tritonop.build import REVISION_CHILD_KINDS, BuildError, IsvcRef, build_revision
 from tritonop.build.autoscaling import quantity
 from tritonop.config import OperatorConfig
 
@@ -44,6 +44,7 @@ def only(children: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 def test_revision_children_by_autoscaling(ref, make_spec, config, autoscaling, replicas, expected) -> None:
     children = build_revision(ref, make_spec(autoscaling=autoscaling), REV, config, replicas=replicas)
     assert kinds(children) == [("apps/v1", "Deployment"), ("v1", "Service"), *expected]
+    assert set(kinds(children)) <= set(REVISION_CHILD_KINDS)
     for child in children:
         assert child["metadata"]["name"] == f"resnet-{REV}"
 
