@@ -10,7 +10,11 @@ import pytest
 from tests.support.helm import helm_template
 
 WATCHED = ["team-a", "team-b"]
-MONITORING = {"serviceMonitor": {"enabled": True}, "tritonPodMonitor": {"enabled": True}, "dashboard": {"enabled": True}}
+MONITORING = {
+    "serviceMonitor": {"enabled": True},
+    "tritonPodMonitor": {"enabled": True},
+    "dashboard": {"enabled": True},
+}
 
 # The values combinations the chart is checked with; names appear in test ids.
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -52,4 +56,3 @@ def render() -> Callable[[str], Objects]:
         return cache[scenario]
 
     return _render
-

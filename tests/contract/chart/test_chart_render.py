@@ -68,7 +68,7 @@ def test_every_rendered_object_validates(scenario: str, render: Render) -> None:
     objects = render(scenario)
     assert objects
     for obj in objects:
-        name = f'{obj["kind"]}/{obj["metadata"]["name"]}'
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
         if obj["apiVersion"].startswith(("monitoring.coreos.com/", "kopf.dev/")):
             validate_custom(obj)
             continue
@@ -89,7 +89,7 @@ def test_namespaced_objects_live_in_release_or_watched_namespaces(
         elif obj["kind"] in ("Role", "RoleBinding", "KopfPeering"):
             assert namespace in watched_namespaces
         else:
-            assert namespace == "tritonop-system", f'{obj["kind"]}/{obj["metadata"]["name"]}'
+            assert namespace == "tritonop-system", f"{obj['kind']}/{obj['metadata']['name']}"
 
 
 def test_objects_carry_standard_labels(scenario: str, render: Render) -> None:
@@ -98,7 +98,7 @@ def test_objects_carry_standard_labels(scenario: str, render: Render) -> None:
             continue  # crds/ files are static: helm does not template them
         labels = obj["metadata"].get("labels", {})
         missing = [label for label in STANDARD_LABELS if label not in labels]
-        assert not missing, f'{obj["kind"]}/{obj["metadata"]["name"]} lacks {missing}'
+        assert not missing, f"{obj['kind']}/{obj['metadata']['name']} lacks {missing}"
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["app.kubernetes.io/version"] == "0.1.0"
 
@@ -212,9 +212,7 @@ def test_namespaced_mode_passes_namespace_flags(render: Render, watched_namespac
     assert [a for a in args if a.startswith("--namespace")] == [f"--namespace={ns}" for ns in watched_namespaces]
 
 
-def test_namespaced_ha_peers_in_each_watched_namespace(
-    render: Render, watched_namespaces: list[str]
-) -> None:
+def test_namespaced_ha_peers_in_each_watched_namespace(render: Render, watched_namespaces: list[str]) -> None:
     objects = render("namespaced-ha-monitoring")
     assert not objects_of_kind(objects, "ClusterKopfPeering")
     peerings = objects_of_kind(objects, "KopfPeering")
@@ -254,7 +252,7 @@ def test_peering_crds_match_what_kopf_looks_for(render: Render) -> None:
     for kind, selector in selectors.items():
         crd = crds[kind]
         assert crd["spec"]["scope"] == expected_scope[kind]
-        assert f'{crd["spec"]["group"]}/{crd["spec"]["versions"][0]["name"]}' == f"{selector.group}/{selector.version}"
+        assert f"{crd['spec']['group']}/{crd['spec']['versions'][0]['name']}" == f"{selector.group}/{selector.version}"
         assert crd["spec"]["names"]["plural"] == selector.any_name
         status_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
         assert status_schema["x-kubernetes-preserve-unknown-fields"] is True

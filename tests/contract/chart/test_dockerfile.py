@@ -103,10 +103,12 @@ def test_entrypoint_and_default_command() -> None:
 
 
 def test_dockerignore_admits_only_the_build_inputs() -> None:
-    lines = [line for line in (REPO_ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    lines = [
+        line for line in (REPO_ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")
+    ]
     assert lines[0] == "*"
     admitted = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    copied = set()
+    copied: set[str] = set()
     for stage in STAGES:
         for args in stage.args_of("COPY"):
             if "--from=" not in args:

@@ -105,9 +105,9 @@ def test_every_panel_queries_the_selected_datasource() -> None:
 
 def test_covers_what_a_rollout_needs_to_be_watched() -> None:
     used = set().union(*(series_names(expr) for _, expr in queries()))
-    assert OPERATOR_METRICS - HISTOGRAMS <= used
+    assert used >= OPERATOR_METRICS - HISTOGRAMS
     assert "tritonop_reconcile_duration_seconds_bucket" in used
-    assert TRITON_METRICS <= used
+    assert used >= TRITON_METRICS
     # Stable and canary are told apart by the revision label.
     by_revision = [expr for _, expr in queries() if "nv_inference" in expr]
     assert by_revision and all("revision" in expr for expr in by_revision)
