@@ -4,6 +4,7 @@ behaviour each values scenario promises (hardened pod, HA peering, namespace sco
 from __future__ import annotations
 
 import json
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -310,3 +311,20 @@ def test_rendered_args_are_accepted_by_the_operator_cli(scenario: str, render: R
     assert parsed.command == "run"
     assert parsed.prometheus_url == "http://prometheus-operated.monitoring.svc:9090"
     assert parsed.metrics_port == 8080
+
+
+def test_packaged_chart_renders_like_the_source(tmp_path: Path) -> None:
+    result = run_helm(["package", str(CHART_DIR), "--destination", str(tmp_path)])
+    assert result.returncode == 0, result.stderr
+    archive = tmp_path / "tritonop-0.1.0.tgz"
+    with tarfile.open(archive) as tar:
+        members = set(tar.getnames())
+    assert {
+        "tritonop/Chart.yaml",
+        "tritonop/values.schema.json",
+        "tritonop/crds/serving.tritonop.dev_inferenceservices.yaml",
+        "tritonop/crds/kopf.dev_peerings.yaml",
+        "tritonop/dashboards/tritonop.json",
+    } <= members
+    values = {"dashboard": {"enabled": True}, "ha": {"enabled": True}}
+    assert helm_template(values, chart=archive, include_crds=True) == helm_template(values, include_crds=True)
