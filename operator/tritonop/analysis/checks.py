@@ -31,6 +31,8 @@ class QueryClient(Protocol):
 
 @dataclass(frozen=True)
 class AnalysisOutcome:
+    """The verdict, every check's result in status order, and the canary's requests in the window."""
+
     verdict: Verdict
     checks: list[CheckResult]
     canary_requests: float | None
