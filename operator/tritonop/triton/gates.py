@@ -11,12 +11,14 @@ in the repository, which the operator never writes). In explicit model-control m
 only ``version_policy`` with ``{"specific": {"versions": [N]}}`` and reloads the model
 with that config (the load API replaces the config wholesale, so a partial config would
 drop inputs and outputs). Triton loads the pinned version before unloading the others,
-so the model keeps serving during the switch, and a pin to a version the repository
-lacks fails with Triton's message while the old version keeps serving (checked against
-tritonserver 2.51). A pin lives in one server process: it must be applied to each pod
-(and again after a pod restarts); ``check_readiness`` with the pinned version reports
-``VersionNotLoaded`` wherever it is missing. In poll and none modes Triton refuses the
-load API, so pinning is explicit-mode only.
+so the model keeps serving during the switch (a strict server reports not ready for the
+seconds the old versions take to unload; ``pin_version`` waits that out), and a pin to
+a version the repository lacks fails with Triton's message while the old version keeps
+serving (checked against tritonserver 2.51). A pin lives in one server process: it
+must reach each pod (a call through a Service reaches one) and be repeated after a pod
+restarts; ``check_readiness`` with the pinned version reports ``VersionNotLoaded``
+wherever it is missing. In poll and none modes Triton refuses the load API, so pinning
+is explicit-mode only.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ UNLOAD_POLL_S = 0.25
 def _network_problem(url: str, error: BaseException, timeout_s: float) -> str:
     if isinstance(error, TimeoutError):
         return f"no answer from Triton at {url} within {timeout_s:g}s"
-    return shorten(f"cannot reach Triton at {url}: {error or type(error).__name__}")
+    return shorten(f"cannot reach Triton at {url}: {str(error) or type(error).__name__}")
 
 
 def _triton_text(error: InferenceServerException) -> str:
@@ -93,47 +95,57 @@ async def _readiness(client: InferenceServerClient, url: str, model: str, versio
         return Readiness(
             False,
             Reason.SERVER_NOT_READY,
-            f"{label} is ready but Triton at {url} is not (another model unavailable under "
-            "--strict-readiness, or the server is shutting down)",
+            f"{label} is ready but Triton at {url} is not (under --strict-readiness: another model "
+            "unavailable or a version still unloading; or the server is shutting down)",
         )
     return Readiness(True, Reason.READY, f"{label} is ready")
 
 
 async def pin_version(url: str, model: str, version: str, *, timeout_s: float = PIN_TIMEOUT_S) -> Readiness:
-    """Make Triton at ``url`` serve exactly ``version`` of ``model`` (explicit mode; see module doc).
+    """Make Triton at ``url`` serve only ``version`` of ``model`` (explicit mode; see module doc).
 
-    Returns the readiness afterwards. Does nothing when that version alone is already
-    pinned and ready. A refused load (no such version, not explicit mode) is
-    ``VersionNotLoaded`` with Triton's message; a load still running when the
-    timeout passes reads as ``ModelNotReady`` on the next check.
+    Returns the readiness afterwards. Acts only when the model is loaded and the
+    version is missing or served alongside others; any other not-ready verdict (load
+    failure, unreachable) is returned unchanged, as pinning cannot fix it. A refused
+    load (no such version, not explicit mode) is ``VersionNotLoaded`` with Triton's
+    message; a load still running when the timeout passes reads as ``ModelNotReady``
+    on the next check.
     """
+    if not version.isdigit():
+        return Readiness(False, Reason.VERSION_NOT_LOADED, f"version {version!r} is not a version number")
     try:
         async with triton_client(url, timeout_s=timeout_s) as client:
-            try:
-                config = await client.get_model_config(model)
-            except InferenceServerException as error:
-                return Readiness(
-                    False, Reason.MODEL_NOT_READY, f"cannot read the config of model {model!r}: {_triton_text(error)}"
-                )
-            policy = {"specific": {"versions": [int(version)]}}
-            current = await _readiness(client, url, model, version)
-            if config.get("version_policy") == policy and current.ready:
-                return current
-            config["version_policy"] = policy
-            try:
-                await client.load_model(model, config=json.dumps(config))
-            except InferenceServerException as error:
-                return Readiness(
-                    False,
-                    Reason.VERSION_NOT_LOADED,
-                    shorten(f"Triton refused to pin model {model!r} to version {version}: {error.message()}"),
-                )
-            await _await_unloads(client, model)
-            return await _readiness(client, url, model, version)
+            return await _pin(client, url, model, version)
     except ValueError as error:
         return Readiness(False, Reason.SERVER_UNREACHABLE, str(error))
     except NETWORK_ERRORS as error:
         return Readiness(False, Reason.SERVER_UNREACHABLE, _network_problem(url, error, timeout_s))
+
+
+async def _pin(client: InferenceServerClient, url: str, model: str, version: str) -> Readiness:
+    current = await _readiness(client, url, model, version)
+    if current.reason not in (Reason.READY, Reason.VERSION_NOT_LOADED):
+        return current
+    try:
+        if current.ready:
+            served = [str(v) for v in (await client.get_model_metadata(model)).get("versions", [])]
+            if served == [version]:
+                return current
+        config = await client.get_model_config(model)
+    except InferenceServerException as error:
+        return Readiness(False, Reason.MODEL_NOT_READY, f"cannot read model {model!r}: {_triton_text(error)}")
+    # The load API replaces the whole config: change only the version policy.
+    config["version_policy"] = {"specific": {"versions": [int(version)]}}
+    try:
+        await client.load_model(model, config=json.dumps(config))
+    except InferenceServerException as error:
+        return Readiness(
+            False,
+            Reason.VERSION_NOT_LOADED,
+            shorten(f"Triton refused to pin model {model!r} to version {version}: {error.message()}"),
+        )
+    await _await_unloads(client, model)
+    return await _readiness(client, url, model, version)
 
 
 async def _await_unloads(client: InferenceServerClient, model: str) -> None:

@@ -188,6 +188,17 @@ async def test_model_facts_of_unknown_model(healthy: TritonServer) -> None:
 # ---------------------------------------------------------------- pinning (changes the server: last)
 
 
+async def test_pinning_cannot_fix_a_failed_load(failing: TritonServer) -> None:
+    verdict = await pin_version(failing.http_url, "broken", "1")
+    assert (verdict.ready, verdict.reason) == (False, "ModelLoadFailed")
+    assert LOAD_FAILURE_MESSAGE in verdict.message
+
+
+async def test_pin_needs_a_version_number() -> None:
+    verdict = await pin_version("http://127.0.0.1:1", "doubler", "latest")
+    assert (verdict.ready, verdict.reason) == (False, "VersionNotLoaded")
+
+
 async def test_pin_version_switches_the_served_version(healthy: TritonServer) -> None:
     assert (await check_readiness(healthy.http_url, "pinnable", "1")).reason == "VersionNotLoaded"
 
