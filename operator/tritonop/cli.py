@@ -59,6 +59,11 @@ def _run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
     )
+    # One line per API request is noise at INFO; -v shows them.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # kopf logs every timer run at INFO; our own logger reports what changed.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     config = OperatorConfig.from_env(
         namespaces=tuple(args.namespaces) if args.namespaces else None,
         prometheus_url=args.prometheus_url,

@@ -19,7 +19,7 @@ from typing import Any
 from tritonop import API_VERSION, KIND
 from tritonop.analysis.checks import analyse
 from tritonop.analysis.prometheus import PrometheusClient
-from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus, Phase, TrafficProvider
+from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus, Phase
 from tritonop.build import build_entry_service, build_revision, parse_spec, revision_of, status_url
 from tritonop.build.errors import BuildError
 from tritonop.build.names import revision_child_name, triton_model_name
@@ -48,7 +48,6 @@ from tritonop.rollout import (
 )
 from tritonop.status import DeploymentReadiness, conditions_for
 from tritonop.traffic import ALL_PROVIDERS, provider_for
-from tritonop.traffic.service import canary_replicas
 from tritonop.triton import check_readiness, model_facts, run_acceptance
 
 log = logging.getLogger("tritonop")
@@ -315,10 +314,10 @@ class Controller:
         force: bool,
     ) -> None:
         replicas = None
-        if spec.traffic.provider == TrafficProvider.service and revision == state.canary and state.weight > 0:
-            # The `service` provider splits by replica ratio: size the canary to its weight.
+        if revision == state.canary and state.weight > 0:
+            # Providers without a router (`service`) split by replica ratio: size the canary to its weight.
             base = stable.replicas if stable and stable.replicas else spec.autoscaling.min_replicas
-            replicas = canary_replicas(base, state.weight)
+            replicas = provider_for(spec).canary_replicas(base, state.weight)
         objs = build_revision(ref, spec, revision, self.config, replicas=replicas)
         await apply_all(self.kube, objs, force=force)
         built = {(o["apiVersion"], o["kind"]) for o in objs}
@@ -340,12 +339,8 @@ class Controller:
             return
         targets = traffic(state)
         serving = [t.revision for t in targets if t.percent > 0]
-        if (
-            spec.traffic.provider == TrafficProvider.service
-            and state.canary == revision_of(spec)
-            and state.weight > 0
-        ):
-            # Resize the canary as its weight changes (replicas are not part of the revision).
+        if state.canary == revision_of(spec) and state.weight > 0:
+            # Resize a replica-split canary as its weight changes (replicas are not part of the revision).
             await self._apply_revision(ref, spec, state.canary, state, stable, force=force)
         objs = [build_entry_service(ref, spec, self.config, revisions=serving or [state.stable])]
         objs += provider_for(spec).build(ref, spec, targets, self.config)

@@ -40,6 +40,11 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             # API trouble (conflicts, 5xx, timeouts) is temporary: retry with a delay, never crash.
             raise kopf.TemporaryError(f"Kubernetes API error: {err}", delay=10) from err
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same credentials our own client uses: in-cluster service account, else kubeconfig.
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Chosen once, never changed: changing them makes kopf re-run handlers on every object.
@@ -48,8 +53,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=GROUP, key="last-handled-configuration"
         )
-        # We post our own Events with reasons users can filter on; not every log line.
-        settings.posting.enabled = False
+        # We post our own Events with reasons users can filter on; from kopf's log lines only
+        # warnings and errors (e.g. a handler that keeps failing) become Events.
+        settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         state["controller"] = Controller(KubeClient(discover_connection()), config, post_event=_post_event)

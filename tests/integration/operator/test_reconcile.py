@@ -1,0 +1,220 @@
+"""The real operator process (kopf, `python -m tritonop run`) against an emulated Kubernetes API.
+
+Emulated: the API server (kmock, with the bookkeeping added in tests/support/kube.py), the
+Deployment controller (it reports pods ready without running them) and the garbage
+collector. Real: the operator, its HTTP client, kopf's watches, handlers and timers.
+No Triton runs here, so canaries stay at their readiness gate (ServerUnreachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import urllib.request
+
+from tests.support.kube import Cluster, eventually
+
+NS = "ml"
+ISVC = {
+    "apiVersion": "serving.tritonop.dev/v1alpha1",
+    "kind": "InferenceService",
+    "metadata": {"name": "resnet", "namespace": NS},
+    "spec": {
+        "model": {"name": "resnet50", "storageUri": "s3://models/resnet"},
+        "triton": {"gpus": 1},
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 4, "cpuUtilization": 70},
+    },
+}
+DEPLOYMENTS = "apps/v1/deployments"
+SERVICES = "v1/services"
+
+
+def owned_by(obj: dict, owner: dict) -> bool:
+    refs = obj["metadata"].get("ownerReferences") or []
+    return any(r["uid"] == owner["metadata"]["uid"] and r.get("controller") for r in refs)
+
+
+def condition(status: dict, type_: str) -> dict:
+    return next(c for c in status.get("conditions", []) if c["type"] == type_)
+
+
+def deployment_names(kube: Cluster) -> set[str]:
+    return {d["metadata"]["name"] for d in kube.emulator.live(DEPLOYMENTS)}
+
+
+async def test_create_builds_owned_children_and_reports_ready(kube: Cluster, run_operator) -> None:
+    op = run_operator()
+    await kube.apply_isvc(copy.deepcopy(ISVC))
+    status = await eventually(
+        lambda: (s := kube.status(NS, "resnet")).get("phase") == "Ready" and s, timeout=40, what="phase Ready"
+    )
+    isvc = kube.isvc(NS, "resnet")
+    revision = status["stableRevision"]
+    assert len(revision) == 10
+
+    deployment = kube.emulator.get(DEPLOYMENTS, NS, f"resnet-{revision}")
+    assert deployment is not None and owned_by(deployment, isvc)
+    labels = deployment["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "tritonop"
+    assert labels["serving.tritonop.dev/inferenceservice"] == "resnet"
+    assert labels["serving.tritonop.dev/revision"] == revision
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] in (1, "1")
+    assert "replicas" not in deployment["spec"]  # the HPA owns it
+    hpa = kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"resnet-{revision}")
+    assert hpa is not None and owned_by(hpa, isvc) and hpa["spec"]["maxReplicas"] == 4
+    pdb = kube.emulator.get("policy/v1/poddisruptionbudgets", NS, f"resnet-{revision}")
+    assert pdb is not None and owned_by(pdb, isvc)  # minReplicas > 1
+    for name in ("resnet", f"resnet-{revision}"):
+        service = kube.emulator.get(SERVICES, NS, name)
+        assert service is not None and owned_by(service, isvc), name
+    assert kube.emulator.get(SERVICES, NS, "resnet")["spec"]["selector"]["serving.tritonop.dev/revision"] == revision
+
+    assert status["observedGeneration"] == isvc["metadata"]["generation"]
+    assert status["url"] == "http://resnet.ml.svc.cluster.local:8000"
+    assert status["traffic"] == [{"revision": revision, "percent": 100}]
+    ready = condition(status, "Ready")
+    assert ready["status"] == "True" and ready["reason"] == "Serving"
+    assert condition(status, "Stalled")["status"] == "False"
+    # The spec is never written by the operator.
+    assert isvc["spec"] == ISVC["spec"]
+
+    port = op.args[op.args.index("--metrics-port") + 1]
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'tritonop_reconciles_total{result="success"}' in body
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).status == 200
+
+
+async def test_settled_object_is_not_written_again(kube: Cluster, run_operator) -> None:
+    run_operator()
+    await kube.apply_isvc(copy.deepcopy(ISVC))
+    await eventually(lambda: kube.status(NS, "resnet").get("phase") == "Ready", timeout=40, what="Ready")
+    await asyncio.sleep(1.5)  # let the last status write land
+    mark = len(kube.emulator.all_requests)
+    await asyncio.sleep(3)  # ~10 timer ticks of 0.3 s, each a full level-based pass
+    reads = [r for r in kube.emulator.all_requests[mark:] if r.method.value == "GET"]
+    assert reads, "the timer should have read the children (it is level-based)"
+    assert kube.emulator.writes(mark) == []
+
+
+async def test_model_change_creates_a_new_revision_and_leaves_stable_untouched(kube: Cluster, run_operator) -> None:
+    run_operator()
+    await kube.apply_isvc(copy.deepcopy(ISVC))
+    first = await eventually(
+        lambda: kube.status(NS, "resnet").get("phase") == "Ready" and kube.status(NS, "resnet")["stableRevision"],
+        timeout=40,
+    )
+    stable_before = copy.deepcopy(kube.emulator.get(DEPLOYMENTS, NS, f"resnet-{first}")["spec"])
+
+    changed = copy.deepcopy(ISVC)
+    changed["spec"]["model"]["storageUri"] = "s3://models/resnet-v2"
+    await kube.apply_isvc(changed)
+    status = await eventually(
+        lambda: (s := kube.status(NS, "resnet")).get("canaryRevision") and s, timeout=30, what="a canary"
+    )
+    second = status["canaryRevision"]
+    assert second != first
+    assert f"resnet-{second}" in deployment_names(kube)
+    assert status["phase"] == "Progressing" and status["stableRevision"] == first
+    # No Triton answers here: the canary waits at its gate with 0% and says why.
+    assert status["traffic"] == [{"revision": first, "percent": 100}, {"revision": second, "percent": 0}]
+    await eventually(lambda: (kube.status(NS, "resnet").get("canary") or {}).get("waitingFor"), timeout=15)
+    assert kube.emulator.get(DEPLOYMENTS, NS, f"resnet-{first}")["spec"] == stable_before
+    assert condition(kube.status(NS, "resnet"), "Ready")["reason"] == "CanaryInProgress"
+
+    # Autoscaling is not part of the revision: no third revision, same canary.
+    scaled = copy.deepcopy(changed)
+    scaled["spec"]["autoscaling"]["maxReplicas"] = 6
+    await kube.apply_isvc(scaled)
+    await eventually(
+        lambda: kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"resnet-{second}")["spec"][
+            "maxReplicas"
+        ]
+        == 6,
+        timeout=20,
+    )
+    assert kube.status(NS, "resnet")["canaryRevision"] == second
+
+    # Reverting the spec to the stable revision abandons the canary at once.
+    await kube.apply_isvc(copy.deepcopy(ISVC))
+    await eventually(lambda: f"resnet-{second}" not in deployment_names(kube), timeout=20, what="canary removed")
+    status = await eventually(lambda: (s := kube.status(NS, "resnet")).get("phase") == "Ready" and s, timeout=20)
+    assert status.get("canaryRevision") is None and status["stableRevision"] == first
+    assert any(e["reason"] == "CanaryAbandoned" for e in kube.events("resnet"))
+
+
+async def test_invalid_objects_are_reported_and_do_not_block_others(kube: Cluster, run_operator) -> None:
+    """The emulator has no schema validation, so these reach the operator as they would with an old CRD."""
+    run_operator()
+    bad = copy.deepcopy(ISVC)
+    bad["metadata"]["name"] = "bad"
+    bad["spec"]["model"]["storageUri"] = "ftp://models/resnet"
+    bad["spec"]["rollout"] = {"steps": [50, 10]}
+    await kube.apply_isvc(bad)
+    secretless = copy.deepcopy(ISVC)
+    secretless["metadata"]["name"] = "secretless"
+    secretless["spec"]["model"]["storageSecretName"] = "s3-creds"
+    await kube.apply_isvc(secretless)
+    good = copy.deepcopy(ISVC)
+    good["metadata"]["name"] = "good"
+    await kube.apply_isvc(good)
+
+    await eventually(lambda: kube.status(NS, "good").get("phase") == "Ready", timeout=40, what="good Ready")
+    ready = await eventually(lambda: condition(kube.status(NS, "bad"), "Ready"), timeout=20)
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert "storageUri" in ready["message"] or "steps" in ready["message"]
+    assert "\n" not in ready["message"]
+    assert condition(kube.status(NS, "bad"), "Stalled")["status"] == "True"
+    assert not [d for d in deployment_names(kube) if d.startswith("bad-")]
+    assert any(e["reason"] == "InvalidSpec" and e["type"] == "Warning" for e in kube.events("bad"))
+
+    missing = await eventually(lambda: condition(kube.status(NS, "secretless"), "Ready"), timeout=20)
+    assert missing["reason"] == "StorageSecretNotFound" and "s3-creds" in missing["message"]
+    # Creating the Secret is enough: the operator retries on its own.
+    await kube.request(
+        "POST", f"/api/v1/namespaces/{NS}/secrets",
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-creds", "namespace": NS},
+         "stringData": {"AWS_ACCESS_KEY_ID": "x"}},
+    )
+    await eventually(lambda: kube.status(NS, "secretless").get("phase") == "Ready", timeout=30, what="retry")
+    deployment = next(d for d in kube.emulator.live(DEPLOYMENTS) if d["metadata"]["name"].startswith("secretless-"))
+    env_from = deployment["spec"]["template"]["spec"]["containers"][0].get("envFrom") or []
+    assert {"secretRef": {"name": "s3-creds"}} in env_from
+    assert "AWS_ACCESS_KEY_ID" not in str(kube.status(NS, "secretless"))
+
+
+async def test_api_errors_are_retried(kube: Cluster, run_operator) -> None:
+    kube.emulator.fail_next("POST", "deployments", status=500, times=2)
+    kube.emulator.fail_next("PATCH", "inferenceservices", status=409, times=1)
+    op = run_operator()
+    await kube.apply_isvc(copy.deepcopy(ISVC))
+    await eventually(lambda: kube.status(NS, "resnet").get("phase") == "Ready", timeout=60, what="Ready after errors")
+    assert len([d for d in deployment_names(kube) if d.startswith("resnet-")]) == 1
+    assert op.proc.poll() is None, "the operator must survive API errors"
+
+
+async def test_restart_resumes_without_duplicates_and_delete_collects_children(kube: Cluster, run_operator) -> None:
+    first = run_operator()
+    await kube.apply_isvc(copy.deepcopy(ISVC))
+    await eventually(lambda: kube.status(NS, "resnet").get("phase") == "Ready", timeout=40)
+    changed = copy.deepcopy(ISVC)
+    changed["spec"]["triton"]["image"] = "nvcr.io/nvidia/tritonserver:24.11-py3"
+    await kube.apply_isvc(changed)
+    canary = await eventually(lambda: kube.status(NS, "resnet").get("canaryRevision"), timeout=30)
+    started_at = kube.status(NS, "resnet")["canary"]["startedAt"]
+    first.kill()  # a crash, mid-canary
+
+    run_operator()
+    await asyncio.sleep(4)
+    status = kube.status(NS, "resnet")
+    assert status["canaryRevision"] == canary and status["canary"]["startedAt"] == started_at
+    assert len([d for d in deployment_names(kube) if d.startswith("resnet-")]) == 2
+
+    await kube.delete(f"/apis/serving.tritonop.dev/v1alpha1/namespaces/{NS}/inferenceservices/resnet")
+    await eventually(lambda: kube.isvc(NS, "resnet") is None, timeout=20, what="isvc deleted")
+    await eventually(
+        lambda: not [o for o in kube.emulator.live(DEPLOYMENTS) + kube.emulator.live(SERVICES)
+                     if o["metadata"]["name"].startswith("resnet")],
+        timeout=20,
+        what="children garbage-collected",
+    )
