@@ -20,7 +20,14 @@ from tritonop import API_VERSION, KIND
 from tritonop.analysis.checks import analyse
 from tritonop.analysis.prometheus import PrometheusClient
 from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus, Phase
-from tritonop.build import build_entry_service, build_revision, parse_spec, revision_of, status_url
+from tritonop.build import (
+    REVISION_CHILD_KINDS,
+    build_entry_service,
+    build_revision,
+    parse_spec,
+    revision_of,
+    status_url,
+)
 from tritonop.build.errors import BuildError
 from tritonop.build.names import revision_child_name, triton_model_name
 from tritonop.build.refs import IsvcRef
@@ -52,13 +59,7 @@ from tritonop.triton import check_readiness, model_facts, run_acceptance
 
 log = logging.getLogger("tritonop")
 
-# Per-revision kinds that exist only for some specs (autoscaler, PDB): removed when not built.
-OPTIONAL_REVISION_KINDS = (
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("keda.sh/v1alpha1", "ScaledObject"),
-    ("policy/v1", "PodDisruptionBudget"),
-)
-REVISION_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), *OPTIONAL_REVISION_KINDS)
+AUTOSCALER_KINDS = (("autoscaling/v2", "HorizontalPodAutoscaler"), ("keda.sh/v1alpha1", "ScaledObject"))
 # Build errors that a change outside the spec can fix (retried on every tick).
 RETRYABLE_REASONS = {"StorageSecretNotFound"}
 
@@ -119,7 +120,7 @@ class Controller:
         try:
             spec = parse_spec(body)
             await self._check_secret(ref, spec)
-            revision = revision_of(spec)
+            revision = revision_of(spec, self.config.triton_image)
         except BuildError as err:
             metrics.RECONCILES.labels("invalid").inc()
             await self._report_invalid(body, status, err, now)
@@ -206,7 +207,7 @@ class Controller:
                 verdict, checks = outcome.verdict, tuple(outcome.checks)
                 metrics.ANALYSES.labels(ref.namespace, ref.name, verdict).inc()
             decision = advance(state, policy, now, gate=gate, verdict=verdict, checks=checks, manual=manual)
-        await self._converge(body, ref, spec, revision_of(spec), decision, status, now, force=False)
+        await self._converge(body, ref, spec, revision_of(spec, self.config.triton_image), decision, status, now, force=False)
 
     async def _gate(self, ref: IsvcRef, spec: InferenceServiceSpec, canary: str) -> GateResult:
         name = revision_child_name(ref, canary)
@@ -291,7 +292,7 @@ class Controller:
         elif isinstance(action, ScaleRevision):
             name = revision_child_name(ref, action.revision)
             if action.replicas == 0:
-                for api_version, kind in OPTIONAL_REVISION_KINDS[:2]:
+                for api_version, kind in AUTOSCALER_KINDS:
                     await ensure_absent(self.kube, api_version, kind, ref.namespace, name)
             deployment = await self.kube.get("apps/v1", "Deployment", ref.namespace, name)
             if deployment is not None and (deployment.get("spec") or {}).get("replicas") != action.replicas:
@@ -300,7 +301,7 @@ class Controller:
                 )
         else:
             name = revision_child_name(ref, action.revision)
-            for api_version, kind in REVISION_KINDS:
+            for api_version, kind in REVISION_CHILD_KINDS:
                 await ensure_absent(self.kube, api_version, kind, ref.namespace, name)
 
     async def _apply_revision(
@@ -322,7 +323,7 @@ class Controller:
         await apply_all(self.kube, objs, force=force)
         built = {(o["apiVersion"], o["kind"]) for o in objs}
         name = revision_child_name(ref, revision)
-        for api_version, kind in OPTIONAL_REVISION_KINDS:
+        for api_version, kind in REVISION_CHILD_KINDS:
             if (api_version, kind) not in built:
                 await ensure_absent(self.kube, api_version, kind, ref.namespace, name)
 
@@ -339,12 +340,20 @@ class Controller:
             return
         targets = traffic(state)
         serving = [t.revision for t in targets if t.percent > 0]
-        if state.canary == revision_of(spec) and state.weight > 0:
+        if state.canary == revision_of(spec, self.config.triton_image) and state.weight > 0:
             # Resize a replica-split canary as its weight changes (replicas are not part of the revision).
             await self._apply_revision(ref, spec, state.canary, state, stable, force=force)
+        provider = provider_for(spec)
         objs = [build_entry_service(ref, spec, self.config, revisions=serving or [state.stable])]
-        objs += provider_for(spec).build(ref, spec, targets, self.config)
+        objs += provider.build(ref, spec, targets, self.config)
         await apply_all(self.kube, objs, force=force)
+        # Objects the provider builds only sometimes (nginx's canary Ingress, the GRPCRoute) go
+        # when no longer built, or a stale route keeps sending traffic to a removed canary.
+        built = {(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in objs}
+        for api_version, kind in provider.managed_kinds:
+            for name in (ref.name, f"{ref.name}-canary"):
+                if (api_version, kind, name) not in built:
+                    await ensure_absent(self.kube, api_version, kind, ref.namespace, name)
 
     async def _remove_other_providers(self, ref: IsvcRef, spec: InferenceServiceSpec) -> None:
         active = provider_for(spec)

@@ -31,7 +31,7 @@ def render(obj: Mapping[str, Any], config: OperatorConfig) -> list[dict[str, Any
         )
     ref = IsvcRef.from_object(obj)
     spec = parse_spec(obj)
-    revision = revision_of(spec)
+    revision = revision_of(spec, config.triton_image)
     return [
         *build_revision(ref, spec, revision, config),
         build_entry_service(ref, spec, config, revisions=[revision]),
