@@ -29,7 +29,6 @@ class OperatorConfig:
     tick_seconds: float = 5.0
     prometheus_timeout_seconds: float = 10.0
     init_image: str = "curlimages/curl:8.10.1"  # fetches http(s):// model archives
-    cluster_domain: str = "svc"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -75,9 +75,10 @@ class ModelSource(Model):
         max_length=253,
         pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$",
         description=(
-            "Secret in the same namespace with storage credentials, injected into the Triton "
-            "container as environment variables (keys such as AWS_ACCESS_KEY_ID, "
-            "GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT). Never copied into status or logs."
+            "Secret in the same namespace with storage credentials. s3:// and as://: every key becomes "
+            "an environment variable of the Triton container (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+            "AWS_DEFAULT_REGION, AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_KEY); gs://: the Secret is mounted and "
+            "its key credentials.json is GOOGLE_APPLICATION_CREDENTIALS. Never copied into status or logs."
         ),
     )
 
@@ -219,8 +220,11 @@ class CustomCheck(Model):
     query: str = Field(
         ...,
         max_length=4096,
-        description="PromQL returning one number. Placeholders: {{namespace}}, {{name}}, {{revision}}, "
-        "{{model}}, {{interval}}, and {{selector}} (the label matchers of the revision's series).",
+        description="PromQL returning one number (aggregate with sum/max/avg). {{selector}} expands to the "
+        "revision's label matchers without braces: write metric{ {{selector}} } or add matchers, "
+        'metric{ {{selector}}, reason="BACKEND" }. {{interval}} is the analysis window as a Prometheus '
+        "duration (e.g. 60s). {{namespace}}, {{name}}, {{revision}}, {{model}} are raw values for use "
+        "inside quotes. An unknown placeholder makes the check an Error.",
     )
     min: float | None = Field(None, description="Fail when the value is below this.")
     max: float | None = Field(None, description="Fail when the value is above this.")
@@ -308,6 +312,13 @@ class Rollout(Model):
         None, description="Sample inferences sent to the canary before it gets traffic."
     )
 
+    @field_validator("interval", "readiness_timeout")
+    @classmethod
+    def _positive(cls, text: str) -> str:
+        if parse_duration(text) <= 0:
+            raise ValueError("must be longer than 0s")
+        return text
+
     @field_validator("steps")
     @classmethod
     def _steps(cls, steps: list[int]) -> list[int]:
@@ -354,9 +365,9 @@ class Traffic(Model):
         "the split approximated by replica ratio; gateway-api: HTTPRoute weights; istio: VirtualService "
         "weights; nginx: ingress-nginx canary annotations (ingress-nginx is retired; kept for existing users).",
     )
-    gateway: GatewayRouting | None = None
-    istio: IstioRouting | None = None
-    nginx: NginxRouting | None = None
+    gateway: GatewayRouting | None = Field(None, description="Gateway API routing (provider gateway-api).")
+    istio: IstioRouting | None = Field(None, description="Istio routing (provider istio).")
+    nginx: NginxRouting | None = Field(None, description="ingress-nginx routing (provider nginx).")
 
     @model_validator(mode="after")
     def _provider_config(self) -> Traffic:

@@ -45,6 +45,16 @@ def plan(state: RolloutState, desired: str, now: datetime) -> Decision:
         # First revision: nothing to compare against, it serves 100% once available.
         first = RolloutState(stable=desired, phase=Phase.pending, message=f"deploying revision {desired}")
         return Decision(first, (ApplyRevision(desired),))
+    if state.phase == Phase.pending and state.canary is None and desired != state.stable:
+        # The first revision never became available (a typo in the image, say): nothing serves,
+        # so there is nothing to protect with a canary. Replace it outright.
+        message = f"revision {state.stable} never became available; replaced by revision {desired}"
+        replaced = RolloutState(stable=desired, phase=Phase.pending, message=message)
+        return Decision(
+            replaced,
+            (ApplyRevision(desired), DeleteRevision(state.stable)),
+            (Event("Normal", "RevisionReplaced", message),),
+        )
     if desired == state.stable:
         if state.canary is None:
             # Re-applying carries autoscaling changes, which create no revision.

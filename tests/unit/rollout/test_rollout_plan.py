@@ -158,3 +158,24 @@ def test_third_revision_mid_canary_replaces_it_from_step_zero(running_canary, at
 def test_naive_time_is_refused():
     with pytest.raises(ValueError, match="timezone-aware"):
         plan(RolloutState(), "rev-a", datetime(2025, 3, 1, 12, 0))
+
+
+def test_a_first_revision_that_never_became_available_is_replaced_without_a_canary(at) -> None:
+    from tritonop.rollout import ApplyRevision, DeleteRevision, plan
+
+    pending = plan(RolloutState(), "typo", at(0)).state
+    assert pending.phase == Phase.pending
+
+    decision = plan(pending, "fixed", at(30))
+    assert decision.state.stable == "fixed" and decision.state.canary is None
+    assert decision.state.phase == Phase.pending
+    assert decision.actions == (ApplyRevision("fixed"), DeleteRevision("typo"))
+    assert [e.reason for e in decision.events] == ["RevisionReplaced"]
+
+
+def test_a_ready_stable_is_never_replaced_outright(at) -> None:
+    from tritonop.rollout import mark_available, plan
+
+    ready = mark_available(plan(RolloutState(), "v1", at(0)).state)
+    decision = plan(ready, "v2", at(30))
+    assert decision.state.stable == "v1" and decision.state.canary == "v2"
