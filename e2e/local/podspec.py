@@ -1,0 +1,140 @@
+"""Pure: what the kubelet stand-in reads from a Deployment, and the status it writes back.
+
+A Deployment's pod template becomes a local tritonserver command line: the container's
+own ``command`` + ``args``, with the model repository path mapped from the container's
+mount to the hostPath folder behind it. Nothing here starts processes or reads files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MODEL_REPOSITORY_FLAG = "--model-repository"
+
+
+class PodSpecError(ValueError):
+    """The pod template asks for something a local process cannot provide."""
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    """How to run one replica of a Deployment here."""
+
+    args: list[str]  # the container's command + args, before ports and paths are localized
+    repository: Path  # the model repository folder on this machine
+    env: dict[str, str]  # the container's literal env values
+    labels: dict[str, str]  # the pod template's labels
+    template_hash: str  # changes whenever the pod template changes (as pod-template-hash does)
+
+
+def desired_replicas(deployment: Mapping[str, Any]) -> int:
+    """spec.replicas; the API server defaults an absent value to 1."""
+    replicas = (deployment.get("spec") or {}).get("replicas")
+    return 1 if replicas is None else int(replicas)
+
+
+def template_hash(template: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def pod_plan(deployment: Mapping[str, Any]) -> PodPlan:
+    """The local run plan of a Deployment's pods; PodSpecError when it cannot run here."""
+    template = (deployment.get("spec") or {}).get("template") or {}
+    pod_spec = template.get("spec") or {}
+    containers = pod_spec.get("containers") or []
+    if len(containers) != 1:
+        raise PodSpecError(f"expected one container, found {len(containers)}")
+    container = containers[0]
+    args = [*(container.get("command") or []), *(container.get("args") or [])]
+    repository_arg = _flag_value(args, MODEL_REPOSITORY_FLAG)
+    if repository_arg is None:
+        raise PodSpecError(f"the container's command line has no {MODEL_REPOSITORY_FLAG}")
+    return PodPlan(
+        args=args,
+        repository=local_repository(repository_arg, container, pod_spec.get("volumes") or []),
+        env=literal_env(container),
+        labels=dict((template.get("metadata") or {}).get("labels") or {}),
+        template_hash=template_hash(template),
+    )
+
+
+def local_repository(container_path: str, container: Mapping[str, Any], volumes: list[dict[str, Any]]) -> Path:
+    """The hostPath folder a container path lives in, through the container's volume mounts.
+
+    The longest mount path that contains ``container_path`` wins, as in a real container.
+    Only hostPath volumes exist on this machine; anything else (a PVC, an emptyDir filled
+    by an init container, object storage) is a PodSpecError.
+    """
+    if "://" in container_path:
+        raise PodSpecError(f"model repository {container_path} is remote storage; only file:// runs locally")
+    path = posixpath.normpath(container_path)
+    mounts = sorted(
+        container.get("volumeMounts") or [], key=lambda m: len(m.get("mountPath", "")), reverse=True
+    )
+    for mount in mounts:
+        mount_path = posixpath.normpath(mount.get("mountPath", ""))
+        if path != mount_path and not path.startswith(mount_path.rstrip("/") + "/"):
+            continue
+        volume = next((v for v in volumes if v.get("name") == mount.get("name")), None)
+        if volume is None:
+            raise PodSpecError(f"volume mount {mount.get('name')!r} names no volume")
+        host_path = (volume.get("hostPath") or {}).get("path")
+        if not host_path:
+            kind = next((k for k in volume if k != "name"), "unknown")
+            raise PodSpecError(f"volume {volume['name']!r} is {kind}, not hostPath: it cannot be mounted locally")
+        return Path(host_path, posixpath.relpath(path, mount_path))
+    raise PodSpecError(f"no volume is mounted at the model repository path {container_path}")
+
+
+def literal_env(container: Mapping[str, Any]) -> dict[str, str]:
+    """Env vars with literal values (secretKeyRef and friends need a real kubelet)."""
+    return {e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e}
+
+
+def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """A Service's equality selector; an empty selector selects nothing (no Endpoints)."""
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def deployment_status(
+    *, generation: int | None, desired: int, running: int, ready: int, problem: str | None = None
+) -> dict[str, Any]:
+    """The status a Deployment controller reports for these pod counts.
+
+    Deployments here use maxUnavailable 0, so the Deployment is Available when every
+    desired replica is ready (and trivially so at 0 replicas, as in Kubernetes).
+    """
+    available = ready >= desired
+    message = problem or f"{ready}/{desired} pods ready"
+    return {
+        "observedGeneration": generation or 1,
+        "replicas": running,
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "updatedReplicas": running,
+        "conditions": [
+            {
+                "type": "Available",
+                "status": "True" if available else "False",
+                "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+                "message": message,
+            }
+        ],
+    }
+
+
+def _flag_value(args: list[str], flag: str) -> str | None:
+    """The last value of ``--flag=V`` or ``--flag V`` (tritonserver: the last one wins)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+        elif arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+    return value
