@@ -28,7 +28,7 @@ def revision_cell(revision: str | None, stats: WindowStats | None) -> str:
     if stats is None or stats.answered + stats.unavailable == 0:
         return f"{short} (no traffic)"
     if stats.answered == 0:
-        return f"{short} {stats.unavailable} x 503 (no ready pod)"
+        return f"{short} {'-':>6} {'-':>6} +{stats.unavailable}x503"
     rate = f"{stats.success_rate * 100:.1f}%" if stats.success_rate is not None else "-"
     latency = f"{stats.mean_latency_ms:.0f}ms" if stats.mean_latency_ms is not None else "-"
     unavailable = f" +{stats.unavailable}x503" if stats.unavailable else ""
@@ -105,7 +105,7 @@ class ProgressPrinter:
         canary = status.get("canary") or {}
         key = (status.get("phase"), status.get("stableRevision"), status.get("canaryRevision"),
                canary.get("step"), canary.get("weight"), canary.get("waitingFor"), status.get("message"))
-        if key != self._last_key or now - self._last_print >= self.every_s:
+        if status and (key != self._last_key or now - self._last_print >= self.every_s):
             self.print(progress_line(now - self.started, status, self.stats(WINDOW_S), self.steps))
             self._last_key, self._last_print = key, now
         analysis = canary.get("lastAnalysis")
