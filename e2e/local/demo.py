@@ -171,7 +171,7 @@ def _window_stats(stack: LocalStack, window_s: float) -> dict[str, WindowStats]:
 def _timing(label: str, record: RolloutRecord) -> str:
     took = record.canary_to_decision_s
     when = f" {took:.1f}s after the canary started" if took is not None else ""
-    return f"{label}: {record.outcome}{when}; canary traffic {record.canary_traffic.successes}/{record.canary_traffic.requests} ok"
+    return f"  {label}: {record.outcome}{when}; canary traffic {record.canary_traffic.successes}/{record.canary_traffic.requests} ok"
 
 
 def _printer(out: TextIO):

@@ -16,7 +16,7 @@ from e2e.local.router import WindowStats
 
 # Recent traffic shown per revision, in seconds.
 WINDOW_S = 5.0
-HEADER = f"{'time':>6}  {'phase':<12} {'step':<5} {'weight':>6}  {'stable (ok, mean)':<27} {'canary (ok, mean)':<27} detail"
+HEADER = f"{'time':>6}  {'phase':<12} {'step':<5} {'weight':>6}  {'stable (ok, mean)':<30} {'canary (ok, mean)':<30} detail"
 
 
 def revision_cell(revision: str | None, stats: WindowStats | None) -> str:
@@ -49,8 +49,8 @@ def progress_line(
     minutes, seconds = divmod(int(elapsed_s), 60)
     return (
         f"{minutes:>3}:{seconds:02d}  {str(status.get('phase', '-')):<12} {step:<5} {weight:>6}  "
-        f"{revision_cell(stable, stats.get(stable or '')):<27} "
-        f"{revision_cell(canary_revision, stats.get(canary_revision or '')):<27} {detail}"
+        f"{revision_cell(stable, stats.get(stable or '')):<30} "
+        f"{revision_cell(canary_revision, stats.get(canary_revision or '')):<30} {detail}"
     )
 
 
