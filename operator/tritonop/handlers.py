@@ -56,6 +56,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         # We post our own Events with reasons users can filter on; from kopf's log lines only
         # warnings and errors (e.g. a handler that keeps failing) become Events.
         settings.posting.level = logging.WARNING
+        # A deleted object keeps its finalizer until its rollout timer has exited; recheck every
+        # second (kopf's default is 60 s) so deletion is not held up by a tick that was mid-run.
+        settings.background.cancellation_polling = 1
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         state["controller"] = Controller(KubeClient(discover_connection()), config, post_event=_post_event)

@@ -194,6 +194,17 @@ def _resource(plural_path: str) -> kmock.resource:
     return kmock.resource(parts[0], parts[1], parts[2])
 
 
+def _replacing_patch(live: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning `live` into exactly `new` (nulls for keys `new` lacks)."""
+    patch: dict[str, Any] = {k: None for k in live if k not in new}
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(live.get(key), dict):
+            patch[key] = _replacing_patch(live[key], value)
+        else:
+            patch[key] = value
+    return patch
+
+
 def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in patch.items():
@@ -254,8 +265,7 @@ class Cluster:
     async def replace_spec(self, ns: str, name: str, spec: dict[str, Any]) -> None:
         """Swap the whole spec (a JSON merge patch that nulls keys the new spec lacks)."""
         live = self.isvc(ns, name) or {}
-        patch = {k: None for k in (live.get("spec") or {}) if k not in spec}
-        patch.update(spec)
+        patch = _replacing_patch(live.get("spec") or {}, spec)
         path = f"/apis/serving.tritonop.dev/v1alpha1/namespaces/{ns}/inferenceservices/{name}"
         await self.request("PATCH", path, {"spec": patch}, "application/merge-patch+json")
 

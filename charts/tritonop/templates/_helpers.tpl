@@ -61,44 +61,43 @@ What the operator does inside each namespace it serves. Shared by the ClusterRol
 the same verbs. Keep in sync with tests/contract/chart/test_rbac.py.
 */}}
 {{- define "tritonop.namespacedRules" -}}
+# Watched by kopf, which patches finalizers and its own annotations; status written by tritonop.
 - apiGroups: ["serving.tritonop.dev"]
   resources: ["inferenceservices"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["serving.tritonop.dev"]
   resources: ["inferenceservices/status"]
-  verbs: ["get", "patch"]
-# kopf reports handler outcomes as Events, through either API.
+  verbs: ["patch"]
+# Events on InferenceServices (core v1 API, as kopf posts them).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create"]
-# Children of an InferenceService.
+# Children of an InferenceService: read before writing (no watches), server-side applied,
+# deleted when a revision or provider goes.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes", "grpcroutes"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 # Only to say clearly that a model-credentials Secret is missing; never list or watch.
 - apiGroups: [""]
   resources: ["secrets"]

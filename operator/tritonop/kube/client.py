@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from tritonop import API_VERSION, FIELD_MANAGER, KIND, PLURAL
+from tritonop import API_VERSION, FIELD_MANAGER, KIND, PLURAL, __version__
 
 # (apiVersion, kind) -> plural, for every kind the operator reads or writes.
 PLURALS: dict[tuple[str, str], str] = {
@@ -113,7 +113,7 @@ class KubeClient:
     def __init__(self, connection: Connection, *, timeout_s: float = 15.0) -> None:
         self._http = httpx.AsyncClient(
             base_url=connection.server,
-            headers=connection.headers,
+            headers={"User-Agent": f"tritonop/{__version__}", **connection.headers},
             verify=connection.verify,
             cert=connection.cert,
             timeout=timeout_s,

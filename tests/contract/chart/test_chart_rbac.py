@@ -11,7 +11,7 @@ from tests.support.rbac import is_allowed, load_rules
 Render = Callable[[str], list[dict[str, Any]]]
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
 
-CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
+CHILD_VERBS = ("get", "create", "patch", "delete")
 CHILDREN = [
     ("apps", "deployments"),
     ("", "services"),
@@ -31,10 +31,9 @@ def grants(*entries: tuple[str, str, tuple[str, ...]]) -> set[Grant]:
 
 # What the operator does inside a namespace it serves (the contract in the chart's brief).
 NAMESPACED_GOLDEN = grants(
-    ("serving.tritonop.dev", "inferenceservices", ("get", "list", "watch", "patch")),
-    ("serving.tritonop.dev", "inferenceservices/status", ("get", "patch")),
+    ("serving.tritonop.dev", "inferenceservices", ("list", "watch", "patch")),
+    ("serving.tritonop.dev", "inferenceservices/status", ("patch",)),
     ("", "events", ("create",)),
-    ("events.k8s.io", "events", ("create",)),
     ("", "secrets", ("get",)),
     *[(group, resource, CHILD_VERBS) for group, resource in CHILDREN],
 )
@@ -44,10 +43,10 @@ CLUSTER_GOLDEN = (
     | CRD_SCAN
     | grants(
         ("", "namespaces", ("list", "watch")),
-        ("kopf.dev", "clusterkopfpeerings", ("get", "list", "watch", "patch")),
+        ("kopf.dev", "clusterkopfpeerings", ("list", "watch", "patch")),
     )
 )
-ROLE_GOLDEN = NAMESPACED_GOLDEN | grants(("kopf.dev", "kopfpeerings", ("get", "list", "watch", "patch")))
+ROLE_GOLDEN = NAMESPACED_GOLDEN | grants(("kopf.dev", "kopfpeerings", ("list", "watch", "patch")))
 
 
 def flatten(rules: list[dict[str, Any]]) -> set[Grant]:

@@ -24,6 +24,9 @@ def operator_args(tmp_path: Path) -> list[str]:
         "--tick-seconds", "0.3",
         "--metrics-port", str(free_port()),
         "--prometheus-url", "http://127.0.0.1:9",  # nothing listens: analysis sees Error
+        # No Triton runs in these tests: a closed local port fails fast (cluster DNS names
+        # would not resolve here, and slow lookups would only add noise).
+        "--triton-url-template", "http://127.0.0.1:9",
         "--triton-endpoints-file", str(tmp_path / "endpoints.json"),
     ]
 

@@ -1,0 +1,153 @@
+"""RBAC is sufficient and minimal: every API request the operator makes is allowed by the
+chart's ClusterRole, and the ClusterRole grants nothing the operator never used.
+
+The operator (the real `tritonop run` process, with kopf peering on) runs against the
+emulated API (kmock; see tests/support/kube.py), which records every request. A scenario
+drives it through every kind it can manage: all four traffic providers, HPA, KEDA, PDB,
+a credentials Secret, a canary that is abandoned, and a deletion. Requests are told
+apart from the test's own by User-Agent (kopf/…, tritonop/…).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from tests.support.helm import helm_template
+from tests.support.kube import Cluster, eventually
+from tests.support.rbac import is_allowed, load_rules
+
+NS = "ml"
+BASE = {
+    "apiVersion": "serving.tritonop.dev/v1alpha1",
+    "kind": "InferenceService",
+    "metadata": {"name": "rbac", "namespace": NS},
+    "spec": {
+        "model": {"storageUri": "s3://models/rbac", "storageSecretName": "creds"},
+        "triton": {"gpus": 0},
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 3},
+    },
+}
+# Each provider, and the kind its objects are applied last of (what a restart waits for).
+TRAFFIC = [
+    ({"provider": "gateway-api", "gateway": {"parentRefs": [{"name": "gw"}], "grpc": True}}, "grpcroutes"),
+    ({"provider": "istio"}, "virtualservices"),
+    ({"provider": "nginx", "nginx": {"host": "rbac.example.com"}}, "ingresses"),
+    ({"provider": "service"}, "services"),
+]
+# Grants the chart makes that this scenario cannot exercise, each with its reason.
+UNEXERCISED = {
+    # kopf lists/watches namespaces only when it serves namespace patterns.
+    ("list", "", "namespaces", None), ("watch", "", "namespaces", None),
+}
+
+
+def verb_of(request) -> str:
+    method = request.method.value
+    if method == "GET":
+        if request.name:
+            return "get"
+        return "watch" if request.params.get("watch") in ("true", "1") else "list"
+    return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+
+
+def operator_requests(kube: Cluster) -> set[tuple[str, str, str, str | None, str | None]]:
+    seen = set()
+    for r in kube.emulator.all_requests:
+        agent = r.headers.get("User-Agent", "")
+        if r.resource is None or not r.resource.plural or not agent.startswith(("kopf/", "tritonop/")):
+            continue  # API discovery (/apis/GROUP/VERSION) is open to every authenticated user
+        seen.add((verb_of(r), r.resource.group or "", r.resource.plural, r.subresource, r.namespace))
+    return seen
+
+
+def handled(kube: Cluster, spec: dict) -> bool:
+    """kopf has recorded `spec` as handled (so a restart resumes rather than re-handles it)."""
+    obj = kube.isvc(NS, "rbac") or {}
+    last = (obj.get("metadata", {}).get("annotations") or {}).get("serving.tritonop.dev/last-handled-configuration")
+    return bool(last) and json.loads(last).get("spec") == spec and obj.get("status", {}).get(
+        "observedGeneration"
+    ) == obj["metadata"]["generation"]
+
+
+def reapplied(kube: Cluster, mark: int, plural: str) -> bool:
+    """The restarted operator's resume pass has server-side applied an object of `plural`."""
+    return any(
+        r.method.value == "PATCH" and r.resource is not None and r.resource.plural == plural
+        and r.headers.get("User-Agent", "").startswith("tritonop/")
+        for r in kube.emulator.all_requests[mark:]
+    )
+
+
+async def restart(kube: Cluster, operator, run_operator, plural: str):
+    """Stop the operator and start another; return once the new one re-applied `plural` (applied last)."""
+    operator.stop()
+    mark = len(kube.emulator.all_requests)
+    operator = run_operator()
+    await eventually(lambda: reapplied(kube, mark, plural), timeout=30, what=f"{plural} re-applied after restart")
+    return operator
+
+
+async def test_chart_rbac_is_sufficient_and_minimal(kube: Cluster, run_operator) -> None:
+    await kube.request(
+        "POST", "/apis/kopf.dev/v1/clusterkopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "tritonop"}},
+    )
+    await kube.request(
+        "POST", f"/api/v1/namespaces/{NS}/secrets",
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": NS}},
+    )
+    operator = run_operator()
+    isvc = copy.deepcopy(BASE)
+    await kube.apply_isvc(isvc)
+    await eventually(lambda: kube.status(NS, "rbac").get("phase") == "Ready", timeout=60, what="Ready")
+    for traffic, applied_last in TRAFFIC:
+        isvc["spec"]["traffic"] = traffic
+        await kube.replace_spec(NS, "rbac", isvc["spec"])
+        await eventually(lambda: handled(kube, isvc["spec"]), timeout=30, what="the change handled")
+        # A restart re-applies every child once (server-side apply: PATCH) to repair drift.
+        operator = await restart(kube, operator, run_operator, applied_last)
+    isvc["spec"]["autoscaling"] = {"engine": "keda", "minReplicas": 1, "maxReplicas": 3, "queueTimeMs": 20}
+    isvc["spec"]["triton"]["image"] = "nvcr.io/nvidia/tritonserver:24.11-py3"  # a canary
+    await kube.replace_spec(NS, "rbac", isvc["spec"])
+    # The canary gets a ScaledObject; the stable keeps its HPA until the canary is promoted.
+    await eventually(lambda: kube.emulator.live("keda.sh/v1alpha1/scaledobjects"), timeout=30, what="KEDA")
+    await eventually(lambda: handled(kube, isvc["spec"]), timeout=30, what="the change handled")
+    operator = await restart(kube, operator, run_operator, "scaledobjects")
+    isvc["spec"]["triton"].pop("image")  # back to stable: the canary is deleted
+    await kube.replace_spec(NS, "rbac", isvc["spec"])
+    await eventually(lambda: not kube.status(NS, "rbac").get("canaryRevision"), timeout=30, what="canary gone")
+    await kube.delete(f"/apis/serving.tritonop.dev/v1alpha1/namespaces/{NS}/inferenceservices/rbac")
+    await eventually(lambda: kube.isvc(NS, "rbac") is None, timeout=30, what="deleted")
+
+    # HA mode: kopf peering through the ClusterKopfPeering the chart creates.
+    operator.stop()
+    mark = len(kube.emulator.all_requests)
+    run_operator("--peering", "tritonop", "--priority", "auto")
+    await eventually(
+        lambda: {"patch", "watch"} <= {verb_of(r) for r in kube.emulator.all_requests[mark:]
+                                       if r.resource is not None and r.resource.plural == "clusterkopfpeerings"},
+        timeout=30, what="peering: a heartbeat and a watch",
+    )
+
+    rules = load_rules(helm_template())
+    used = operator_requests(kube)
+    denied = sorted(
+        (verb, group, resource, sub, ns)
+        for verb, group, resource, sub, ns in used
+        if not is_allowed(rules, verb, group, resource, sub, namespace=ns)
+    )
+    assert denied == [], f"the chart's RBAC denies requests the operator makes: {denied}"
+
+    granted = {
+        (verb, group, resource)
+        for rule in rules if rule["namespace"] is None
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }
+    exercised = {(verb, group, resource if sub is None else f"{resource}/{sub}") for verb, group, resource, sub, _ in used}
+    unused = sorted(g for g in granted if g not in exercised and (*g, None) not in UNEXERCISED)
+    assert unused == [], f"the chart grants what the operator never used: {unused}"
