@@ -102,22 +102,28 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def write_variant(root: Path, name: str, folder: str | None = None) -> Path:
+    """Write variant ``name``'s model repository to ``root/folder`` (default ``root/name``).
+
+    Another folder with the same variant is another revision with the same behaviour
+    (the storageUri differs), which is how repeated runs roll out "the same" change.
+    """
+    variant = VARIANTS[name]
+    repository = root / (folder or name)
+    write_model(
+        repository,
+        MODEL_NAME,
+        scale=variant.scale,
+        failure_rate=variant.failure_rate,
+        delay_ms=variant.delay_ms,
+        fail_load=variant.fail_load,
+    )
+    return repository
+
+
 def write_variants(root: Path, names: Sequence[str] = tuple(VARIANTS)) -> dict[str, Path]:
     """Write each named variant's model repository under ``root``; variant -> repository folder."""
-    repositories = {}
-    for name in names:
-        variant = VARIANTS[name]
-        repository = root / name
-        write_model(
-            repository,
-            MODEL_NAME,
-            scale=variant.scale,
-            failure_rate=variant.failure_rate,
-            delay_ms=variant.delay_ms,
-            fail_load=variant.fail_load,
-        )
-        repositories[name] = repository
-    return repositories
+    return {name: write_variant(root, name) for name in names}
 
 
 def inference_service(
@@ -128,15 +134,19 @@ def inference_service(
     name: str | None = None,
     namespace: str | None = None,
     gateway_namespace: str | None = None,
+    folder: str | None = None,
 ) -> dict[str, Any]:
-    """The scenario's InferenceService serving ``variant`` from ``model_root``, timed by ``profile``."""
+    """The scenario's InferenceService serving ``variant`` from ``model_root``, timed by ``profile``.
+
+    ``folder`` names the repository folder when it is not the variant's own (see write_variant).
+    """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     obj = copy.deepcopy(yaml.safe_load(MANIFEST.read_text()))
     meta, spec = obj["metadata"], obj["spec"]
     meta["name"] = name or meta["name"]
     meta["namespace"] = namespace or meta["namespace"]
-    spec["model"]["storageUri"] = f"file://{Path(model_root, variant)}"
+    spec["model"]["storageUri"] = f"file://{Path(model_root, folder or variant)}"
     spec["rollout"] = profile.rollout()
     for parent in spec["traffic"]["gateway"]["parentRefs"]:
         parent["namespace"] = gateway_namespace or meta["namespace"]

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from e2e.local.kubelet import Kubelet
 from e2e.local.prometheus import LocalPrometheus
 from e2e.local.router import Router
-from e2e.scenario import PROFILES, Profile, inference_service, write_variants
+from e2e.scenario import PROFILES, Profile, inference_service, write_variant, write_variants
 from tests.support.kube import Cluster, OperatorProcess, cluster, free_port
 
 log = logging.getLogger("e2e.harness")
@@ -102,14 +102,23 @@ class LocalStack:
 
     # ------------------------------------------------------------------ InferenceServices
 
-    def inference_service(self, variant: str, *, name: str = NAME, profile: Profile | None = None) -> dict[str, Any]:
-        """The scenario's InferenceService serving ``variant`` from this stack's model root."""
+    def inference_service(
+        self, variant: str, *, name: str = NAME, profile: Profile | None = None, folder: str | None = None
+    ) -> dict[str, Any]:
+        """The scenario's InferenceService serving ``variant`` from this stack's model root.
+
+        With ``folder``, a fresh copy of the variant is written there first: a new revision
+        that behaves the same.
+        """
+        if folder is not None and not (self.models_root / folder).exists():
+            write_variant(self.models_root, variant, folder)
         return inference_service(
             variant=variant,
             model_root=self.models_root,
             profile=profile or self.settings.profile,
             name=name,
             namespace=NAMESPACE,
+            folder=folder,
         )
 
     async def apply(self, isvc: dict[str, Any]) -> None:

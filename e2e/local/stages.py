@@ -49,6 +49,7 @@ class RolloutRecord:
     events: list[dict[str, Any]] = field(default_factory=list)  # Events emitted during the stage
     weights: list[int] = field(default_factory=list)  # distinct canary weights seen, in order
     canary_seen_s: float | None = None  # apply -> canaryRevision in status (CanaryStarted)
+    first_step_s: float | None = None  # apply -> the canary's first traffic weight in status
     decided_s: float | None = None  # apply -> the outcome in status
     canary_traffic: Traffic = Traffic(0, 0, 0)
     stable_traffic: Traffic = Traffic(0, 0, 0)
@@ -77,13 +78,20 @@ async def deploy(stack: LocalStack, variant: str, *, name: str = NAME, timeout: 
 
 
 async def roll_out(
-    stack: LocalStack, variant: str, *, name: str = NAME, timeout: float = 120.0, spec_changes: Mapping[str, Any] | None = None
+    stack: LocalStack,
+    variant: str,
+    *,
+    name: str = NAME,
+    timeout: float = 120.0,
+    spec_changes: Mapping[str, Any] | None = None,
+    folder: str | None = None,
 ) -> RolloutRecord:
     """Change the InferenceService to ``variant`` and wait for the canary's outcome.
 
-    ``spec_changes`` are merged into spec.rollout (e.g. a shorter readinessTimeout).
+    ``spec_changes`` are merged into spec.rollout (e.g. a shorter readinessTimeout);
+    ``folder`` rolls out a fresh copy of the variant (see LocalStack.inference_service).
     """
-    isvc = stack.inference_service(variant, name=name)
+    isvc = stack.inference_service(variant, name=name, folder=folder)
     if spec_changes:
         isvc["spec"]["rollout"] = _merged(isvc["spec"]["rollout"], spec_changes)
     record = RolloutRecord(variant, stack.status(name).get("stableRevision"))
@@ -128,6 +136,8 @@ def _observe(stack: LocalStack, name: str, record: RolloutRecord, started: float
         weight = (status.get("canary") or {}).get("weight", 0)
         if weight and (not record.weights or record.weights[-1] != weight):
             record.weights.append(weight)
+            if record.first_step_s is None:
+                record.first_step_s = elapsed
     decided = record.canary is not None and canary is None and record.canary in (
         status.get("stableRevision"),
         status.get("failedRevision"),
