@@ -261,6 +261,7 @@ class Controller:
             stable = await self._readiness(ref, state.stable)  # promoted: read the new stable
         if state.phase == Phase.pending and stable is not None and stable.available:
             state = mark_available(state)
+            self.post_event(body, Event("Normal", "RevisionReady", f"revision {state.stable} serves 100%"))
         policy = RolloutPolicy.from_spec(spec.rollout)
         new = state.apply_to(status, policy, now)
         new.observed_generation = _generation(body)

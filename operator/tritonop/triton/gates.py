@@ -4,27 +4,15 @@ Every gate talks to one Triton over HTTP with ``tritonclient.http.aio`` and neve
 raises on network or server errors: it returns a verdict with a stable reason and a
 message that quotes Triton's own text.
 
-Version pinning. tritonserver has no command-line way to load one version of a model
-(``--load-model`` takes a name; the version comes from the model's ``version_policy``
-in the repository, which the operator never writes). In explicit model-control mode,
-``pin_version`` pins after start: it reads the loaded model's full config, replaces
-only ``version_policy`` with ``{"specific": {"versions": [N]}}`` and reloads the model
-with that config (the load API replaces the config wholesale, so a partial config would
-drop inputs and outputs). Triton loads the pinned version before unloading the others,
-so the model keeps serving during the switch (a strict server reports not ready for the
-seconds the old versions take to unload; ``pin_version`` waits that out), and a pin to
-a version the repository lacks fails with Triton's message while the old version keeps
-serving (checked against tritonserver 2.51). A pin lives in one server process: it
-must reach each pod (a call through a Service reaches one) and be repeated after a pod
-restarts; ``check_readiness`` with the pinned version reports ``VersionNotLoaded``
-wherever it is missing. In poll and none modes Triton refuses the load API, so pinning
-is explicit-mode only.
+Versions. tritonserver has no command-line way to load one version of a model: the
+version served comes from the model's ``version_policy`` in the repository, which the
+operator never writes. ``spec.model.version`` is therefore a requirement the gate checks
+(``VersionNotLoaded`` until Triton serves it) and the version acceptance inferences and
+model facts address; pin what is served in the model's config.pbtxt.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 from tritonclient.http import InferInput
@@ -33,14 +21,11 @@ from tritonclient.utils import InferenceServerException
 
 from tritonop.api.models import Acceptance, AcceptanceCase, ModelFacts, parse_duration
 from tritonop.triton.client import CONNECT_ERRORS, NETWORK_ERRORS, triton_client
-from tritonop.triton.repository import judge_index, unloading_versions
+from tritonop.triton.repository import judge_index
 from tritonop.triton.results import AcceptanceResult, CaseResult, Readiness, Reason
 from tritonop.triton.tensors import compare_output, input_array, shorten
 
 # Loading a large model can take minutes; Triton answers the load call when done.
-PIN_TIMEOUT_S = 300.0
-UNLOAD_WAIT_S = 30.0
-UNLOAD_POLL_S = 0.25
 
 
 def _network_problem(url: str, error: BaseException, timeout_s: float) -> str:
@@ -99,71 +84,6 @@ async def _readiness(client: InferenceServerClient, url: str, model: str, versio
             "unavailable or a version still unloading; or the server is shutting down)",
         )
     return Readiness(True, Reason.READY, f"{label} is ready")
-
-
-async def pin_version(url: str, model: str, version: str, *, timeout_s: float = PIN_TIMEOUT_S) -> Readiness:
-    """Make Triton at ``url`` serve only ``version`` of ``model`` (explicit mode; see module doc).
-
-    Returns the readiness afterwards. Acts only when the model is loaded and the
-    version is missing or served alongside others; any other not-ready verdict (load
-    failure, unreachable) is returned unchanged, as pinning cannot fix it. A refused
-    load (no such version, not explicit mode) is ``VersionNotLoaded`` with Triton's
-    message; a load still running when the timeout passes reads as ``ModelNotReady``
-    on the next check.
-    """
-    if not version.isdigit():
-        return Readiness(False, Reason.VERSION_NOT_LOADED, f"version {version!r} is not a version number")
-    try:
-        async with triton_client(url, timeout_s=timeout_s) as client:
-            return await _pin(client, url, model, version)
-    except ValueError as error:
-        return Readiness(False, Reason.SERVER_UNREACHABLE, str(error))
-    except NETWORK_ERRORS as error:
-        return Readiness(False, Reason.SERVER_UNREACHABLE, _network_problem(url, error, timeout_s))
-
-
-async def _pin(client: InferenceServerClient, url: str, model: str, version: str) -> Readiness:
-    current = await _readiness(client, url, model, version)
-    if current.reason not in (Reason.READY, Reason.VERSION_NOT_LOADED):
-        return current
-    try:
-        if current.ready:
-            served = [str(v) for v in (await client.get_model_metadata(model)).get("versions", [])]
-            if served == [version]:
-                return current
-        config = await client.get_model_config(model)
-    except InferenceServerException as error:
-        return Readiness(False, Reason.MODEL_NOT_READY, f"cannot read model {model!r}: {_triton_text(error)}")
-    # The load API replaces the whole config: change only the version policy.
-    config["version_policy"] = {"specific": {"versions": [int(version)]}}
-    try:
-        await client.load_model(model, config=json.dumps(config))
-    except InferenceServerException as error:
-        return Readiness(
-            False,
-            Reason.VERSION_NOT_LOADED,
-            shorten(f"Triton refused to pin model {model!r} to version {version}: {error.message()}"),
-        )
-    await _await_unloads(client, model)
-    return await _readiness(client, url, model, version)
-
-
-async def _await_unloads(client: InferenceServerClient, model: str) -> None:
-    """Wait (bounded) while Triton unloads the versions a pin dropped.
-
-    The load call returns once the pinned version serves; the other versions unload
-    afterwards, and until they are gone a strict server reports not ready.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + UNLOAD_WAIT_S
-    while loop.time() < deadline:
-        try:
-            index = await client.get_model_repository_index()
-        except InferenceServerException:
-            return  # the readiness check that follows reports what is wrong
-        if not unloading_versions(index, model):
-            return
-        await asyncio.sleep(UNLOAD_POLL_S)
 
 
 # ---------------------------------------------------------------- acceptance

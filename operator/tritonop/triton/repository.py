@@ -43,11 +43,6 @@ def version_states(index: Sequence[dict[str, Any]], model: str) -> list[VersionS
     ]
 
 
-def unloading_versions(index: Sequence[dict[str, Any]], model: str) -> list[str]:
-    """Versions of ``model`` Triton is still unloading (server readiness is false meanwhile)."""
-    return [s.version for s in version_states(index, model) or [] if s.state == "UNLOADING"]
-
-
 def judge_index(index: Sequence[dict[str, Any]], model: str, version: str | None) -> Readiness | None:
     """A not-ready verdict from the index, or None when the wanted version is READY there.
 

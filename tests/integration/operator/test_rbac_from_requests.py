@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 
-import pytest
 
 from tests.support.helm import helm_template
 from tests.support.kube import Cluster, eventually

@@ -76,6 +76,7 @@ async def test_create_builds_owned_children_and_reports_ready(kube: Cluster, run
     ready = condition(status, "Ready")
     assert ready["status"] == "True" and ready["reason"] == "Serving"
     assert condition(status, "Stalled")["status"] == "False"
+    assert any(e["reason"] == "RevisionReady" and revision in e["message"] for e in kube.events("resnet"))
     # The spec is never written by the operator.
     assert isvc["spec"] == ISVC["spec"]
 

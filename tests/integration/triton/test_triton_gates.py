@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from tritonop.api.models import Acceptance
-from tritonop.triton import Reason, check_readiness, model_facts, pin_version, run_acceptance
+from tritonop.triton import Reason, check_readiness, model_facts, run_acceptance
 
 from tests.support.triton import LOAD_FAILURE_MESSAGE, TritonServer, free_port, write_model
 
@@ -183,46 +183,3 @@ async def test_model_facts(healthy: TritonServer) -> None:
 
 async def test_model_facts_of_unknown_model(healthy: TritonServer) -> None:
     assert await model_facts(healthy.http_url, "idle", None) is None
-
-
-# ---------------------------------------------------------------- pinning (changes the server: last)
-
-
-async def test_pinning_cannot_fix_a_failed_load(failing: TritonServer) -> None:
-    verdict = await pin_version(failing.http_url, "broken", "1")
-    assert (verdict.ready, verdict.reason) == (False, "ModelLoadFailed")
-    assert LOAD_FAILURE_MESSAGE in verdict.message
-
-
-async def test_pin_needs_a_version_number() -> None:
-    verdict = await pin_version("http://127.0.0.1:1", "doubler", "latest")
-    assert (verdict.ready, verdict.reason) == (False, "VersionNotLoaded")
-
-
-async def test_pin_version_switches_the_served_version(healthy: TritonServer) -> None:
-    assert (await check_readiness(healthy.http_url, "pinnable", "1")).reason == "VersionNotLoaded"
-
-    pinned = await pin_version(healthy.http_url, "pinnable", "1")
-    assert (pinned.ready, pinned.reason) == (True, "Ready"), pinned.message
-    assert (await check_readiness(healthy.http_url, "pinnable", "2")).reason == "VersionNotLoaded"
-    facts = await model_facts(healthy.http_url, "pinnable", None)
-    assert facts is not None and facts.versions == ["1"]
-    # The config kept its inputs and outputs: inference still works, at version 1.
-    case = {
-        "name": "tripled",
-        "inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [2], "data": [1, 2]}],
-        "outputs": [{"name": "OUTPUT0", "data": [3, 6]}],
-    }
-    result = await run_acceptance(healthy.http_url, "pinnable", "1", acceptance(case))
-    assert result.passed, result.message
-
-    again = await pin_version(healthy.http_url, "pinnable", "1")
-    assert again.ready, again.message
-
-
-async def test_pin_to_a_missing_version_keeps_the_old_one(healthy: TritonServer) -> None:
-    refused = await pin_version(healthy.http_url, "pinnable", "7")
-    assert (refused.ready, refused.reason) == (False, "VersionNotLoaded")
-    assert "version policy" in refused.message  # Triton's own words
-    assert healthy.wait_ready(30), healthy.recent_output()
-    assert (await check_readiness(healthy.http_url, "pinnable", None)).ready

@@ -11,7 +11,6 @@ from typing import Any
 
 import celpy
 import pytest
-import yaml
 from celpy import celtypes
 
 from tritonop.api.crd import CRD_PATH, crd_yaml, generate_crd

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tritonop.triton.repository import judge_index, unloading_versions
+from tritonop.triton.repository import judge_index
 
 FAILURE = "Internal: TritonModelException: weights corrupt\n\nAt:\n  /models/m/1/model.py(4): initialize\n"
 INDEX = [
@@ -78,13 +78,3 @@ def test_pinned_version_absent_while_another_loads() -> None:
     verdict = judge_index(INDEX, "warming", "1")
     assert verdict is not None and verdict.reason == "ModelNotReady"
     assert "version 1 is not loaded yet" in verdict.message
-
-
-def test_unloading_versions() -> None:
-    index = [
-        {"name": "m", "version": "1", "state": "READY"},
-        {"name": "m", "version": "2", "state": "UNLOADING"},
-        {"name": "n", "version": "1", "state": "UNLOADING"},
-    ]
-    assert unloading_versions(index, "m") == ["2"]
-    assert unloading_versions(index, "absent") == []
