@@ -416,7 +416,7 @@ class Controller:
     def _count(self, ref: IsvcRef, event: Event) -> None:
         if event.reason == "Promoted":
             metrics.PROMOTIONS.labels(ref.namespace, ref.name).inc()
-        elif event.reason in ("RolledBack", "RolloutFailed"):
+        elif event.reason in ("RolledBack", "RolloutFailed", "Aborted"):
             metrics.ROLLBACKS.labels(ref.namespace, ref.name, event.reason).inc()
 
     def _lock(self, body: Mapping[str, Any]) -> asyncio.Lock:

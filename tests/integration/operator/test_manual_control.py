@@ -1,0 +1,76 @@
+"""Manual control through the real operator process (emulated API, see tests/support/kube.py):
+pause, and the promote/abort annotations that name the canary revision."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+from tests.support.kube import Cluster, eventually
+
+NS = "ml"
+ISVC = {
+    "apiVersion": "serving.tritonop.dev/v1alpha1",
+    "kind": "InferenceService",
+    "metadata": {"name": "manual", "namespace": NS},
+    "spec": {
+        "model": {"storageUri": "s3://models/manual"},
+        "triton": {"gpus": 0},
+        "autoscaling": {"minReplicas": 1, "maxReplicas": 3},
+    },
+}
+DEPLOYMENTS = "apps/v1/deployments"
+
+
+async def start_canary(kube: Cluster, image: str) -> str:
+    spec = copy.deepcopy(ISVC["spec"])
+    spec["triton"]["image"] = image
+    await kube.replace_spec(NS, "manual", spec)
+    return await eventually(lambda: kube.status(NS, "manual").get("canaryRevision"), timeout=30, what="canary")
+
+
+async def test_pause_promote_and_abort(kube: Cluster, run_operator) -> None:
+    run_operator()
+    await kube.apply_isvc(copy.deepcopy(ISVC))
+    first = await eventually(
+        lambda: kube.status(NS, "manual").get("phase") == "Ready" and kube.status(NS, "manual")["stableRevision"],
+        timeout=40,
+    )
+
+    # Pause holds the canary where it is, and says so.
+    second = await start_canary(kube, "nvcr.io/nvidia/tritonserver:24.11-py3")
+    paused = copy.deepcopy(ISVC["spec"])
+    paused["triton"]["image"] = "nvcr.io/nvidia/tritonserver:24.11-py3"
+    paused["rollout"] = {"paused": True}
+    await kube.replace_spec(NS, "manual", paused)
+    await eventually(lambda: kube.status(NS, "manual")["canary"]["waitingFor"] == "Paused", timeout=20)
+    assert kube.status(NS, "manual")["canaryRevision"] == second
+
+    # An annotation naming another revision does nothing.
+    await kube.annotate(NS, "manual", {"serving.tritonop.dev/promote": "0000000000"})
+    await asyncio.sleep(2)
+    assert kube.status(NS, "manual")["stableRevision"] == first
+
+    # Naming the canary promotes it now (even paused, even at its gate); the old stable goes.
+    await kube.annotate(NS, "manual", {"serving.tritonop.dev/promote": second})
+    status = await eventually(
+        lambda: (s := kube.status(NS, "manual")).get("stableRevision") == second and s, timeout=20, what="promoted"
+    )
+    assert status["phase"] == "Ready" and not status.get("canaryRevision")
+    assert status["traffic"] == [{"revision": second, "percent": 100}]
+    await eventually(lambda: kube.emulator.get(DEPLOYMENTS, NS, f"manual-{first}") is None, timeout=20)
+    assert any(e["reason"] == "Promoted" for e in kube.events("manual"))
+
+    # Abort: rolled back to 0%, scaled to zero, autoscaler removed, kept for inspection.
+    third = await start_canary(kube, "nvcr.io/nvidia/tritonserver:24.12-py3")
+    await kube.annotate(NS, "manual", {"serving.tritonop.dev/abort": third})
+    status = await eventually(
+        lambda: (s := kube.status(NS, "manual")).get("phase") == "RolledBack" and s, timeout=20, what="rolled back"
+    )
+    assert status["stableRevision"] == second and status["failedRevision"] == third
+    assert status["traffic"] == [{"revision": second, "percent": 100}]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "RolledBack" and "abort" in ready["message"]
+    await eventually(lambda: kube.emulator.get(DEPLOYMENTS, NS, f"manual-{third}")["spec"]["replicas"] == 0, timeout=20)
+    assert kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"manual-{third}") is None
+    assert any(e["reason"] == "Aborted" and e["type"] == "Warning" for e in kube.events("manual"))
