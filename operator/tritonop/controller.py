@@ -33,7 +33,7 @@ from tritonop.build.names import revision_child_name, triton_model_name
 from tritonop.build.refs import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.endpoints import TritonEndpoints
-from tritonop.kube.apply import apply_all, ensure_absent
+from tritonop.kube.apply import apply_all, ensure_absent, replacing_merge_patch
 from tritonop.kube.client import KubeClient, KubeError
 from tritonop import metrics
 from tritonop.rollout import (
@@ -404,9 +404,7 @@ class Controller:
             self._written[key] = new_raw
             return
         live_raw = self._written.get(key, dict(body.get("status") or {}))
-        # A merge patch: keys we no longer report are removed with null.
-        patch: dict[str, Any] = {k: None for k in live_raw if k not in new_raw}
-        patch.update(new_raw)
+        patch = replacing_merge_patch(live_raw, new_raw)
         meta = body["metadata"]
         await self.kube.merge_patch(
             API_VERSION, KIND, meta["namespace"], meta["name"], {"status": patch}, subresource="status"

@@ -10,12 +10,6 @@ from e2e.local.stages import deploy, wait_for_weight
 pytestmark = [pytest.mark.slow, pytest.mark.triton, pytest.mark.prometheus]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Controller._write_status (operator/tritonop/controller.py) nulls only top-level status keys; "
-    "a merge patch keeps nested keys the new status lacks, so canary.waitingFor (and noDataSince, "
-    "stepStartedAt, nextAnalysisAt) outlive the state that cleared them",
-)
 async def test_a_canary_past_its_gate_no_longer_shows_what_it_waited_for(stack: LocalStack) -> None:
     await deploy(stack, "v1")
     await stack.apply(stack.inference_service("v2"))

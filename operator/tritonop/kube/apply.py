@@ -32,6 +32,24 @@ def with_hash(obj: Mapping[str, Any]) -> dict[str, Any]:
     return stamped
 
 
+def replacing_merge_patch(live: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) that turns `live` into exactly `new`.
+
+    Merge patches merge nested objects, so every key `new` lacks, at any depth, must be
+    sent as null or it outlives the state that cleared it. Lists are replaced whole.
+    """
+    patch: dict[str, Any] = {key: None for key in live if key not in new}
+    for key, value in new.items():
+        old = live.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            nested = replacing_merge_patch(old, value)
+            if nested:
+                patch[key] = nested
+        elif value != old:
+            patch[key] = value
+    return patch
+
+
 @dataclass(frozen=True)
 class ApplyResult:
     kind: str
