@@ -26,10 +26,12 @@ class KubectlEmulator(Emulator):
     async def _serve_list(self, request: kmock.Request) -> Any:
         result = await super()._serve_list(request)
         resource = request.resource
+        assert resource is not None  # a LIST is always of a resource
         group_version = f"{resource.group}/{resource.version}" if resource.group else resource.version
         info = self.resources.get(f"{group_version}/{resource.plural}")
+        kind = getattr(info, "kind", None) or "Unknown"
         result["apiVersion"] = group_version
-        result["kind"] = f"{info.kind if info else 'Unknown'}List"
+        result["kind"] = f"{kind}List"
         result["metadata"] = {"resourceVersion": str(next(self.rv))}
         return result
 

@@ -24,11 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from e2e.local.apiserver import emulated_cluster
 from e2e.local.kubelet import Kubelet
 from e2e.local.prometheus import LocalPrometheus
 from e2e.local.router import Router
-from e2e.scenario import PROFILES, Profile, inference_service, write_variant, write_variants
-from e2e.local.apiserver import emulated_cluster
+from e2e.scenario import (
+    PROFILES,
+    Profile,
+    inference_service,
+    write_variant,
+    write_variants,
+)
 from tests.support.kube import Cluster, OperatorProcess, free_port
 
 log = logging.getLogger("e2e.harness")

@@ -30,7 +30,14 @@ from typing import Any
 
 import httpx
 
-from e2e.local.podspec import PodPlan, PodSpecError, deployment_status, desired_replicas, pod_plan, selector_matches
+from e2e.local.podspec import (
+    PodPlan,
+    PodSpecError,
+    deployment_status,
+    desired_replicas,
+    pod_plan,
+    selector_matches,
+)
 from e2e.local.prometheus import LocalPrometheus
 from tests.support.kube import Cluster
 from tests.support.prometheus import ScrapeTarget
@@ -140,12 +147,21 @@ class Kubelet:
         ]
 
     def service_urls(self, namespace: str, service: str) -> list[str]:
-        """HTTP URLs of the ready pods a Service selects (its Endpoints), in pod-name order."""
+        """HTTP URLs of the pods in a Service's Endpoints, in pod-name order.
+
+        Ready pods only, unless the Service sets publishNotReadyAddresses (then every
+        running pod), as the Endpoints controller does.
+        """
         obj = self.cluster.emulator.get(SERVICES, namespace, service)
         if obj is None:
             return []
-        selector = (obj.get("spec") or {}).get("selector") or {}
-        pods = [p for p in self.pods(namespace) if p.ready and selector_matches(selector, p.plan.labels)]
+        spec = obj.get("spec") or {}
+        selector, not_ready_too = spec.get("selector") or {}, bool(spec.get("publishNotReadyAddresses"))
+        pods = [
+            p
+            for p in self.pods(namespace)
+            if (p.ready or (not_ready_too and p.process.running())) and selector_matches(selector, p.plan.labels)
+        ]
         return [p.http_url for p in sorted(pods, key=lambda p: p.name)]
 
     # ------------------------------------------------------------------ one pass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from e2e.local.router import WindowStats
@@ -48,7 +48,7 @@ def progress_line(
     detail = (canary.get("waitingFor") if canary_revision and not in_step else None) or status.get("message") or ""
     minutes, seconds = divmod(int(elapsed_s), 60)
     return (
-        f"{minutes:>3}:{seconds:02d}  {str(status.get('phase', '-')):<12} {step:<5} {weight:>6}  "
+        f"{minutes:>3}:{seconds:02d}  {status.get('phase', '-')!s:<12} {step:<5} {weight:>6}  "
         f"{revision_cell(stable, stats.get(stable or '')):<30} "
         f"{revision_cell(canary_revision, stats.get(canary_revision or '')):<30} {detail}"
     )
@@ -71,7 +71,7 @@ class ProgressPrinter:
     def __init__(
         self,
         status: Callable[[], Mapping[str, Any]],
-        events: Callable[[], list[Mapping[str, Any]]],
+        events: Callable[[], Sequence[Mapping[str, Any]]],
         stats: Callable[[float], Mapping[str, WindowStats]],
         *,
         steps: int,

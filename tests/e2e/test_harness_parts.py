@@ -15,7 +15,13 @@ from tritonop.build.deployment import build_deployment
 from tritonop.build.refs import IsvcRef
 from tritonop.config import OperatorConfig
 
-from e2e.local.podspec import PodSpecError, deployment_status, desired_replicas, local_repository, pod_plan
+from e2e.local.podspec import (
+    PodSpecError,
+    deployment_status,
+    desired_replicas,
+    local_repository,
+    pod_plan,
+)
 from e2e.local.progress import progress_line, revision_cell
 from e2e.local.router import WeightedRoundRobin, WindowStats, route_weights
 from e2e.scenario import PROFILES, inference_service
