@@ -83,7 +83,7 @@ def conditions_for(
         canary = status.canary
         waiting = canary.waiting_for if canary else None
         msg = (
-            f"canary {status.canary_revision} waits for {waiting}"
+            f"canary {status.canary_revision} gets no traffic yet, waiting: {waiting}"
             if waiting
             else f"canary {status.canary_revision} at {canary.weight if canary else 0}% "
             f"(step {(canary.step if canary else 0) + 1}); stable {status.stable_revision} serves the rest"
