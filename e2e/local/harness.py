@@ -1,7 +1,7 @@
 """One async context manager bringing up the whole local end-to-end stack, and taking it down.
 
 Emulated: the Kubernetes API server (kmock, extended in tests/support/kube.py and
-e2e/local/apiserver.py), the Deployment controller + kubelet (``Kubelet``) and the
+tests/support/kube.py), the Deployment controller + kubelet (``Kubelet``) and the
 Gateway (``Router``).
 Real: the operator process (``python -m tritonop run``), every Triton pod (tritonserver
 processes serving Python-backend models), Prometheus scraping them, and tritonclient
@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from e2e.local.apiserver import emulated_cluster
 from e2e.local.kubelet import Kubelet
 from e2e.local.prometheus import LocalPrometheus
 from e2e.local.router import Router
@@ -35,7 +34,7 @@ from e2e.scenario import (
     write_variant,
     write_variants,
 )
-from tests.support.kube import Cluster, OperatorProcess, free_port
+from tests.support.kube import Cluster, OperatorProcess, cluster, free_port
 
 log = logging.getLogger("e2e.harness")
 
@@ -189,7 +188,7 @@ async def local_stack(workdir: Path | None = None, settings: StackSettings = Sta
             workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="tritonop-e2e-")))
         workdir.mkdir(parents=True, exist_ok=True)
         write_variants(workdir / "models")
-        async with emulated_cluster() as kube:
+        async with cluster() as kube:
             # Pods are real processes here: the kubelet stand-in reports Deployment status.
             kube.deployment_controller = False
             prometheus = LocalPrometheus(scrape_interval=settings.scrape_interval)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.triton import flag_value
+
 MODEL_REPOSITORY_FLAG = "--model-repository"
 
 
@@ -52,7 +54,7 @@ def pod_plan(deployment: Mapping[str, Any]) -> PodPlan:
         raise PodSpecError(f"expected one container, found {len(containers)}")
     container = containers[0]
     args = [*(container.get("command") or []), *(container.get("args") or [])]
-    repository_arg = _flag_value(args, MODEL_REPOSITORY_FLAG)
+    repository_arg = flag_value(args, MODEL_REPOSITORY_FLAG)
     if repository_arg is None:
         raise PodSpecError(f"the container's command line has no {MODEL_REPOSITORY_FLAG}")
     return PodPlan(
@@ -128,13 +130,3 @@ def deployment_status(
         ],
     }
 
-
-def _flag_value(args: list[str], flag: str) -> str | None:
-    """The last value of ``--flag=V`` or ``--flag V`` (tritonserver: the last one wins)."""
-    value = None
-    for i, arg in enumerate(args):
-        if arg.startswith(flag + "="):
-            value = arg.split("=", 1)[1]
-        elif arg == flag and i + 1 < len(args):
-            value = args[i + 1]
-    return value

@@ -10,6 +10,7 @@ objects, LIST, WATCH, PATCH and DELETE; it lacks some API-server bookkeeping, ad
 - ownerReference garbage collection (background: dependents of a deleted owner go);
 - a Deployment controller stand-in that reports pods ready (or never, per name);
 - fault injection: the next N writes to a resource fail with a given HTTP status;
+- typed LIST responses (kind, apiVersion, resourceVersion), so kubectl works against it;
 - every request recorded (kmock does this) for write counting and RBAC checks.
 
 Server-side apply is merged like a JSON merge patch (no field ownership): enough for an
@@ -157,6 +158,14 @@ class Emulator(kmock.KubernetesEmulator):
             result["items"] = [
                 o for o in result["items"] if selector_matches(selector, (o.get("metadata") or {}).get("labels") or {})
             ]
+        # Typed lists with a usable resourceVersion, as the API server returns them: kubectl's
+        # informers (`kubectl wait`) decode nothing else.
+        resource = request.resource
+        group_version = f"{resource.group}/{resource.version}" if resource.group else resource.version
+        info = self.resources.get(f"{group_version}/{resource.plural}")
+        result["apiVersion"] = group_version
+        result["kind"] = f"{getattr(info, 'kind', None) or 'Unknown'}List"
+        result["metadata"] = {"resourceVersion": str(next(self.rv))}
         return result
 
     # -------------------------------------------------------------- views for tests

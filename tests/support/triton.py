@@ -294,7 +294,7 @@ def write_model(
 # ---------------------------------------------------------------- argument lists
 
 
-def _flag_value(args: Sequence[str], flag: str) -> str | None:
+def flag_value(args: Sequence[str], flag: str) -> str | None:
     """The last value given for ``flag`` as ``--flag=V`` or ``--flag V`` (Triton: last wins)."""
     value = None
     for i, arg in enumerate(args):
@@ -370,9 +370,9 @@ class TritonProcess:
     ) -> None:
         self.args = self._complete_args(args)
         self.env = triton_env() if env is None else dict(env)
-        self.http_port = int(_flag_value(self.args, "--http-port") or 8000)
+        self.http_port = int(flag_value(self.args, "--http-port") or 8000)
         self.http_url = f"http://127.0.0.1:{self.http_port}"
-        self.metrics_port = int(_flag_value(self.args, "--metrics-port") or 8002)
+        self.metrics_port = int(flag_value(self.args, "--metrics-port") or 8002)
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         self._owns_log = log_path is None
         if log_path is None:
@@ -387,8 +387,8 @@ class TritonProcess:
         rest = list(args)
         if rest and (rest[0] == "tritonserver" or rest[0].endswith("/tritonserver")):
             rest = rest[1:]
-        defaults = [f"{flag}=127.0.0.1" for flag in _ADDRESS_FLAGS if _flag_value(rest, flag) is None]
-        if _flag_value(rest, "--backend-directory") is None:
+        defaults = [f"{flag}=127.0.0.1" for flag in _ADDRESS_FLAGS if flag_value(rest, flag) is None]
+        if flag_value(rest, "--backend-directory") is None:
             defaults.append(f"--backend-directory={backend_directory()}")
         return [str(tritonserver_binary()), *rest, *defaults]
 
