@@ -207,7 +207,8 @@ class Controller:
                 verdict, checks = outcome.verdict, tuple(outcome.checks)
                 metrics.ANALYSES.labels(ref.namespace, ref.name, verdict).inc()
             decision = advance(state, policy, now, gate=gate, verdict=verdict, checks=checks, manual=manual)
-        await self._converge(body, ref, spec, revision_of(spec, self.config.triton_image), decision, status, now, force=False)
+        desired = revision_of(spec, self.config.triton_image)
+        await self._converge(body, ref, spec, desired, decision, status, now, force=False)
 
     async def _gate(self, ref: IsvcRef, spec: InferenceServiceSpec, canary: str) -> GateResult:
         name = revision_child_name(ref, canary)
