@@ -226,6 +226,18 @@ class Kubelet:
             },
         )
         await asyncio.to_thread(self.prometheus.add_target, target)
+        # The Pod object, as a kubelet reports it: the operator's gate lists a revision's pods
+        # to ask a not-ready one why (its address is in the endpoints file, under pod/NAME).
+        await self.cluster.request(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/pods",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": namespace, "labels": dict(plan.labels)},
+                "status": {"phase": "Running", "podIP": "127.0.0.1"},
+            },
+        )
         return pod
 
     def _terminate(self, pod: Pod) -> None:
@@ -236,6 +248,8 @@ class Kubelet:
         task.add_done_callback(self._terminating.discard)
 
     async def _stop_pod(self, pod: Pod) -> None:
+        with contextlib.suppress(AssertionError):  # already gone with its namespace or by GC
+            await self.cluster.request("DELETE", f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}")
         await asyncio.to_thread(pod.process.stop, GRACE_PERIOD_S)
         with contextlib.suppress(RuntimeError, OSError):
             await asyncio.to_thread(self.prometheus.remove_target, pod.metrics_address)
@@ -300,6 +314,9 @@ class Kubelet:
             urls = self.service_urls(meta["namespace"], meta["name"])
             if urls:
                 endpoints[f"{meta['namespace']}/{meta['name']}"] = urls[0]
+        for pod in self.pods():
+            if pod.process.running():
+                endpoints[f"{pod.namespace}/pod/{pod.name}"] = pod.http_url
         if endpoints == self._endpoints:
             return
         # Written aside and renamed: the operator never reads a half-written file.

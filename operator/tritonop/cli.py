@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--prometheus-url", help="default Prometheus for analysis [TRITONOP_PROMETHEUS_URL]")
     run.add_argument("--triton-image", help="default tritonserver image [TRITONOP_TRITON_IMAGE]")
     run.add_argument("--triton-url-template", help="how to reach a revision's Triton ({name} {revision} {namespace})")
+    run.add_argument("--triton-pod-url-template", help="how to reach one not-ready pod's Triton ({pod_ip})")
     run.add_argument("--triton-endpoints-file", help="JSON map namespace/service -> URL (operator outside a cluster)")
     run.add_argument("--metrics-port", type=int, help="port for /metrics and /healthz (default 8080)")
     run.add_argument("--tick-seconds", type=float, help="rollout timer interval (default 5)")
@@ -69,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         prometheus_url=args.prometheus_url,
         triton_image=args.triton_image,
         triton_url_template=args.triton_url_template,
+        triton_pod_url_template=args.triton_pod_url_template,
         triton_endpoints_file=args.triton_endpoints_file,
         metrics_port=args.metrics_port,
         tick_seconds=args.tick_seconds,

@@ -18,7 +18,10 @@ class OperatorConfig:
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     # Operator -> Triton address; placeholders {name} {revision} {namespace}.
     triton_url_template: str = "http://{name}-{revision}.{namespace}.svc:8000"
-    # Optional JSON file {"namespace/service": "http://host:port"} overriding the template.
+    # How the gate reaches one pod of a revision that is not ready yet (the Service reaches
+    # ready pods only), to report Triton's own reason (e.g. the model failed to load).
+    triton_pod_url_template: str = "http://{pod_ip}:8000"
+    # Optional JSON file {"namespace/service": URL, "namespace/pod/NAME": URL} overriding both.
     triton_endpoints_file: str | None = None
     # Label names under which Prometheus stores the pod labels of Triton series.
     label_namespace: str = "namespace"

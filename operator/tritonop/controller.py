@@ -29,6 +29,7 @@ from tritonop.build import (
     status_url,
 )
 from tritonop.build.errors import BuildError
+from tritonop.build.labels import ISVC_LABEL, REVISION_LABEL
 from tritonop.build.names import revision_child_name, triton_model_name
 from tritonop.build.refs import IsvcRef
 from tritonop.config import OperatorConfig
@@ -60,6 +61,8 @@ from tritonop.triton import check_readiness, model_facts, run_acceptance
 log = logging.getLogger("tritonop")
 
 AUTOSCALER_KINDS = (("autoscaling/v2", "HorizontalPodAutoscaler"), ("keda.sh/v1alpha1", "ScaledObject"))
+# How many of a not-ready revision's pods the gate asks for the reason (bounded cost per tick).
+MAX_PODS_ASKED = 3
 # Build errors that a change outside the spec can fix (retried on every tick).
 RETRYABLE_REASONS = {"StorageSecretNotFound"}
 
@@ -83,7 +86,9 @@ class Controller:
         self.config = config
         self.post_event = post_event
         self.clock = clock
-        self.endpoints = TritonEndpoints(config.triton_url_template, config.triton_endpoints_file)
+        self.endpoints = TritonEndpoints(
+            config.triton_url_template, config.triton_endpoints_file, config.triton_pod_url_template
+        )
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # The status we last wrote, per object: the watch may deliver a body older than
         # our own last write, and rollout decisions must never be made twice.
@@ -216,7 +221,9 @@ class Controller:
             await self.kube.get("apps/v1", "Deployment", ref.namespace, name), name
         )
         if not deployment.available:
-            return GateResult(False, "DeploymentNotAvailable", deployment.message)
+            return await self._pod_gate(ref, spec, canary) or GateResult(
+                False, "DeploymentNotAvailable", deployment.message
+            )
         url = self.endpoints.url_for(ref.namespace, ref.name, canary)
         model = triton_model_name(ref, spec)
         readiness = await check_readiness(url, model, spec.model.version)
@@ -226,6 +233,31 @@ class Controller:
             return GateResult(True, readiness.reason, readiness.message)
         result = await run_acceptance(url, model, spec.model.version, spec.rollout.acceptance)
         return GateResult(True, result.reason, result.message, acceptance_passed=result.passed)
+
+    async def _pod_gate(self, ref: IsvcRef, spec: InferenceServiceSpec, canary: str) -> GateResult | None:
+        """Why a revision's pods are not ready, from the pods themselves.
+
+        The revision Service reaches ready pods only, so for the cause (an image that does
+        not pull, a model that fails to load) ask the kubelet's view of the containers,
+        then Triton in a running pod directly. None when neither says more.
+        """
+        selector = f"{ISVC_LABEL}={ref.name},{REVISION_LABEL}={canary}"
+        pods = await self.kube.list("v1", "Pod", ref.namespace, selector)
+        for pod in pods[:MAX_PODS_ASKED]:
+            name = pod["metadata"]["name"]
+            for container in (pod.get("status") or {}).get("containerStatuses") or []:
+                waiting = (container.get("state") or {}).get("waiting") or {}
+                if waiting.get("reason") and waiting["reason"] not in ("ContainerCreating", "PodInitializing"):
+                    return GateResult(False, waiting["reason"], f"pod {name}: {waiting.get('message', '')}".rstrip(": "))
+            if (pod.get("status") or {}).get("phase") != "Running":
+                continue
+            url = self.endpoints.url_for_pod(ref.namespace, name, (pod.get("status") or {}).get("podIP"))
+            if url is None:
+                continue
+            readiness = await check_readiness(url, triton_model_name(ref, spec), spec.model.version)
+            if not readiness.ready and readiness.reason != "ServerUnreachable":
+                return GateResult(False, readiness.reason, f"pod {name}: {readiness.message}")
+        return None
 
     def _prometheus_for(self, spec: InferenceServiceSpec) -> PrometheusClient:
         url = spec.rollout.analysis.prometheus_url or self.config.prometheus_url

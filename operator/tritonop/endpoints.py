@@ -1,9 +1,10 @@
 """Where the operator reaches a revision's Triton server.
 
 In a cluster: the revision's Service DNS name, from `--triton-url-template`
-(placeholders {name}, {revision}, {namespace}, {service}). Outside a cluster (an
-operator on a laptop with `kubectl port-forward`, or the local end-to-end harness), an
-endpoints file maps `namespace/service` to a URL; it is re-read when it changes.
+(placeholders {name}, {revision}, {namespace}, {service}); one pod directly, from
+`triton_pod_url_template` ({pod_ip}). Outside a cluster (an operator on a laptop with
+`kubectl port-forward`, or the local end-to-end harness), an endpoints file maps
+`namespace/service` and `namespace/pod/NAME` to URLs; it is re-read when it changes.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 
 
 class TritonEndpoints:
-    def __init__(self, template: str, endpoints_file: str | None = None) -> None:
+    def __init__(self, template: str, endpoints_file: str | None = None, pod_template: str = "") -> None:
         self._template = template
+        self._pod_template = pod_template
         self._file = Path(endpoints_file) if endpoints_file else None
         self._mtime: float | None = None
         self._map: dict[str, str] = {}
@@ -41,3 +43,11 @@ class TritonEndpoints:
         if mapped:
             return mapped
         return self._template.format(name=name, revision=revision, namespace=namespace, service=service)
+
+    def url_for_pod(self, namespace: str, pod: str, pod_ip: str | None) -> str | None:
+        mapped = self._load().get(f"{namespace}/pod/{pod}")
+        if mapped:
+            return mapped
+        if not pod_ip or not self._pod_template:
+            return None
+        return self._pod_template.format(pod_ip=pod_ip, namespace=namespace, pod=pod)

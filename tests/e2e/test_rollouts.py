@@ -115,10 +115,12 @@ async def test_a_canary_that_never_gets_ready_fails_and_stable_keeps_all_traffic
     assert record.outcome == "RolloutFailed"
     assert record.weights == []  # the canary never got traffic
     message = record.event("RolloutFailed")["message"]
-    assert message.startswith(f"revision {record.canary} not ready after 12s: DeploymentNotAvailable"), message
+    # The gate asked the not-ready pod itself: Triton's own load error, not just "unavailable".
+    assert message.startswith(f"revision {record.canary} not ready after 12s: ModelLoadFailed: pod "), message
+    assert "tritonop test model refused to load" in message, message
     # Failed when the deadline passed, not before (polling adds up to a tick and a poll).
     assert 12 <= record.canary_to_decision_s <= 20, record.canary_to_decision_s
-    assert any(w.startswith("DeploymentNotAvailable") for w in waiting), waiting
+    assert any(w.startswith("ModelLoadFailed") for w in waiting), waiting
     final = record.status
     assert final["phase"] == "Failed" and final["failedRevision"] == record.canary
     assert final["traffic"] == [{"revision": v1, "percent": 100}]

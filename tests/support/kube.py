@@ -48,6 +48,7 @@ RESOURCES: list[tuple[str, str, bool, tuple[str, ...]]] = [
     ("apps/v1/deployments", "Deployment", True, ("status", "scale")),
     ("v1/services", "Service", True, ("status",)),
     ("v1/secrets", "Secret", True, ()),
+    ("v1/pods", "Pod", True, ("status",)),
     ("v1/namespaces", "Namespace", False, ()),
     ("v1/events", "Event", True, ()),
     ("events.k8s.io/v1/events", "Event", True, ()),

@@ -1,4 +1,4 @@
-"""Shared fixtures: the parent's identity, default operator settings, and a spec factory."""
+"""Fixtures shared by the unit tests: the parent's identity, default operator settings, a spec factory."""
 
 from __future__ import annotations
 

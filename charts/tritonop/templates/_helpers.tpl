@@ -98,6 +98,10 @@ the same verbs. Keep in sync with tests/contract/chart/test_rbac.py.
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["get", "create", "patch", "delete"]
+# A canary whose pods are not ready: ask the pods why (image pull, Triton's model load error).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 # Only to say clearly that a model-credentials Secret is missing; never list or watch.
 - apiGroups: [""]
   resources: ["secrets"]

@@ -35,6 +35,7 @@ NAMESPACED_GOLDEN = grants(
     ("serving.tritonop.dev", "inferenceservices/status", ("patch",)),
     ("", "events", ("create",)),
     ("", "secrets", ("get",)),
+    ("", "pods", ("list",)),
     *[(group, resource, CHILD_VERBS) for group, resource in CHILDREN],
 )
 CRD_SCAN = grants(("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch")))

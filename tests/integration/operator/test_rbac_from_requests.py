@@ -111,6 +111,13 @@ async def test_chart_rbac_is_sufficient_and_minimal(kube: Cluster, run_operator)
     isvc["spec"]["autoscaling"] = {"engine": "keda", "minReplicas": 1, "maxReplicas": 3, "queueTimeMs": 20}
     isvc["spec"]["triton"]["image"] = "nvcr.io/nvidia/tritonserver:24.11-py3"  # a canary
     await kube.replace_spec(NS, "rbac", isvc["spec"])
+    # A canary whose pods never get ready: the gate asks the pods why.
+    canary = await eventually(lambda: kube.status(NS, "rbac").get("canaryRevision"), timeout=30, what="canary")
+    kube.never_ready.add(f"rbac-{canary}")
+    await eventually(
+        lambda: any(r.resource is not None and r.resource.plural == "pods" for r in kube.emulator.all_requests),
+        timeout=30, what="the gate asking the pods",
+    )
     # The canary gets a ScaledObject; the stable keeps its HPA until the canary is promoted.
     await eventually(lambda: kube.emulator.live("keda.sh/v1alpha1/scaledobjects"), timeout=30, what="KEDA")
     await eventually(lambda: handled(kube, isvc["spec"]), timeout=30, what="the change handled")
