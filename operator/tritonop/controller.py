@@ -374,10 +374,11 @@ class Controller:
             return
         targets = traffic(state)
         serving = [t.revision for t in targets if t.percent > 0]
-        if state.canary == revision_of(spec, self.config.triton_image) and state.weight > 0:
+        provider = provider_for(spec)
+        splits_by_replicas = provider.canary_replicas(1, state.weight or 1) is not None
+        if splits_by_replicas and state.weight > 0 and state.canary == revision_of(spec, self.config.triton_image):
             # Resize a replica-split canary as its weight changes (replicas are not part of the revision).
             await self._apply_revision(ref, spec, state.canary, state, stable, force=force)
-        provider = provider_for(spec)
         objs = [build_entry_service(ref, spec, self.config, revisions=serving or [state.stable])]
         objs += provider.build(ref, spec, targets, self.config)
         await apply_all(self.kube, objs, force=force)

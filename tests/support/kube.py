@@ -13,8 +13,8 @@ objects, LIST, WATCH, PATCH and DELETE; it lacks some API-server bookkeeping, ad
 - typed LIST responses (kind, apiVersion, resourceVersion), so kubectl works against it;
 - every request recorded (kmock does this) for write counting and RBAC checks.
 
-Server-side apply is merged like a JSON merge patch (no field ownership): enough for an
-operator that owns every field it writes.
+Server-side apply replaces the applied fields as the sole field manager would (no
+managedFields bookkeeping): enough for an operator that owns every field it writes.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import datetime
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -146,6 +147,15 @@ class Emulator(kmock.KubernetesEmulator):
                     for field in ("uid", "creationTimestamp", "name", "namespace"):
                         if field in live_meta:
                             meta[field] = live_meta[field]
+                    if "apply-patch" in request.headers.get("Content-Type", ""):
+                        # Server-side apply by the sole field manager: fields the applied object no
+                        # longer has are removed (a plain merge would keep them).
+                        current = json.loads(json.dumps(live.raw))
+                        for field in [k for k in data if k not in ("metadata", "status")]:
+                            if isinstance(data[field], dict) and isinstance(current.get(field), dict):
+                                data[field] = _replacing_patch(current[field], data[field])
+                        for field in [k for k in current if k not in data and k not in ("metadata", "status")]:
+                            data[field] = None
                 if request.subresource == "status":
                     # The status subresource ignores everything but status (and our bookkeeping).
                     for field in [k for k in data if k not in ("status", "metadata")]:

@@ -1,0 +1,86 @@
+"""The `service` traffic provider through the real operator: once a real Triton answers the
+readiness gate, the canary is sized to its weight by replicas and the entry Service selects
+both revisions.
+
+Real: the operator process and a tritonserver (nvidia-pytriton) serving the canary's model,
+which the operator reaches through --triton-url-template. Emulated: the API server,
+Deployment controller and GC (tests/support/kube.py). Prometheus is absent on purpose: the
+canary then holds its first step (analysis Error, the no-data policy), which is what is
+inspected here.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from tests.support.kube import Cluster, eventually
+from tests.support.triton import TritonServer, write_model
+
+pytestmark = pytest.mark.triton
+
+NS = "ml"
+ISVC = {
+    "apiVersion": "serving.tritonop.dev/v1alpha1",
+    "kind": "InferenceService",
+    "metadata": {"name": "split", "namespace": NS},
+    "spec": {
+        "model": {"name": "split", "storageUri": "s3://models/split"},
+        "triton": {"gpus": 0},
+        "autoscaling": {"minReplicas": 3, "maxReplicas": 6},
+        "rollout": {"steps": [25, 50], "interval": "30s"},
+        "traffic": {"provider": "service"},
+    },
+}
+
+
+@pytest.fixture
+def triton(tmp_path: Path):
+    write_model(tmp_path / "repo", "split")
+    with TritonServer(tmp_path / "repo", ["split"]) as server:
+        assert server.wait_ready(60), server.recent_output()
+        yield server
+
+
+@pytest.fixture
+def operator_args(operator_args: list[str], triton: TritonServer) -> list[str]:
+    template = operator_args.index("--triton-url-template")
+    return [*operator_args[:template], "--triton-url-template", triton.http_url, *operator_args[template + 2:]]
+
+
+async def test_service_provider_sizes_the_canary_by_replicas(kube: Cluster, run_operator) -> None:
+    run_operator()
+    await kube.apply_isvc(copy.deepcopy(ISVC))
+    stable = await eventually(
+        lambda: kube.status(NS, "split").get("phase") == "Ready" and kube.status(NS, "split")["stableRevision"],
+        timeout=40,
+    )
+    entry = kube.emulator.get("v1/services", NS, "split")
+    assert entry["spec"]["selector"]["serving.tritonop.dev/revision"] == stable
+
+    changed = copy.deepcopy(ISVC)
+    changed["spec"]["triton"]["image"] = "nvcr.io/nvidia/tritonserver:24.11-py3"
+    await kube.apply_isvc(changed)
+    status = await eventually(
+        lambda: (s := kube.status(NS, "split")).get("canary", {}).get("weight") == 25 and s, timeout=40, what="25%"
+    )
+    canary = status["canaryRevision"]
+    # 25% of traffic by replica ratio next to the stable's replicas: round(r * 25 / 75), at least 1.
+    stable_replicas = kube.emulator.get("apps/v1/deployments", NS, f"split-{stable}")["status"]["replicas"]
+    expected = max(1, round(stable_replicas * 25 / 75))
+    deployment = await eventually(
+        lambda: (d := kube.emulator.get("apps/v1/deployments", NS, f"split-{canary}"))["spec"].get("replicas")
+        == expected and d,
+        timeout=20,
+        what=f"canary pinned at {expected} replicas",
+    )
+    assert deployment["spec"]["replicas"] == expected
+    # Pinned replicas: no autoscaler may fight them.
+    assert kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"split-{canary}") is None
+    # The entry Service now selects every revision's pods.
+    selector = kube.emulator.get("v1/services", NS, "split")["spec"]["selector"]
+    assert "serving.tritonop.dev/revision" not in selector
+    assert selector["serving.tritonop.dev/inferenceservice"] == "split"
+    assert status["traffic"] == [{"revision": stable, "percent": 75}, {"revision": canary, "percent": 25}]
