@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from tritonop import API_VERSION, KIND
 from tritonop.analysis.checks import analyse
@@ -61,6 +64,7 @@ from tritonop.triton import check_readiness, model_facts, run_acceptance
 log = logging.getLogger("tritonop")
 
 AUTOSCALER_KINDS = (("autoscaling/v2", "HorizontalPodAutoscaler"), ("keda.sh/v1alpha1", "ScaledObject"))
+STATUS_HISTORY = 8
 # How many of a not-ready revision's pods the gate asks for the reason (bounded cost per tick).
 MAX_PODS_ASKED = 3
 # Build errors that a change outside the spec can fix (retried on every tick).
@@ -90,9 +94,11 @@ class Controller:
             config.triton_url_template, config.triton_endpoints_file, config.triton_pod_url_template
         )
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        # The status we last wrote, per object: the watch may deliver a body older than
-        # our own last write, and rollout decisions must never be made twice.
-        self._written: dict[tuple[str, str], dict[str, Any]] = {}
+        # Per object, the statuses we wrote (newest last), after the one we first saw: a body
+        # showing one of them but the newest is stale (the watch lags our own writes), and
+        # rollout decisions must never be made twice. A status none of them matches was
+        # written by someone else and is taken as it is.
+        self._written: dict[tuple[str, str], deque[dict[str, Any]]] = {}
         self._prometheus: dict[str, PrometheusClient] = {}
 
     # ------------------------------------------------------------------ entry points
@@ -100,12 +106,18 @@ class Controller:
     async def reconcile(self, body: Mapping[str, Any], *, force: bool = False) -> None:
         async with self._lock(body):
             with metrics.Timer():
-                await self._reconcile(body, force=force)
+                try:
+                    await self._reconcile(body, force=force)
+                except UnreadableStatus as err:
+                    await self._report_unreadable(body, err)
 
     async def tick(self, body: Mapping[str, Any]) -> None:
         async with self._lock(body):
             with metrics.Timer():
-                await self._tick(body)
+                try:
+                    await self._tick(body)
+                except UnreadableStatus as err:
+                    await self._report_unreadable(body, err)
 
     def forget(self, body: Mapping[str, Any]) -> None:
         key = _key(body)
@@ -131,7 +143,7 @@ class Controller:
             await self._report_invalid(body, status, err, now)
             return
         try:
-            decision = plan(RolloutState.from_status(status), revision, now)
+            decision = plan(_state_of(status), revision, now)
             await self._converge(body, ref, spec, revision, decision, status, now, force=force)
             await self._remove_other_providers(ref, spec)
         except KubeError:
@@ -185,7 +197,7 @@ class Controller:
             return  # reported by reconcile; nothing can progress until the spec changes
         now = self.clock()
         ref = IsvcRef.from_object(body)
-        state = RolloutState.from_status(status)
+        state = _state_of(status)
         if state.stable is None:
             return  # reconcile has not run yet
         decision = Decision(state)
@@ -424,26 +436,54 @@ class Controller:
         return facts.model_copy(update={"revision": status.stable_revision})
 
     def _status(self, body: Mapping[str, Any]) -> InferenceServiceStatus:
-        raw = self._written.get(_key(body))
-        if raw is None:
-            raw = dict(body.get("status") or {})
-        return InferenceServiceStatus.model_validate(raw)
+        raw = dict(body.get("status") or {})
+        ours = self._written.get(_key(body))
+        if ours and raw != ours[-1] and raw in ours:
+            raw = ours[-1]
+        try:
+            return InferenceServiceStatus.model_validate(raw)
+        except ValidationError as err:
+            raise UnreadableStatus(_one_line(err)) from err
+
+    async def _report_unreadable(self, body: Mapping[str, Any], err: UnreadableStatus) -> None:
+        """Rollout progress lives in status; when it cannot be read, stop and say so, never guess."""
+        message = (
+            f"status cannot be read ({err}); the rollout is stopped. Restore it, or clear it to start over: "
+            "kubectl patch tis NAME --subresource=status --type=merge -p '{\"status\": null}'"
+        )
+        conditions = (body.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Ready" and c.get("reason") == "InvalidStatus" for c in conditions):
+            return
+        self.post_event(body, Event("Warning", "InvalidStatus", message))
+        now = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        patch = {
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "InvalidStatus", "message": message,
+                 "lastTransitionTime": now},
+                {"type": "Stalled", "status": "True", "reason": "InvalidStatus", "message": message,
+                 "lastTransitionTime": now},
+            ]
+        }
+        meta = body["metadata"]
+        await self.kube.merge_patch(
+            API_VERSION, KIND, meta["namespace"], meta["name"], {"status": patch}, subresource="status"
+        )
+        self._written.pop(_key(body), None)
 
     async def _write_status(
         self, body: Mapping[str, Any], old: InferenceServiceStatus, new: InferenceServiceStatus
     ) -> None:
         key = _key(body)
-        new_raw = new.dump()
-        if new_raw == old.dump():
-            self._written[key] = new_raw
+        old_raw, new_raw = old.dump(), new.dump()
+        history = self._written.setdefault(key, deque([old_raw], maxlen=STATUS_HISTORY))
+        if new_raw == old_raw:
             return
-        live_raw = self._written.get(key, dict(body.get("status") or {}))
-        patch = replacing_merge_patch(live_raw, new_raw)
         meta = body["metadata"]
         await self.kube.merge_patch(
-            API_VERSION, KIND, meta["namespace"], meta["name"], {"status": patch}, subresource="status"
+            API_VERSION, KIND, meta["namespace"], meta["name"],
+            {"status": replacing_merge_patch(old_raw, new_raw)}, subresource="status",
         )
-        self._written[key] = new_raw
+        history.append(new_raw)
 
     def _count(self, ref: IsvcRef, event: Event) -> None:
         if event.reason == "Promoted":
@@ -453,6 +493,23 @@ class Controller:
 
     def _lock(self, body: Mapping[str, Any]) -> asyncio.Lock:
         return self._locks.setdefault(_key(body), asyncio.Lock())
+
+
+class UnreadableStatus(Exception):
+    """The stored status does not parse (edited by hand, or by a tool that does not know it)."""
+
+
+def _state_of(status: InferenceServiceStatus) -> RolloutState:
+    try:
+        return RolloutState.from_status(status)
+    except ValueError as err:
+        raise UnreadableStatus(str(err)) from err
+
+
+def _one_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"status.{where}: {first['msg']}"
 
 
 def _key(body: Mapping[str, Any]) -> tuple[str, str]:

@@ -219,3 +219,30 @@ async def test_restart_resumes_without_duplicates_and_delete_collects_children(k
         timeout=20,
         what="children garbage-collected",
     )
+
+
+async def test_unreadable_status_stops_the_rollout_and_says_so(kube: Cluster, run_operator) -> None:
+    op = run_operator()
+    await kube.apply_isvc(copy.deepcopy(ISVC))
+    await eventually(lambda: kube.status(NS, "resnet").get("phase") == "Ready", timeout=40)
+    other = copy.deepcopy(ISVC)
+    other["metadata"]["name"] = "other"
+    await kube.apply_isvc(other)
+
+    # Someone edits the status by hand and breaks a timestamp the rollout depends on.
+    path = f"/apis/serving.tritonop.dev/v1alpha1/namespaces/{NS}/inferenceservices/resnet/status"
+    broken = {"canaryRevision": "0123456789", "canary": {"step": 0, "weight": 10, "startedAt": "yesterday"}}
+    await kube.request("PATCH", path, {"status": broken}, "application/merge-patch+json")
+    ready = await eventually(
+        lambda: (c := condition(kube.status(NS, "resnet"), "Ready"))["reason"] == "InvalidStatus" and c, timeout=20
+    )
+    assert "startedAt" in ready["message"] or "yesterday" in ready["message"]
+    assert condition(kube.status(NS, "resnet"), "Stalled")["status"] == "True"
+    assert any(e["reason"] == "InvalidStatus" for e in kube.events("resnet"))
+    await eventually(lambda: kube.status(NS, "other").get("phase") == "Ready", timeout=30, what="others unaffected")
+    assert op.proc.poll() is None
+
+    # Clearing the status starts over from the spec: the same revision is Ready again.
+    await kube.request("PATCH", path, {"status": None}, "application/merge-patch+json")
+    await kube.apply_isvc(copy.deepcopy(ISVC) | {"spec": {**ISVC["spec"], "rollout": {"interval": "2m"}}})
+    await eventually(lambda: kube.status(NS, "resnet").get("phase") == "Ready", timeout=30, what="Ready again")
