@@ -48,7 +48,7 @@ def _priority(text: str) -> int:
         return int(text)
     # Distinct per pod, so two replicas never tie (equal priorities both freeze in kopf).
     host = os.environ.get("HOSTNAME", "")
-    return 1 + int(hashlib.sha256(host.encode()).hexdigest(), 16) % 10_000
+    return 1 + int(hashlib.sha256(host.encode()).hexdigest(), 16) % (2**31 - 2)
 
 
 def _run(args: argparse.Namespace) -> int:
