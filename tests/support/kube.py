@@ -411,6 +411,11 @@ class OperatorProcess:
         self._log.close()
         return self.proc.returncode
 
+    async def astop(self, timeout: float = 15) -> int | None:
+        """stop() from async code: waiting in a thread keeps the event loop (and with it an
+        emulated API server on that loop) serving the operator while it shuts down."""
+        return await asyncio.to_thread(self.stop, timeout)
+
     def kill(self) -> None:
         """Hard stop (SIGKILL), as a crash or node loss would."""
         if self.proc is not None and self.proc.poll() is None:
