@@ -100,6 +100,7 @@ class Controller:
         # written by someone else and is taken as it is.
         self._written: dict[tuple[str, str], deque[dict[str, Any]]] = {}
         self._prometheus: dict[str, PrometheusClient] = {}
+        self._weight_series: dict[tuple[str, str], str] = {}  # the canary-weight series per object
 
     # ------------------------------------------------------------------ entry points
 
@@ -123,6 +124,9 @@ class Controller:
         key = _key(body)
         self._written.pop(key, None)
         self._locks.pop(key, None)
+        revision = self._weight_series.pop(key, None)
+        if revision is not None:
+            metrics.CANARY_WEIGHT.remove(key[0], key[1], revision)
 
     async def aclose(self) -> None:
         for client in self._prometheus.values():
@@ -316,7 +320,7 @@ class Controller:
         new.ready_replicas = stable.ready_replicas if stable else None
         new.model = await self._model_facts(ref, spec, new, stable)
         new.conditions = conditions_for(new, generation=_generation(body), stable=stable, now=now)
-        metrics.CANARY_WEIGHT.labels(ref.namespace, ref.name, state.canary or "").set(state.weight)
+        self._set_canary_weight(ref, state)
         await self._write_status(body, status, new)
 
     async def _perform(
@@ -484,6 +488,15 @@ class Controller:
             {"status": replacing_merge_patch(old_raw, new_raw)}, subresource="status",
         )
         history.append(new_raw)
+
+    def _set_canary_weight(self, ref: IsvcRef, state: RolloutState) -> None:
+        """One series per object: the previous canary's goes when the canary changes."""
+        key, revision = (ref.namespace, ref.name), state.canary or ""
+        previous = self._weight_series.get(key)
+        if previous is not None and previous != revision:
+            metrics.CANARY_WEIGHT.remove(ref.namespace, ref.name, previous)
+        metrics.CANARY_WEIGHT.labels(ref.namespace, ref.name, revision).set(state.weight)
+        self._weight_series[key] = revision
 
     def _count(self, ref: IsvcRef, event: Event) -> None:
         if event.reason == "Promoted":

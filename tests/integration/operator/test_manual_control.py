@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import urllib.request
 
 from tests.support.kube import Cluster, eventually
 
@@ -29,8 +30,14 @@ async def start_canary(kube: Cluster, image: str) -> str:
     return await eventually(lambda: kube.status(NS, "manual").get("canaryRevision"), timeout=30, what="canary")
 
 
+def canary_weight_series(op) -> list[str]:
+    port = op.args[op.args.index("--metrics-port") + 1]
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return [line for line in body.splitlines() if line.startswith("tritonop_canary_weight{")]
+
+
 async def test_pause_promote_and_abort(kube: Cluster, run_operator) -> None:
-    run_operator()
+    op = run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
     first = await eventually(
         lambda: kube.status(NS, "manual").get("phase") == "Ready" and kube.status(NS, "manual")["stableRevision"],
@@ -60,6 +67,9 @@ async def test_pause_promote_and_abort(kube: Cluster, run_operator) -> None:
     assert status["traffic"] == [{"revision": second, "percent": 100}]
     await eventually(lambda: kube.emulator.get(DEPLOYMENTS, NS, f"manual-{first}") is None, timeout=20)
     assert any(e["reason"] == "Promoted" for e in kube.events("manual"))
+    # The canary-weight metric keeps one series per object: the promoted canary's is gone.
+    series = await eventually(lambda: canary_weight_series(op), timeout=10)
+    assert series == ['tritonop_canary_weight{name="manual",namespace="ml",revision=""} 0.0'], series
 
     # Abort: rolled back to 0%, scaled to zero, autoscaler removed, kept for inspection.
     third = await start_canary(kube, "nvcr.io/nvidia/tritonserver:24.12-py3")
