@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.kube import Cluster, OperatorProcess, cluster as start_cluster, free_port
+from tests.support.triton import TritonServer, write_model
 
 
 @pytest.fixture
@@ -18,15 +19,29 @@ async def kube() -> AsyncIterator[Cluster]:
 
 
 @pytest.fixture
-def operator_args(tmp_path: Path) -> list[str]:
+def triton(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TritonServer]:
+    """A real tritonserver serving the test module's TRITON_MODEL (OUTPUT0 = 2 x INPUT0)."""
+    model = request.module.TRITON_MODEL
+    write_model(tmp_path / "repo", model)
+    with TritonServer(tmp_path / "repo", [model]) as server:
+        assert server.wait_ready(60), server.recent_output()
+        yield server
+
+
+@pytest.fixture
+def operator_args(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    # Tests that use the `triton` fixture reach every revision through that real server; the
+    # others through a closed local port, which fails fast (cluster DNS names would not
+    # resolve here, and slow lookups would only add noise).
+    triton_url = "http://127.0.0.1:9"
+    if "triton" in request.fixturenames:
+        triton_url = request.getfixturevalue("triton").http_url
     return [
         "--all-namespaces",
         "--tick-seconds", "0.3",
         "--metrics-port", str(free_port()),
         "--prometheus-url", "http://127.0.0.1:9",  # nothing listens: analysis sees Error
-        # No Triton runs in these tests: a closed local port fails fast (cluster DNS names
-        # would not resolve here, and slow lookups would only add noise).
-        "--triton-url-template", "http://127.0.0.1:9",
+        "--triton-url-template", triton_url,
         "--triton-endpoints-file", str(tmp_path / "endpoints.json"),
     ]
 

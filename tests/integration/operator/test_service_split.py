@@ -12,14 +12,14 @@ inspected here.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 
 from tests.support.kube import Cluster, eventually
-from tests.support.triton import TritonServer, write_model
+from tests.support.triton import TritonServer
 
 pytestmark = pytest.mark.triton
+TRITON_MODEL = "split"
 
 NS = "ml"
 ISVC = {
@@ -36,21 +36,7 @@ ISVC = {
 }
 
 
-@pytest.fixture
-def triton(tmp_path: Path):
-    write_model(tmp_path / "repo", "split")
-    with TritonServer(tmp_path / "repo", ["split"]) as server:
-        assert server.wait_ready(60), server.recent_output()
-        yield server
-
-
-@pytest.fixture
-def operator_args(operator_args: list[str], triton: TritonServer) -> list[str]:
-    template = operator_args.index("--triton-url-template")
-    return [*operator_args[:template], "--triton-url-template", triton.http_url, *operator_args[template + 2:]]
-
-
-async def test_service_provider_sizes_the_canary_by_replicas(kube: Cluster, run_operator) -> None:
+async def test_service_provider_sizes_the_canary_by_replicas(kube: Cluster, triton: TritonServer, run_operator) -> None:
     run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
     stable = await eventually(

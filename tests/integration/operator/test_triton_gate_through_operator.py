@@ -10,14 +10,14 @@ first step (analysis Error, the no-data policy).
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 
 from tests.support.kube import Cluster, eventually
-from tests.support.triton import TritonServer, write_model
+from tests.support.triton import TritonServer
 
 pytestmark = pytest.mark.triton
+TRITON_MODEL = "doubler"
 
 NS = "ml"
 
@@ -48,20 +48,6 @@ def isvc(expected: list[float]) -> dict:
     }
 
 
-@pytest.fixture
-def triton(tmp_path: Path):
-    write_model(tmp_path / "repo", "doubler")
-    with TritonServer(tmp_path / "repo", ["doubler"]) as server:
-        assert server.wait_ready(60), server.recent_output()
-        yield server
-
-
-@pytest.fixture
-def operator_args(operator_args: list[str], triton: TritonServer) -> list[str]:
-    template = operator_args.index("--triton-url-template")
-    return [*operator_args[:template], "--triton-url-template", triton.http_url, *operator_args[template + 2:]]
-
-
 async def new_canary(kube: Cluster, spec: dict, image: str) -> str:
     changed = copy.deepcopy(spec)
     changed["triton"]["image"] = image
@@ -69,7 +55,7 @@ async def new_canary(kube: Cluster, spec: dict, image: str) -> str:
     return await eventually(lambda: kube.status(NS, "doubler").get("canaryRevision"), timeout=30, what="canary")
 
 
-async def test_acceptance_gates_traffic_and_model_facts_reach_status(kube: Cluster, run_operator) -> None:
+async def test_acceptance_gates_traffic_and_model_facts_reach_status(kube: Cluster, triton: TritonServer, run_operator) -> None:
     run_operator()
     good = isvc([2, 4, 6])
     await kube.apply_isvc(copy.deepcopy(good))
