@@ -87,8 +87,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from tritonop.build import render
-    from tritonop.build.errors import BuildError
+    from tritonop.children import render
+    from tritonop.children.errors import BuildError
 
     source = args.filename
     try:

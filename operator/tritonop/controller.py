@@ -23,7 +23,7 @@ from tritonop import API_VERSION, KIND
 from tritonop.analysis.checks import analyse
 from tritonop.analysis.prometheus import PrometheusClient
 from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus, Phase
-from tritonop.build import (
+from tritonop.children import (
     REVISION_CHILD_KINDS,
     build_entry_service,
     build_revision,
@@ -31,10 +31,10 @@ from tritonop.build import (
     revision_of,
     status_url,
 )
-from tritonop.build.errors import BuildError
-from tritonop.build.labels import ISVC_LABEL, REVISION_LABEL
-from tritonop.build.names import revision_child_name, triton_model_name
-from tritonop.build.refs import IsvcRef
+from tritonop.children.errors import BuildError
+from tritonop.children.labels import ISVC_LABEL, REVISION_LABEL
+from tritonop.children.names import revision_child_name, triton_model_name
+from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.endpoints import TritonEndpoints
 from tritonop.kube.apply import apply_all, ensure_absent, replacing_merge_patch

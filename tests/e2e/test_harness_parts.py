@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from tritonop.api.models import InferenceServiceSpec
-from tritonop.build.deployment import build_deployment
-from tritonop.build.refs import IsvcRef
+from tritonop.children.deployment import build_deployment
+from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 
 from e2e.local.podspec import (

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tritonop.api.models import InferenceServiceSpec
-from tritonop.build import IsvcRef
+from tritonop.children import IsvcRef
 from tritonop.config import OperatorConfig
 
 SpecFactory = Callable[..., InferenceServiceSpec]

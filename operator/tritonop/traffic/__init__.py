@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from tritonop.api.models import InferenceServiceSpec, TrafficTarget
-from tritonop.build.refs import IsvcRef
+from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.traffic.gateway_api import GatewayApiProvider
 from tritonop.traffic.istio import IstioProvider

@@ -6,10 +6,10 @@ import copy
 from typing import Any
 
 from tritonop.api.models import GatewayRouting, InferenceServiceSpec, TrafficTarget
-from tritonop.build.labels import isvc_labels
-from tritonop.build.metadata import child_metadata
-from tritonop.build.names import GRPC_PORT, HTTP_PORT, revision_child_name
-from tritonop.build.refs import IsvcRef
+from tritonop.children.labels import isvc_labels
+from tritonop.children.metadata import child_metadata
+from tritonop.children.names import GRPC_PORT, HTTP_PORT, revision_child_name
+from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.traffic.targets import routed_targets
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tritonop.api.models import InferenceServiceSpec, TrafficTarget
-from tritonop.build.refs import IsvcRef
+from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.traffic.targets import routed_targets
 

@@ -26,7 +26,7 @@ import yaml
 from referencing import Registry, Resource
 
 from tritonop.api.models import TrafficTarget
-from tritonop.build import IsvcRef, build_entry_service, build_revision, parse_spec, render, revision_of
+from tritonop.children import IsvcRef, build_entry_service, build_revision, parse_spec, render, revision_of
 from tritonop.config import OperatorConfig
 from tritonop.traffic import provider_for
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tritonop import GROUP, PLURAL, VERSION
-from tritonop.build import parse_spec
+from tritonop.children import parse_spec
 
 CRD_FILE = Path(__file__).resolve().parents[3] / "crds" / f"{GROUP}_{PLURAL}.yaml"
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from tritonop.api.models import Acceptance, InferenceServiceSpec
-from tritonop.build.deployment import build_deployment
-from tritonop.build.refs import IsvcRef
+from tritonop.children.deployment import build_deployment
+from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.triton import check_readiness, run_acceptance
 

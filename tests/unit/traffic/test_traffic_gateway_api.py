@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tritonop.api.models import TrafficTarget
-from tritonop.build import isvc_labels
+from tritonop.children import isvc_labels
 from tritonop.traffic.gateway_api import GatewayApiProvider
 
 PARENT = {"name": "inference-gateway", "namespace": "gateways", "sectionName": "http"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tritonop.api.models import TrafficTarget
-from tritonop.build import isvc_labels
+from tritonop.children import isvc_labels
 from tritonop.traffic.istio import IstioProvider
 
 SPLIT = [TrafficTarget(revision="aaaaaaaaaa", percent=90), TrafficTarget(revision="bbbbbbbbbb", percent=10)]

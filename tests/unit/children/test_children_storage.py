@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tritonop.api.models import ModelSource
-from tritonop.build import BuildError, IsvcRef, build_revision, revision_of
-from tritonop.build.storage import MODEL_MOUNT, storage_for
+from tritonop.children import BuildError, IsvcRef, build_revision, revision_of
+from tritonop.children.storage import MODEL_MOUNT, storage_for
 from tritonop.config import OperatorConfig
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tritonop.build.triton_args import tritonserver_args
+from tritonop.children.triton_args import tritonserver_args
 
 
 def test_explicit_mode_loads_the_model_and_keeps_the_server_up_on_load_errors(make_spec) -> None:

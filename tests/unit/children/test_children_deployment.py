@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tritonop.build import IsvcRef, build_revision
+from tritonop.children import IsvcRef, build_revision
 from tritonop.config import OperatorConfig
 
 REV = "abcdef0123"

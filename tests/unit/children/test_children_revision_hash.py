@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tritonop.api.models import InferenceServiceSpec
-from tritonop.build import revision_of
+from tritonop.children import revision_of
 
 BASE = {
     "model": {"name": "resnet50", "storageUri": "s3://models/repository", "version": "3"},

@@ -9,12 +9,12 @@ from typing import Any
 # this package, so whichever of the two is imported first, the other is complete by then.
 from tritonop import API_VERSION, KIND, traffic
 from tritonop.api.models import TrafficTarget
-from tritonop.build.children import build_revision
-from tritonop.build.errors import BuildError
-from tritonop.build.refs import IsvcRef
-from tritonop.build.revision import revision_of
-from tritonop.build.service import build_entry_service
-from tritonop.build.spec import parse_spec
+from tritonop.children.revision_set import build_revision
+from tritonop.children.errors import BuildError
+from tritonop.children.refs import IsvcRef
+from tritonop.children.revision import revision_of
+from tritonop.children.service import build_entry_service
+from tritonop.children.spec import parse_spec
 from tritonop.config import OperatorConfig
 
 

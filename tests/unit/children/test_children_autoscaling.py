@@ -7,8 +7,8 @@ from typing import Any
 import promql_parser
 import pytest
 
-from tritonop.build import REVISION_CHILD_KINDS, BuildError, IsvcRef, build_revision
-from tritonop.build.autoscaling import quantity
+from tritonop.children import REVISION_CHILD_KINDS, BuildError, IsvcRef, build_revision
+from tritonop.children.autoscaling import quantity
 from tritonop.config import OperatorConfig
 
 REV = "abcdef0123"

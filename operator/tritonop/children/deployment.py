@@ -6,13 +6,13 @@ import copy
 from typing import Any
 
 from tritonop.api.models import InferenceServiceSpec
-from tritonop.build.labels import APP_NAME, REVISION_LABEL, revision_labels, selector_labels
-from tritonop.build.metadata import child_metadata
-from tritonop.build.names import GRPC_PORT, HTTP_PORT, METRICS_PORT, revision_child_name, triton_model_name
-from tritonop.build.refs import IsvcRef
-from tritonop.build.security import container_security_context, pod_security_context
-from tritonop.build.storage import storage_for
-from tritonop.build.triton_args import tritonserver_args
+from tritonop.children.labels import APP_NAME, REVISION_LABEL, revision_labels, selector_labels
+from tritonop.children.metadata import child_metadata
+from tritonop.children.names import GRPC_PORT, HTTP_PORT, METRICS_PORT, revision_child_name, triton_model_name
+from tritonop.children.refs import IsvcRef
+from tritonop.children.security import container_security_context, pod_security_context
+from tritonop.children.storage import storage_for
+from tritonop.children.triton_args import tritonserver_args
 from tritonop.config import OperatorConfig
 
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tritonop.build.refs import IsvcRef
+from tritonop.children.refs import IsvcRef
 
 
 def child_metadata(

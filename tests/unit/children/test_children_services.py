@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tritonop.build import build_entry_service, build_revision, isvc_labels
+from tritonop.children import build_entry_service, build_revision, isvc_labels
 
 ISVC = {"serving.tritonop.dev/inferenceservice": "resnet"}
 PORTS = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tritonop.api.models import InferenceServiceSpec, ModelControlMode
-from tritonop.build.names import GRPC_PORT, HTTP_PORT, METRICS_PORT
+from tritonop.children.names import GRPC_PORT, HTTP_PORT, METRICS_PORT
 
 
 def _flag(value: bool) -> str:

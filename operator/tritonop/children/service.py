@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from tritonop.api.models import InferenceServiceSpec
-from tritonop.build.labels import isvc_labels, revision_labels, selector_labels
-from tritonop.build.metadata import child_metadata
-from tritonop.build.names import GRPC_PORT, HTTP_PORT, METRICS_PORT, revision_child_name
-from tritonop.build.refs import IsvcRef
+from tritonop.children.labels import isvc_labels, revision_labels, selector_labels
+from tritonop.children.metadata import child_metadata
+from tritonop.children.names import GRPC_PORT, HTTP_PORT, METRICS_PORT, revision_child_name
+from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 
 SERVICE_PORTS = (("http", HTTP_PORT), ("grpc", GRPC_PORT), ("metrics", METRICS_PORT))

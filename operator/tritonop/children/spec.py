@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tritonop.api.models import InferenceServiceSpec
-from tritonop.build.errors import BuildError
+from tritonop.children.errors import BuildError
 
 INVALID_SPEC = "InvalidSpec"
 MAX_REPORTED_ERRORS = 3

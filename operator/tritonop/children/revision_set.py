@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from tritonop.api.models import InferenceServiceSpec
-from tritonop.build.autoscaling import build_autoscaler, is_autoscaled
-from tritonop.build.deployment import build_deployment
-from tritonop.build.pdb import build_pdb
-from tritonop.build.refs import IsvcRef
-from tritonop.build.service import build_revision_service
+from tritonop.children.autoscaling import build_autoscaler, is_autoscaled
+from tritonop.children.deployment import build_deployment
+from tritonop.children.pdb import build_pdb
+from tritonop.children.refs import IsvcRef
+from tritonop.children.service import build_revision_service
 from tritonop.config import OperatorConfig
 
 # (apiVersion, kind) of everything build_revision may return. Which of them it returns

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tritonop.api.models import InferenceServiceSpec, TrafficProvider
-from tritonop.build.refs import IsvcRef
+from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 
 HTTP_PORT = 8000

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tritonop.build import BuildError, parse_spec, render, revision_of
-from tritonop.build.refs import PLACEHOLDER_UID
+from tritonop.children import BuildError, parse_spec, render, revision_of
+from tritonop.children.refs import PLACEHOLDER_UID
 from tritonop.config import OperatorConfig
 
 ISVC: dict[str, Any] = {
@@ -29,8 +29,9 @@ def with_spec(**changes: Any) -> dict[str, Any]:
 
 
 def test_render_builds_revision_entry_service_and_routes_at_100_percent() -> None:
-    children = render(ISVC, OperatorConfig())
-    revision = revision_of(parse_spec(ISVC))
+    config = OperatorConfig()
+    children = render(ISVC, config)
+    revision = revision_of(parse_spec(ISVC), config.triton_image)
     assert [(c["kind"], c["metadata"]["name"]) for c in children] == [
         ("Deployment", f"resnet-{revision}"),
         ("Service", f"resnet-{revision}"),

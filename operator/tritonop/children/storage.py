@@ -11,8 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tritonop.api.models import ModelSource
-from tritonop.build.errors import BuildError
-from tritonop.build.security import container_security_context
+from tritonop.children.errors import BuildError
+from tritonop.children.security import container_security_context
 from tritonop.config import OperatorConfig
 
 MODEL_MOUNT = "/mnt/models"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tritonop.build import BuildError, IsvcRef, status_url, triton_model_name
+from tritonop.children import BuildError, IsvcRef, status_url, triton_model_name
 
 
 def test_ref_from_object_and_owner_reference() -> None:

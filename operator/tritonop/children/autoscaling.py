@@ -9,11 +9,11 @@ import copy
 from typing import Any
 
 from tritonop.api.models import Autoscaling, AutoscalingEngine, InferenceServiceSpec
-from tritonop.build.errors import BuildError
-from tritonop.build.labels import revision_labels
-from tritonop.build.metadata import child_metadata
-from tritonop.build.names import revision_child_name
-from tritonop.build.refs import IsvcRef
+from tritonop.children.errors import BuildError
+from tritonop.children.labels import revision_labels
+from tritonop.children.metadata import child_metadata
+from tritonop.children.names import revision_child_name
+from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 
 DEFAULT_CPU_UTILIZATION = 80

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tritonop.build.labels import revision_labels, selector_labels
-from tritonop.build.metadata import child_metadata
-from tritonop.build.names import revision_child_name
-from tritonop.build.refs import IsvcRef
+from tritonop.children.labels import revision_labels, selector_labels
+from tritonop.children.metadata import child_metadata
+from tritonop.children.names import revision_child_name
+from tritonop.children.refs import IsvcRef
 
 
 def build_pdb(ref: IsvcRef, revision: str) -> dict[str, Any]:

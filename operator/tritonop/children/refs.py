@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tritonop import API_VERSION, KIND
-from tritonop.build.errors import BuildError
+from tritonop.children.errors import BuildError
 
 DEFAULT_NAMESPACE = "default"
 # `tritonop render` works on files that were never applied, so have no uid yet.
