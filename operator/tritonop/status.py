@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tritonop.api.models import Condition, InferenceServiceStatus, Phase
+from tritonop.timestamps import format_time
 
 
 @dataclass(frozen=True)
@@ -41,16 +42,15 @@ class DeploymentReadiness:
         return cls(name, replicas, ready, available, message)
 
 
-def _timestamp(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def set_condition(
     conditions: list[Condition], new: Condition, now: datetime
 ) -> list[Condition]:
     """Replace the condition of the same type; keep lastTransitionTime when status did not flip."""
     old = next((c for c in conditions if c.type == new.type), None)
-    when = old.last_transition_time if old is not None and old.status == new.status else _timestamp(now)
+    if old is not None and old.status == new.status:
+        when = old.last_transition_time
+    else:
+        when = format_time(now, whole_seconds=True)
     updated = new.model_copy(update={"last_transition_time": when})
     return [c for c in conditions if c.type != new.type] + [updated]
 

@@ -13,10 +13,10 @@ from functools import partial
 from typing import Protocol
 
 from tritonop.analysis import promql
-from tritonop.analysis.judge import Bound, Verdict, combine, compare_latency, compare_success_rate, judge, unjudged
+from tritonop.analysis.judge import Bound, combine, compare_latency, compare_success_rate, judge, unjudged
 from tritonop.analysis.promql import RevisionSeries, TemplateError
 from tritonop.analysis.result import QueryResult
-from tritonop.api.models import Analysis, CheckResult
+from tritonop.api.models import Analysis, CheckResult, Verdict
 from tritonop.config import OperatorConfig
 
 SUCCESS_RATE = "successRate"

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tritonop.analysis.result import QueryResult
-from tritonop.api.models import CheckResult
-
-Verdict = Literal["Pass", "Fail", "NoData", "Error"]
+from tritonop.api.models import CheckResult, Verdict
 
 
 def number(value: float) -> str:

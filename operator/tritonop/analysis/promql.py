@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from tritonop.config import OperatorConfig
+from tritonop.durations import prometheus_duration
 
 SUCCESS = "nv_inference_request_success"
 FAILURE = "nv_inference_request_failure"
@@ -63,14 +64,6 @@ def matchers(series: RevisionSeries, config: OperatorConfig) -> str:
     return ",".join(f"{label}={quote(value)}" for label, value in pairs)
 
 
-def duration(seconds: float) -> str:
-    """A Prometheus range duration: whole seconds as "60s", anything finer in milliseconds."""
-    millis = round(seconds * 1000)
-    if millis <= 0:
-        raise ValueError(f"analysis window must be positive, got {seconds}s")
-    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
-
-
 def _increase(metric: str, selector: str, window: str) -> str:
     # An absent series (no failures ever recorded, or no traffic yet) counts as zero.
     return f"(sum(increase({metric}{{{selector}}}[{window}])) or vector(0))"
@@ -78,13 +71,13 @@ def _increase(metric: str, selector: str, window: str) -> str:
 
 def request_count(series: RevisionSeries, window_s: float, config: OperatorConfig) -> str:
     """Requests (successful plus failed) the revision served in the window."""
-    sel, window = matchers(series, config), duration(window_s)
+    sel, window = matchers(series, config), prometheus_duration(window_s)
     return f"{_increase(SUCCESS, sel, window)} + {_increase(FAILURE, sel, window)}"
 
 
 def success_rate(series: RevisionSeries, window_s: float, config: OperatorConfig) -> str:
     """Share of the window's requests that succeeded; NaN (no data) without requests."""
-    sel, window = matchers(series, config), duration(window_s)
+    sel, window = matchers(series, config), prometheus_duration(window_s)
     successes = _increase(SUCCESS, sel, window)
     return f"{successes} / ({successes} + {_increase(FAILURE, sel, window)})"
 
@@ -95,7 +88,7 @@ def mean_latency_ms(series: RevisionSeries, window_s: float, config: OperatorCon
     The duration counter only accumulates successful requests, so it is divided by
     the success rate, not by all requests.
     """
-    sel, window = matchers(series, config), duration(window_s)
+    sel, window = matchers(series, config), prometheus_duration(window_s)
     return f"sum(rate({DURATION_US}{{{sel}}}[{window}])) / sum(rate({SUCCESS}{{{sel}}}[{window}])) / 1000"
 
 
@@ -104,7 +97,7 @@ def quantile_latency_ms(series: RevisionSeries, quantile: float, window_s: float
 
     Quantiles cannot be averaged across pods, so the highest pod's value is taken.
     """
-    sel, window = matchers(series, config), duration(window_s)
+    sel, window = matchers(series, config), prometheus_duration(window_s)
     sel = f"{sel},quantile={quote(format(quantile, 'g'))}"
     return f"max(max_over_time({SUMMARY_US}{{{sel}}}[{window}])) / 1000"
 
@@ -122,7 +115,7 @@ def render_custom(template: str, series: RevisionSeries, window_s: float, config
         "name": series.name,
         "revision": series.revision,
         "model": series.model,
-        "interval": duration(window_s),
+        "interval": prometheus_duration(window_s),
         "selector": matchers(series, config),
     }
 

@@ -7,15 +7,14 @@ does and what its default is.
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-# Kubernetes-style durations we accept: "30s", "1m", "1m30s", "2h", "500ms".
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+from tritonop.durations import DURATION_PATTERN, parse_duration
+
 STORAGE_SCHEMES = ("s3", "gs", "as", "pvc", "http", "https", "file")
 STORAGE_URI_PATTERN = r"^(s3|gs|as|pvc|https?|file)://.+$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -25,13 +24,8 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # In the CRD these become objects/arrays with x-kubernetes-preserve-unknown-fields.
 KubeObject = dict[str, Any]
 
-
-def parse_duration(text: str) -> float:
-    """Seconds in a duration like "1m30s" or "500ms"."""
-    if not re.fullmatch(DURATION_PATTERN, text):
-        raise ValueError(f"invalid duration {text!r}: use e.g. 30s, 1m, 1m30s, 2h")
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(num) * units[unit] for num, _, unit in re.findall(r"([0-9]+(\.[0-9]+)?)(ms|s|m|h)", text))
+# What one check, or a whole analysis, concluded.
+Verdict = Literal["Pass", "Fail", "NoData", "Error"]
 
 
 class Model(BaseModel):
@@ -418,7 +412,7 @@ class TrafficTarget(Model):
 
 class CheckResult(Model):
     name: str
-    result: Literal["Pass", "Fail", "NoData", "Error"]
+    result: Verdict
     value: float | None = None
     bound: str | None = None
     message: str = ""

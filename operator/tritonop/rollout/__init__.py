@@ -1,7 +1,8 @@
 """The canary rollout state machine (pure core): see docs/rollout.md."""
 
+from tritonop.api.models import Verdict
 from tritonop.rollout.decisions import Action, ApplyRevision, Decision, DeleteRevision, Event, ScaleRevision
-from tritonop.rollout.machine import GateResult, Verdict, advance, mark_available, plan
+from tritonop.rollout.machine import GateResult, advance, mark_available, plan
 from tritonop.rollout.manual import ABORT_ANNOTATION, PROMOTE_ANNOTATION, ManualAction, manual_action
 from tritonop.rollout.policy import RolloutPolicy
 from tritonop.rollout.schedule import analysis_due, next_analysis_at, waiting_for_traffic

@@ -9,18 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal
 
-from tritonop.api.models import CheckResult, Phase
+from tritonop.api.models import CheckResult, Phase, Verdict
+from tritonop.durations import format_duration
 from tritonop.rollout.decisions import ApplyRevision, Decision, DeleteRevision, Event, ScaleRevision
 from tritonop.rollout.manual import ManualAction
 from tritonop.rollout.messages import describe_failures, describe_missing_data, plural
 from tritonop.rollout.policy import RolloutPolicy
 from tritonop.rollout.schedule import analysis_due, waiting_for_traffic
 from tritonop.rollout.state import RolloutState
-from tritonop.rollout.timestamps import format_duration, require_aware
-
-Verdict = Literal["Pass", "Fail", "NoData", "Error"]
+from tritonop.timestamps import require_aware
 
 # Values of RolloutState.waiting_for other than a gate's "<reason>: <message>".
 WAITING_READINESS = "Readiness"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tritonop.api.models import Rollout, parse_duration
+from tritonop.api.models import Rollout
+from tritonop.durations import parse_duration
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from tritonop.rollout.policy import RolloutPolicy
-from tritonop.rollout.timestamps import require_aware
+from tritonop.timestamps import require_aware
 
 if TYPE_CHECKING:
     from tritonop.rollout.state import RolloutState

@@ -19,7 +19,7 @@ from tritonop.api.models import (
 )
 from tritonop.rollout.policy import RolloutPolicy
 from tritonop.rollout.schedule import next_analysis_at
-from tritonop.rollout.timestamps import from_rfc3339, to_rfc3339
+from tritonop.timestamps import format_time, parse_time
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,8 @@ def traffic(state: RolloutState) -> list[TrafficTarget]:
 
 
 def _format(moment: datetime | None) -> str | None:
-    return None if moment is None else to_rfc3339(moment)
+    return None if moment is None else format_time(moment)
 
 
 def _parse(text: str | None) -> datetime | None:
-    return None if text is None else from_rfc3339(text)
+    return None if text is None else parse_time(text)

@@ -19,7 +19,8 @@ from tritonclient.http import InferInput
 from tritonclient.http.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-from tritonop.api.models import Acceptance, AcceptanceCase, ModelFacts, parse_duration
+from tritonop.api.models import Acceptance, AcceptanceCase, ModelFacts
+from tritonop.durations import parse_duration
 from tritonop.triton.client import CONNECT_ERRORS, NETWORK_ERRORS, triton_client
 from tritonop.triton.repository import judge_index
 from tritonop.triton.results import AcceptanceResult, CaseResult, Readiness, Reason

@@ -12,6 +12,7 @@ from tritonop.analysis import promql
 from tritonop.analysis.promql import RevisionSeries, TemplateError
 from tritonop.api.models import InferenceServiceSpec
 from tritonop.config import OperatorConfig
+from tritonop.durations import prometheus_duration
 
 CONFIG = OperatorConfig()
 SERIES = RevisionSeries(namespace="ml", name="resnet", revision="1d0e44", model="resnet50")
@@ -111,14 +112,14 @@ def test_label_values_are_escaped(value: str) -> None:
     ("seconds", "rendered"), [(60, "60s"), (15.0, "15s"), (1.5, "1500ms"), (0.25, "250ms"), (3600, "3600s")]
 )
 def test_duration(seconds: float, rendered: str) -> None:
-    assert promql.duration(seconds) == rendered
+    assert prometheus_duration(seconds) == rendered
     assert promql_parser.parse(f"rate(x[{rendered}])")
 
 
 @pytest.mark.parametrize("seconds", [0, -5, 0.0001])
 def test_duration_rejects_empty_windows(seconds: float) -> None:
     with pytest.raises(ValueError, match="positive"):
-        promql.duration(seconds)
+        prometheus_duration(seconds)
 
 
 @pytest.mark.parametrize("template", EXAMPLE_CUSTOM_QUERIES)

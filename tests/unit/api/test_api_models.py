@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus, parse_duration
+from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus
+from tritonop.durations import parse_duration
 
 MINIMAL = {"model": {"storageUri": "s3://bucket/repo"}}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from tritonop.api.models import Phase, Rollout
 from tritonop.rollout import RolloutPolicy, RolloutState
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+from tests.unit.rollout.clock import T0
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ timer tick, with the state read back from status every time (as after an operato
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from tritonop.api.models import CheckResult, InferenceServiceStatus, Phase, Rollout
 from tritonop.rollout import (
@@ -21,7 +21,8 @@ from tritonop.rollout import (
     waiting_for_traffic,
 )
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+from tests.unit.rollout.clock import T0
+
 TICK = timedelta(seconds=5)
 POLICY = RolloutPolicy.from_spec(Rollout(steps=[10, 25, 50], interval="1m", failure_threshold=2))
 

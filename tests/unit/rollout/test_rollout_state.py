@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -20,9 +20,11 @@ from tritonop.api.models import (
     TrafficTarget,
 )
 from tritonop.rollout import RolloutPolicy, RolloutState, traffic
-from tritonop.rollout.timestamps import format_duration, from_rfc3339, to_rfc3339
+from tritonop.durations import format_duration
+from tritonop.timestamps import format_time, parse_time
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+from tests.unit.rollout.clock import T0
+
 POLICY = RolloutPolicy.from_spec(Rollout())
 
 ROUND_TRIP = [
@@ -207,12 +209,17 @@ def test_durations_are_written_in_spec_notation(seconds, written):
     ],
 )
 def test_timestamps_are_rfc3339_utc(moment, text):
-    assert to_rfc3339(moment) == text
-    assert from_rfc3339(text) == moment
+    assert format_time(moment) == text
+    assert parse_time(text) == moment
+
+
+def test_whole_second_timestamps_drop_the_fraction():
+    moment = datetime(2025, 3, 1, 13, 0, 0, 999_999, tzinfo=timezone(timedelta(hours=1)))
+    assert format_time(moment, whole_seconds=True) == "2025-03-01T12:00:00Z"
 
 
 def test_timestamps_need_an_offset():
     with pytest.raises(ValueError, match="offset"):
-        from_rfc3339("2025-03-01T12:00:00")
+        parse_time("2025-03-01T12:00:00")
     with pytest.raises(ValueError, match="timezone-aware"):
-        to_rfc3339(datetime(2025, 3, 1, 12, 0))
+        format_time(datetime(2025, 3, 1, 12, 0))

@@ -1,4 +1,4 @@
-"""RFC 3339 timestamps for status, and durations in the spec's own notation."""
+"""RFC 3339 timestamps as status carries them: the one place that writes and reads them."""
 
 from __future__ import annotations
 
@@ -12,13 +12,20 @@ def require_aware(moment: datetime) -> datetime:
     return moment
 
 
-def to_rfc3339(moment: datetime) -> str:
-    """'2024-05-01T12:00:00Z'; fractional seconds only when present, so a round trip is exact."""
+def format_time(moment: datetime, *, whole_seconds: bool = False) -> str:
+    """'2024-05-01T12:00:00Z' in UTC.
+
+    Fractional seconds are written only when present, so a round trip through
+    parse_time is exact; ``whole_seconds`` drops them, as Kubernetes writes a
+    condition's lastTransitionTime.
+    """
     utc = require_aware(moment).astimezone(UTC).replace(tzinfo=None)
+    if whole_seconds:
+        utc = utc.replace(microsecond=0)
     return utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds") + "Z"
 
 
-def from_rfc3339(text: str) -> datetime:
+def parse_time(text: str) -> datetime:
     """A UTC datetime from an RFC 3339 timestamp that carries an offset ('Z' or '+hh:mm')."""
     try:
         moment = datetime.fromisoformat(text)
@@ -27,13 +34,3 @@ def from_rfc3339(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no UTC offset")
     return moment.astimezone(UTC)
-
-
-def format_duration(seconds: float) -> str:
-    """600 -> '10m', 90 -> '1m30s', 0.5 -> '500ms': the notation users write in the spec."""
-    millis = round(seconds * 1000)
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s"), (millis, "ms")) if n]
-    return "".join(parts) or "0s"
