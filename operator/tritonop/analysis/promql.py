@@ -19,6 +19,7 @@ Prometheus attaches the revision's pod labels under the names configured in
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tritonop.config import OperatorConfig
@@ -53,6 +54,11 @@ def quote(value: str) -> str:
     return f'"{escaped}"'
 
 
+def label_matchers(pairs: Iterable[tuple[str, str]]) -> str:
+    """``label="value"`` equality matchers, comma-separated, without braces; each value quoted."""
+    return ",".join(f"{label}={quote(value)}" for label, value in pairs)
+
+
 def matchers(series: RevisionSeries, config: OperatorConfig) -> str:
     """The label matchers of the revision's series, comma-separated, without braces."""
     pairs = (
@@ -61,7 +67,7 @@ def matchers(series: RevisionSeries, config: OperatorConfig) -> str:
         (config.label_revision, series.revision),
         ("model", series.model),
     )
-    return ",".join(f"{label}={quote(value)}" for label, value in pairs)
+    return label_matchers(pairs)
 
 
 def _increase(metric: str, selector: str, window: str) -> str:

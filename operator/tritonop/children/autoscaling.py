@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from tritonop.analysis.promql import label_matchers
 from tritonop.api.models import Autoscaling, AutoscalingEngine, InferenceServiceSpec
 from tritonop.children.errors import BuildError
 from tritonop.children.labels import revision_labels
@@ -119,11 +120,9 @@ def keda_triggers(autoscaling: Autoscaling, prometheus_url: str, selector: str) 
 
 
 def revision_selector(ref: IsvcRef, revision: str, config: OperatorConfig) -> str:
-    """PromQL label matchers for the series of one revision's Triton pods."""
-    return (
-        f'{config.label_namespace}="{ref.namespace}",'
-        f'{config.label_isvc}="{ref.name}",'
-        f'{config.label_revision}="{revision}"'
+    """PromQL label matchers for the series of one revision's Triton pods, quoted like the analysis queries."""
+    return label_matchers(
+        ((config.label_namespace, ref.namespace), (config.label_isvc, ref.name), (config.label_revision, revision))
     )
 
 
