@@ -6,7 +6,7 @@ Per-object fields in the InferenceService override these defaults.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
 
@@ -32,7 +32,6 @@ class OperatorConfig:
     tick_seconds: float = 5.0
     prometheus_timeout_seconds: float = 10.0
     init_image: str = "curlimages/curl:8.10.1"  # fetches http(s):// model archives
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> OperatorConfig:
@@ -41,7 +40,7 @@ class OperatorConfig:
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = env.get(f"TRITONOP_{f.name.upper()}")
-            if raw is None or f.name == "extra":
+            if raw is None:
                 continue
             if f.name == "namespaces":
                 values[f.name] = tuple(ns for ns in raw.split(",") if ns)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from aiohttp import web
@@ -60,11 +59,3 @@ async def serve(port: int, host: str = "0.0.0.0") -> web.AppRunner:
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
-
-
-async def serve_forever(port: int) -> None:
-    runner = await serve(port)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()

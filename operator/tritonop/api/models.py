@@ -15,7 +15,6 @@ from pydantic.alias_generators import to_camel
 
 from tritonop.durations import DURATION_PATTERN, parse_duration
 
-STORAGE_SCHEMES = ("s3", "gs", "as", "pvc", "http", "https", "file")
 STORAGE_URI_PATTERN = r"^(s3|gs|as|pvc|https?|file)://.+$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
