@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from tritonop.children import render
+    from tritonop.render import render
     from tritonop.children.errors import BuildError
 
     source = args.filename

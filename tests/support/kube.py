@@ -40,26 +40,22 @@ import kmock
 import yaml
 
 from tritonop.api.crd import generate_crd
+from tritonop.kinds import ALL_KINDS, DEPLOYMENT, SECRET
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
-# (group/version/plural, kind, namespaced, subresources)
+# (group/version/plural, kind, namespaced, subresources): every kind tritonop touches (its
+# registry), plus what kopf and the tests need.
 RESOURCES: list[tuple[str, str, bool, tuple[str, ...]]] = [
-    ("serving.tritonop.dev/v1alpha1/inferenceservices", "InferenceService", True, ("status",)),
-    ("apps/v1/deployments", "Deployment", True, ("status", "scale")),
-    ("v1/services", "Service", True, ("status",)),
+    *(
+        (f"{k.api_version}/{k.plural}", k.kind, True, ("status", "scale") if k == DEPLOYMENT else ("status",))
+        for k in ALL_KINDS
+        if k != SECRET
+    ),
     ("v1/secrets", "Secret", True, ()),
-    ("v1/pods", "Pod", True, ("status",)),
     ("v1/namespaces", "Namespace", False, ()),
     ("v1/events", "Event", True, ()),
     ("events.k8s.io/v1/events", "Event", True, ()),
-    ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler", True, ("status",)),
-    ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget", True, ("status",)),
-    ("keda.sh/v1alpha1/scaledobjects", "ScaledObject", True, ("status",)),
-    ("gateway.networking.k8s.io/v1/httproutes", "HTTPRoute", True, ("status",)),
-    ("gateway.networking.k8s.io/v1/grpcroutes", "GRPCRoute", True, ("status",)),
-    ("networking.istio.io/v1/virtualservices", "VirtualService", True, ("status",)),
-    ("networking.k8s.io/v1/ingresses", "Ingress", True, ("status",)),
     ("apiextensions.k8s.io/v1/customresourcedefinitions", "CustomResourceDefinition", False, ("status",)),
     ("kopf.dev/v1/clusterkopfpeerings", "ClusterKopfPeering", False, ()),
     ("kopf.dev/v1/kopfpeerings", "KopfPeering", True, ()),

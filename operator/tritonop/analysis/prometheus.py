@@ -8,6 +8,7 @@ or NaN comes back as ``QueryResult.no_data``.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -49,6 +50,28 @@ class PrometheusClient:
             reason = str(exc) or type(exc).__name__
             return QueryResult.error(f"Prometheus at {self.base_url} unreachable: {reason}")
         return _interpret(response)
+
+
+class PrometheusClients:
+    """One client (one connection pool) per Prometheus URL, the least recently used closed
+    beyond ``max_clients``: every InferenceService may name its own URL."""
+
+    def __init__(self, *, timeout_s: float, max_clients: int = 32) -> None:
+        self.timeout_s = timeout_s
+        self.max_clients = max_clients
+        self._clients: OrderedDict[str, PrometheusClient] = OrderedDict()
+
+    async def for_url(self, url: str) -> PrometheusClient:
+        client = self._clients.pop(url, None) or PrometheusClient(url, timeout_s=self.timeout_s)
+        self._clients[url] = client
+        while len(self._clients) > self.max_clients:
+            _, evicted = self._clients.popitem(last=False)
+            await evicted.aclose()
+        return client
+
+    async def aclose(self) -> None:
+        while self._clients:
+            await self._clients.popitem()[1].aclose()
 
 
 def _as_utc(at: datetime) -> datetime:

@@ -12,18 +12,6 @@ from tritonop.children.refs import IsvcRef
 from tritonop.children.service import build_revision_service
 from tritonop.config import OperatorConfig
 
-# (apiVersion, kind) of everything build_revision may return. Which of them it returns
-# depends on autoscaling and `replicas`, so callers prune revision-labelled objects of
-# these kinds that a new build no longer lists.
-REVISION_CHILD_KINDS: tuple[tuple[str, str], ...] = (
-    ("apps/v1", "Deployment"),
-    ("v1", "Service"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("keda.sh/v1alpha1", "ScaledObject"),
-    ("policy/v1", "PodDisruptionBudget"),
-)
-
-
 def build_revision(
     ref: IsvcRef,
     spec: InferenceServiceSpec,

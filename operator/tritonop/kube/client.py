@@ -19,23 +19,9 @@ from typing import Any
 
 import httpx
 
-from tritonop import API_VERSION, FIELD_MANAGER, KIND, PLURAL, __version__
+from tritonop import FIELD_MANAGER, __version__
+from tritonop.kinds import kind_of
 
-# (apiVersion, kind) -> plural, for every kind the operator reads or writes.
-PLURALS: dict[tuple[str, str], str] = {
-    (API_VERSION, KIND): PLURAL,
-    ("apps/v1", "Deployment"): "deployments",
-    ("v1", "Service"): "services",
-    ("v1", "Secret"): "secrets",
-    ("v1", "Pod"): "pods",
-    ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
-    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
-    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects",
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproutes",
-    ("gateway.networking.k8s.io/v1", "GRPCRoute"): "grpcroutes",
-    ("networking.istio.io/v1", "VirtualService"): "virtualservices",
-    ("networking.k8s.io/v1", "Ingress"): "ingresses",
-}
 
 
 class KubeError(Exception):
@@ -52,7 +38,7 @@ class NotFound(KubeError):
 
 
 def object_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
-    plural = PLURALS[(api_version, kind)]
+    plural = kind_of(api_version, kind).plural
     prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     path = f"{prefix}/namespaces/{namespace}/{plural}"
     return f"{path}/{name}" if name else path

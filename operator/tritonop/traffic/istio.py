@@ -10,14 +10,16 @@ from tritonop.children.metadata import child_metadata
 from tritonop.children.names import GRPC_PORT, HTTP_PORT, revision_child_name, service_host
 from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
-from tritonop.traffic.targets import routed_targets
-
-API_VERSION = "networking.istio.io/v1"
-
+from tritonop.kinds import VIRTUAL_SERVICE, Kind
+from tritonop.traffic.targets import first_concrete_host, routed_targets
 
 class IstioProvider:
     name = "istio"
-    managed_kinds: tuple[tuple[str, str], ...] = ((API_VERSION, "VirtualService"),)
+    kinds: tuple[Kind, ...] = (VIRTUAL_SERVICE,)
+    splits_by_replicas = False
+
+    def object_names(self, ref: IsvcRef) -> tuple[str, ...]:
+        return (ref.name,)
 
     def build(
         self, ref: IsvcRef, spec: InferenceServiceSpec, targets: list[TrafficTarget], config: OperatorConfig
@@ -40,8 +42,8 @@ class IstioProvider:
         ]
         return [
             {
-                "apiVersion": API_VERSION,
-                "kind": "VirtualService",
+                "apiVersion": VIRTUAL_SERVICE.api_version,
+                "kind": VIRTUAL_SERVICE.kind,
                 "metadata": child_metadata(ref, ref.name, isvc_labels(ref.name)),
                 "spec": vs_spec,
             }
@@ -50,6 +52,12 @@ class IstioProvider:
     def canary_replicas(self, stable_replicas: int, weight: int) -> int | None:
         """None: the VirtualService sets the split, so the canary keeps its own autoscaling."""
         return None
+
+    def external_host(self, spec: InferenceServiceSpec) -> str | None:
+        """The first concrete host of the VirtualService, when hosts are set."""
+        istio = spec.traffic.istio
+        host = first_concrete_host(istio.hosts) if istio else None
+        return f"http://{host}" if host else None
 
 
 def _destinations(ref: IsvcRef, routed: list[TrafficTarget], port: int) -> list[dict[str, Any]]:

@@ -11,18 +11,24 @@ from typing import Any
 from tritonop.api.models import InferenceServiceSpec, NginxRouting, TrafficTarget
 from tritonop.children.labels import isvc_labels
 from tritonop.children.metadata import child_metadata
-from tritonop.children.names import HTTP_PORT, NGINX_CANARY_SUFFIX, revision_child_name
+from tritonop.children.names import HTTP_PORT, revision_child_name
 from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
-from tritonop.traffic.targets import routed_targets
+from tritonop.kinds import INGRESS, Kind
+from tritonop.traffic.targets import first_concrete_host, routed_targets
 
 CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
 CANARY_WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
+CANARY_SUFFIX = "canary"
 
 
 class NginxProvider:
     name = "nginx"
-    managed_kinds: tuple[tuple[str, str], ...] = (("networking.k8s.io/v1", "Ingress"),)
+    kinds: tuple[Kind, ...] = (INGRESS,)
+    splits_by_replicas = False
+
+    def object_names(self, ref: IsvcRef) -> tuple[str, ...]:
+        return (ref.name, _canary_name(ref))
 
     def build(
         self, ref: IsvcRef, spec: InferenceServiceSpec, targets: list[TrafficTarget], config: OperatorConfig
@@ -38,13 +44,22 @@ class NginxProvider:
         ingresses = [_ingress(ref, nginx, ref.name, stable.revision, annotations=None)]
         if canary and canary[0].percent > 0:
             annotations = {CANARY_ANNOTATION: "true", CANARY_WEIGHT_ANNOTATION: str(canary[0].percent)}
-            name = f"{ref.name}-{NGINX_CANARY_SUFFIX}"
-            ingresses.append(_ingress(ref, nginx, name, canary[0].revision, annotations=annotations))
+            ingresses.append(_ingress(ref, nginx, _canary_name(ref), canary[0].revision, annotations=annotations))
         return ingresses
 
     def canary_replicas(self, stable_replicas: int, weight: int) -> int | None:
         """None: the canary Ingress sets the split, so the canary keeps its own autoscaling."""
         return None
+
+    def external_host(self, spec: InferenceServiceSpec) -> str | None:
+        """The Ingress host and path, when the host is concrete."""
+        nginx = spec.traffic.nginx
+        host = first_concrete_host([nginx.host]) if nginx else None
+        return f"http://{host}{nginx.path.rstrip('/')}" if nginx and host else None
+
+
+def _canary_name(ref: IsvcRef) -> str:
+    return f"{ref.name}-{CANARY_SUFFIX}"
 
 
 def _ingress(
@@ -52,8 +67,8 @@ def _ingress(
 ) -> dict[str, Any]:
     backend = {"service": {"name": revision_child_name(ref, revision), "port": {"number": HTTP_PORT}}}
     return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
+        "apiVersion": INGRESS.api_version,
+        "kind": INGRESS.kind,
         "metadata": child_metadata(ref, name, isvc_labels(ref.name), annotations),
         "spec": {
             "ingressClassName": nginx.ingress_class_name,

@@ -12,12 +12,17 @@ from typing import Any
 from tritonop.api.models import InferenceServiceSpec, TrafficTarget
 from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
+from tritonop.kinds import Kind
 from tritonop.traffic.targets import routed_targets
 
 
 class ServiceProvider:
     name = "service"
-    managed_kinds: tuple[tuple[str, str], ...] = ()
+    kinds: tuple[Kind, ...] = ()
+    splits_by_replicas = True
+
+    def object_names(self, ref: IsvcRef) -> tuple[str, ...]:
+        return ()
 
     def build(
         self, ref: IsvcRef, spec: InferenceServiceSpec, targets: list[TrafficTarget], config: OperatorConfig
@@ -28,6 +33,10 @@ class ServiceProvider:
 
     def canary_replicas(self, stable_replicas: int, weight: int) -> int:
         return canary_replicas(stable_replicas, weight)
+
+    def external_host(self, spec: InferenceServiceSpec) -> str | None:
+        """None: the entry Service is reached in-cluster only."""
+        return None
 
 
 def canary_replicas(stable_replicas: int, weight: int) -> int:

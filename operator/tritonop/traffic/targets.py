@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from tritonop.api.models import TrafficTarget
 
 
@@ -18,3 +20,8 @@ def routed_targets(targets: list[TrafficTarget]) -> list[TrafficTarget]:
         split = ", ".join(f"{t.revision}={t.percent}" for t in targets)
         raise ValueError(f"traffic percents must be within 0..100 and add up to 100: {split}")
     return [t for t in targets if t.percent > 0]
+
+
+def first_concrete_host(hosts: Iterable[str]) -> str | None:
+    """The first hostname that is not a wildcard pattern (a URL needs one real host)."""
+    return next((host for host in hosts if "*" not in host), None)

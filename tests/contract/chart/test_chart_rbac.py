@@ -7,22 +7,15 @@ from typing import Any
 
 from tests.support.helm import objects_of_kind, the_object
 from tests.support.rbac import is_allowed, load_rules
+from tritonop.kinds import CHILD_KINDS
 
 Render = Callable[[str], list[dict[str, Any]]]
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
 
 CHILD_VERBS = ("get", "create", "patch", "delete")
-CHILDREN = [
-    ("apps", "deployments"),
-    ("", "services"),
-    ("autoscaling", "horizontalpodautoscalers"),
-    ("policy", "poddisruptionbudgets"),
-    ("keda.sh", "scaledobjects"),
-    ("gateway.networking.k8s.io", "httproutes"),
-    ("gateway.networking.k8s.io", "grpcroutes"),
-    ("networking.istio.io", "virtualservices"),
-    ("networking.k8s.io", "ingresses"),
-]
+# Every kind the operator creates (the registry in tritonop.kinds, which the client's URL
+# paths and the prune lists also come from).
+CHILDREN = [(kind.group, kind.plural) for kind in CHILD_KINDS]
 
 
 def grants(*entries: tuple[str, str, tuple[str, ...]]) -> set[Grant]:

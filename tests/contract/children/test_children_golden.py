@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tritonop.children import render
+from tritonop.render import render
 from tritonop.config import OperatorConfig
 
 GOLDEN_DIR = Path(__file__).parent / "golden"

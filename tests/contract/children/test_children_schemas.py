@@ -26,7 +26,8 @@ import yaml
 from referencing import Registry, Resource
 
 from tritonop.api.models import TrafficTarget
-from tritonop.children import IsvcRef, build_entry_service, build_revision, parse_spec, render, revision_of
+from tritonop.children import IsvcRef, build_entry_service, build_revision, parse_spec, revision_of
+from tritonop.render import render
 from tritonop.config import OperatorConfig
 from tritonop.traffic import provider_for
 

@@ -7,7 +7,8 @@ from typing import Any
 import promql_parser
 import pytest
 
-from tritonop.children import REVISION_CHILD_KINDS, BuildError, IsvcRef, build_revision
+from tritonop.children import BuildError, IsvcRef, build_revision
+from tritonop.kinds import REVISION_CHILD_KINDS
 from tritonop.children.autoscaling import quantity
 from tritonop.config import OperatorConfig
 
@@ -44,7 +45,7 @@ def only(children: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 def test_revision_children_by_autoscaling(ref, make_spec, config, autoscaling, replicas, expected) -> None:
     children = build_revision(ref, make_spec(autoscaling=autoscaling), REV, config, replicas=replicas)
     assert kinds(children) == [("apps/v1", "Deployment"), ("v1", "Service"), *expected]
-    assert set(kinds(children)) <= set(REVISION_CHILD_KINDS)
+    assert set(kinds(children)) <= {k.key for k in REVISION_CHILD_KINDS}
     for child in children:
         assert child["metadata"]["name"] == f"resnet-{REV}"
 

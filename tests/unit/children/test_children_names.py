@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tritonop.children import BuildError, IsvcRef, status_url, triton_model_name
+from tritonop.children import BuildError, IsvcRef, triton_model_name
+from tritonop.traffic import status_url
 
 
 def test_ref_from_object_and_owner_reference() -> None:
@@ -54,4 +55,4 @@ def test_model_name_defaults_to_the_isvc_name(ref, make_spec) -> None:
     ],
 )
 def test_status_url(ref, make_spec, config, traffic, url) -> None:
-    assert status_url(ref, make_spec(traffic=traffic), config) == url
+    assert status_url(ref, make_spec(traffic=traffic)) == url

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tritonop.children import BuildError, parse_spec, render, revision_of
+from tritonop.children import BuildError, parse_spec, revision_of
+from tritonop.render import render
 from tritonop.children.refs import PLACEHOLDER_UID
 from tritonop.config import OperatorConfig
 

@@ -30,7 +30,7 @@ def test_provider_for_picks_the_spec_provider(make_spec, name: str) -> None:
 def test_built_objects_are_owned_labelled_and_of_managed_kinds(ref, make_spec, config, name: str) -> None:
     provider = provider_for(make_spec(traffic=TRAFFIC[name]))
     for obj in provider.build(ref, make_spec(traffic=TRAFFIC[name]), SPLIT, config):
-        assert (obj["apiVersion"], obj["kind"]) in provider.managed_kinds
+        assert (obj["apiVersion"], obj["kind"]) in {k.key for k in provider.kinds}
         assert obj["metadata"]["labels"] == isvc_labels("resnet")
         assert obj["metadata"]["ownerReferences"] == [ref.owner_reference()]
         assert obj["metadata"]["namespace"] == "ml"

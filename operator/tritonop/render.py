@@ -5,17 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# `traffic` is imported as a module and used at call time: tritonop.traffic imports
-# this package, so whichever of the two is imported first, the other is complete by then.
-from tritonop import API_VERSION, KIND, traffic
+from tritonop import API_VERSION, KIND
 from tritonop.api.models import TrafficTarget
-from tritonop.children.revision_set import build_revision
-from tritonop.children.errors import BuildError
-from tritonop.children.refs import IsvcRef
-from tritonop.children.revision import revision_of
-from tritonop.children.service import build_entry_service
-from tritonop.children.spec import parse_spec
+from tritonop.children import BuildError, IsvcRef, build_entry_service, build_revision, parse_spec, revision_of
 from tritonop.config import OperatorConfig
+from tritonop.traffic import provider_for
 
 
 def render(obj: Mapping[str, Any], config: OperatorConfig) -> list[dict[str, Any]]:
@@ -35,5 +29,5 @@ def render(obj: Mapping[str, Any], config: OperatorConfig) -> list[dict[str, Any
     return [
         *build_revision(ref, spec, revision, config),
         build_entry_service(ref, spec, config, revisions=[revision]),
-        *traffic.provider_for(spec).build(ref, spec, [TrafficTarget(revision=revision, percent=100)], config),
+        *provider_for(spec).build(ref, spec, [TrafficTarget(revision=revision, percent=100)], config),
     ]

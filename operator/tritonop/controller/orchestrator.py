@@ -1,0 +1,268 @@
+"""Orchestration: read the object, call the pure core, apply what it decided, write status.
+
+Two entry points, both level-based and safe to call at any time:
+- `reconcile` runs on create, spec update and resume: it maps the spec's revision onto
+  the rollout state (`rollout.plan`) and converges the children.
+- `tick` runs on a timer: it opens the canary's gate (Triton readiness, acceptance),
+  runs the analysis when a step is due (`rollout.advance`) and refreshes status.
+Both hold a per-object lock, so a timer tick never interleaves with a reconcile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from tritonop import metrics
+from tritonop.analysis.checks import analyse
+from tritonop.analysis.prometheus import PrometheusClients
+from tritonop.api.models import Condition, InferenceServiceSpec, InferenceServiceStatus, Phase
+from tritonop.children import BuildError, IsvcRef, parse_spec, revision_of, triton_model_name
+from tritonop.config import OperatorConfig
+from tritonop.controller.revisions import Children
+from tritonop.controller.status_store import StatusStore, UnreadableStatus, object_key, rollout_state
+from tritonop.controller.telemetry import RolloutTelemetry
+from tritonop.controller.triton_checks import TritonChecks
+from tritonop.endpoints import TritonEndpoints
+from tritonop.kinds import SECRET
+from tritonop.kube.client import KubeClient, KubeError
+from tritonop.rollout import (
+    Decision,
+    Event,
+    RolloutPolicy,
+    advance,
+    analysis_due,
+    manual_action,
+    mark_available,
+    plan,
+    waiting_for_traffic,
+)
+from tritonop.status import conditions_for, set_condition
+from tritonop.traffic import status_url
+
+# Build errors that a change outside the spec can fix (retried on every tick).
+RETRYABLE_REASONS = {"StorageSecretNotFound"}
+
+EventSink = Callable[[Mapping[str, Any], Event], None]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Controller:
+    def __init__(
+        self,
+        kube: KubeClient,
+        config: OperatorConfig,
+        *,
+        post_event: EventSink,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.kube = kube
+        self.config = config
+        self.post_event = post_event
+        self.clock = clock
+        endpoints = TritonEndpoints(
+            config.triton_url_template, config.triton_endpoints_file, config.triton_pod_url_template
+        )
+        self.triton = TritonChecks(kube, endpoints)
+        self.children = Children(kube, config)
+        self.status = StatusStore(kube)
+        self.prometheus = PrometheusClients(timeout_s=config.prometheus_timeout_seconds)
+        self.telemetry = RolloutTelemetry()
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    # ------------------------------------------------------------------ entry points
+
+    async def reconcile(self, body: Mapping[str, Any], *, force: bool = False) -> None:
+        async with self._lock(body):
+            with metrics.Timer():
+                try:
+                    await self._reconcile(body, force=force)
+                except UnreadableStatus as err:
+                    await self._report_unreadable(body, err)
+
+    async def tick(self, body: Mapping[str, Any]) -> None:
+        async with self._lock(body):
+            with metrics.Timer():
+                try:
+                    await self._tick(body)
+                except UnreadableStatus as err:
+                    await self._report_unreadable(body, err)
+
+    def forget(self, body: Mapping[str, Any]) -> None:
+        key = object_key(body)
+        self.status.forget(body)
+        self._locks.pop(key, None)
+        self.telemetry.forget(*key)
+
+    async def aclose(self) -> None:
+        await self.prometheus.aclose()
+
+    # ------------------------------------------------------------------ the two passes
+
+    async def _reconcile(self, body: Mapping[str, Any], *, force: bool) -> None:
+        now = self.clock()
+        status = self.status.read(body)
+        ref = IsvcRef.from_object(body)
+        try:
+            spec = parse_spec(body)
+            await self._check_secret(ref, spec)
+            revision = revision_of(spec, self.config.triton_image)
+        except BuildError as err:
+            metrics.RECONCILES.labels("invalid").inc()
+            await self._report_invalid(body, status, err, now)
+            return
+        try:
+            decision = plan(rollout_state(status), revision, now)
+            await self._converge(body, ref, spec, revision, decision, status, now, force=force)
+            await self.children.remove_other_providers(ref, spec)
+        except KubeError:
+            metrics.RECONCILES.labels("error").inc()
+            raise
+        metrics.RECONCILES.labels("success").inc()
+
+    async def _tick(self, body: Mapping[str, Any]) -> None:
+        status = self.status.read(body)
+        ready = next((c for c in status.conditions if c.type == "Ready"), None)
+        if ready is not None and ready.reason in RETRYABLE_REASONS:
+            await self._reconcile(body, force=False)
+            return
+        try:
+            spec = parse_spec(body)
+        except BuildError:
+            return  # reported by reconcile; nothing can progress until the spec changes
+        now = self.clock()
+        ref = IsvcRef.from_object(body)
+        state = rollout_state(status)
+        if state.stable is None:
+            return  # reconcile has not run yet
+        decision = Decision(state)
+        if state.canary is not None:
+            policy = RolloutPolicy.from_spec(spec.rollout)
+            manual = manual_action((body.get("metadata") or {}).get("annotations") or {}, state.canary)
+            gate = None
+            if waiting_for_traffic(state) and manual is None:
+                gate = await self.triton.gate(ref, spec, state.canary)
+            verdict, checks = None, ()
+            if manual is None and analysis_due(state, policy, now):
+                prometheus = await self.prometheus.for_url(
+                    spec.rollout.analysis.prometheus_url or self.config.prometheus_url
+                )
+                outcome = await analyse(
+                    prometheus,
+                    spec.rollout.analysis,
+                    namespace=ref.namespace,
+                    name=ref.name,
+                    model=triton_model_name(ref, spec),
+                    canary_revision=state.canary,
+                    stable_revision=state.stable,
+                    window_s=policy.interval_s,
+                    config=self.config,
+                    at=now,
+                )
+                verdict, checks = outcome.verdict, tuple(outcome.checks)
+                metrics.ANALYSES.labels(ref.namespace, ref.name, verdict).inc()
+            decision = advance(state, policy, now, gate=gate, verdict=verdict, checks=checks, manual=manual)
+        desired = revision_of(spec, self.config.triton_image)
+        await self._converge(body, ref, spec, desired, decision, status, now, force=False)
+
+    async def _converge(
+        self,
+        body: Mapping[str, Any],
+        ref: IsvcRef,
+        spec: InferenceServiceSpec,
+        desired: str,
+        decision: Decision,
+        status: InferenceServiceStatus,
+        now: datetime,
+        *,
+        force: bool,
+    ) -> None:
+        """Carry out a decision on the children, then write the status it leads to."""
+        state = decision.state
+        stable = await self.triton.readiness(ref, state.stable)
+        for action in decision.before_routing:
+            await self.children.perform(ref, spec, desired, action, state, stable, force=force)
+        await self.children.route(ref, spec, desired, state, stable, force=force)
+        for action in decision.after_routing:
+            await self.children.perform(ref, spec, desired, action, state, stable, force=force)
+        for event in decision.events:
+            self.post_event(body, event)
+            self.telemetry.count(ref, event)
+
+        if state.stable is not None and state.stable != (status.stable_revision or state.stable):
+            stable = await self.triton.readiness(ref, state.stable)  # promoted: read the new stable
+        if state.phase == Phase.pending and stable is not None and stable.available:
+            state = mark_available(state)
+            self.post_event(body, Event("Normal", "RevisionReady", f"revision {state.stable} serves 100%"))
+        new = state.apply_to(status, RolloutPolicy.from_spec(spec.rollout), now)
+        new.observed_generation = _generation(body)
+        new.message = state.message
+        new.url = status_url(ref, spec)
+        new.replicas = stable.replicas if stable else None
+        new.ready_replicas = stable.ready_replicas if stable else None
+        new.model = await self.triton.stable_model_facts(ref, spec, new, stable)
+        new.conditions = conditions_for(new, generation=_generation(body), stable=stable, now=now)
+        self.telemetry.canary_weight(ref, state)
+        await self.status.write(body, status, new)
+
+    # ------------------------------------------------------------------ what stops a rollout
+
+    async def _check_secret(self, ref: IsvcRef, spec: InferenceServiceSpec) -> None:
+        secret = spec.model.storage_secret_name
+        if secret and await self.kube.get(*SECRET.key, ref.namespace, secret) is None:
+            raise BuildError(
+                "StorageSecretNotFound",
+                f"model.storageSecretName {secret!r} does not exist in namespace {ref.namespace}; "
+                "create it (keys become the Triton container's environment) and tritonop retries",
+            )
+
+    async def _report_invalid(
+        self, body: Mapping[str, Any], status: InferenceServiceStatus, err: BuildError, now: datetime
+    ) -> None:
+        previous = next((c for c in status.conditions if c.type == "Ready"), None)
+        if previous is None or previous.reason != err.reason or previous.message != str(err):
+            self.post_event(body, Event("Warning", err.reason, str(err)))
+        new = status.model_copy(
+            update={
+                "observed_generation": _generation(body),
+                "message": str(err),
+                "phase": status.phase if status.stable_revision else Phase.failed,
+            }
+        )
+        new.conditions = conditions_for(
+            new,
+            generation=_generation(body),
+            stable=None,
+            invalid_reason=err.reason,
+            invalid_message=str(err),
+            now=now,
+        )
+        await self.status.write(body, status, new)
+
+    async def _report_unreadable(self, body: Mapping[str, Any], err: UnreadableStatus) -> None:
+        """Rollout progress lives in status; when it cannot be read, stop and say so, never guess."""
+        message = (
+            f"status cannot be read ({err}); the rollout is stopped. Restore it, or clear it to start over: "
+            "kubectl patch tis NAME --subresource=status --type=merge -p '{\"status\": null}'"
+        )
+        conditions = (body.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Ready" and c.get("reason") == "InvalidStatus" for c in conditions):
+            return
+        self.post_event(body, Event("Warning", "InvalidStatus", message))
+        stopped: list[Condition] = []
+        for type_, status in (("Ready", "False"), ("Stalled", "True")):
+            condition = Condition(type=type_, status=status, reason="InvalidStatus", message=message)
+            stopped = set_condition(stopped, condition, self.clock())
+        await self.status.write_conditions(body, [c.dump() for c in stopped])
+
+    def _lock(self, body: Mapping[str, Any]) -> asyncio.Lock:
+        return self._locks.setdefault(object_key(body), asyncio.Lock())
+
+
+def _generation(body: Mapping[str, Any]) -> int | None:
+    return (body.get("metadata") or {}).get("generation")

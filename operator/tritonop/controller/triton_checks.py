@@ -1,0 +1,99 @@
+"""Triton-facing checks: is a canary ready to take traffic, and what does the stable serve.
+
+I/O at the edge: the revision's Deployment and pods through the Kubernetes API, Triton
+through its HTTP API (via the endpoints map). The decisions they feed are pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus
+from tritonop.children.labels import ISVC_LABEL, REVISION_LABEL
+from tritonop.children.names import revision_child_name, triton_model_name
+from tritonop.children.refs import IsvcRef
+from tritonop.endpoints import TritonEndpoints
+from tritonop.kinds import DEPLOYMENT, POD
+from tritonop.kube.client import KubeClient
+from tritonop.rollout import GateResult
+from tritonop.status import DeploymentReadiness
+from tritonop.triton import check_readiness, model_facts, run_acceptance
+
+# How many of a not-ready revision's pods the gate asks for the reason (bounded cost per tick).
+MAX_PODS_ASKED = 3
+
+
+class TritonChecks:
+    def __init__(self, kube: KubeClient, endpoints: TritonEndpoints) -> None:
+        self.kube = kube
+        self.endpoints = endpoints
+
+    async def readiness(self, ref: IsvcRef, revision: str | None) -> DeploymentReadiness | None:
+        """What the revision's Deployment reports; None for no revision."""
+        if revision is None:
+            return None
+        name = revision_child_name(ref, revision)
+        return DeploymentReadiness.from_object(await self.kube.get(*DEPLOYMENT.key, ref.namespace, name), name)
+
+    async def gate(self, ref: IsvcRef, spec: InferenceServiceSpec, canary: str) -> GateResult:
+        """Open when the Deployment is available, Triton says the model is ready, and the
+        acceptance inference (if any) ran; closed with the most specific reason known."""
+        deployment = await self.readiness(ref, canary)
+        assert deployment is not None
+        if not deployment.available:
+            return await self._pod_gate(ref, spec, canary) or GateResult(
+                False, "DeploymentNotAvailable", deployment.message
+            )
+        url = self.endpoints.url_for(ref.namespace, ref.name, canary)
+        model = triton_model_name(ref, spec)
+        readiness = await check_readiness(url, model, spec.model.version)
+        if not readiness.ready:
+            return GateResult(False, readiness.reason, readiness.message)
+        if spec.rollout.acceptance is None:
+            return GateResult(True, readiness.reason, readiness.message)
+        result = await run_acceptance(url, model, spec.model.version, spec.rollout.acceptance)
+        return GateResult(True, result.reason, result.message, acceptance_passed=result.passed)
+
+    async def _pod_gate(self, ref: IsvcRef, spec: InferenceServiceSpec, canary: str) -> GateResult | None:
+        """Why a revision's pods are not ready, from the pods themselves.
+
+        The revision Service reaches ready pods only, so for the cause (an image that does
+        not pull, a model that fails to load) ask the kubelet's view of the containers,
+        then Triton in a running pod directly. None when neither says more.
+        """
+        selector = f"{ISVC_LABEL}={ref.name},{REVISION_LABEL}={canary}"
+        pods = await self.kube.list(*POD.key, ref.namespace, selector)
+        for pod in pods[:MAX_PODS_ASKED]:
+            name = pod["metadata"]["name"]
+            for container in (pod.get("status") or {}).get("containerStatuses") or []:
+                waiting = (container.get("state") or {}).get("waiting") or {}
+                if waiting.get("reason") and waiting["reason"] not in ("ContainerCreating", "PodInitializing"):
+                    return GateResult(False, waiting["reason"], f"pod {name}: {waiting.get('message', '')}".rstrip(": "))
+            if (pod.get("status") or {}).get("phase") != "Running":
+                continue
+            url = self.endpoints.url_for_pod(ref.namespace, name, (pod.get("status") or {}).get("podIP"))
+            if url is None:
+                continue
+            readiness = await check_readiness(url, triton_model_name(ref, spec), spec.model.version)
+            if not readiness.ready and readiness.reason != "ServerUnreachable":
+                return GateResult(False, readiness.reason, f"pod {name}: {readiness.message}")
+        return None
+
+    async def stable_model_facts(
+        self,
+        ref: IsvcRef,
+        spec: InferenceServiceSpec,
+        status: InferenceServiceStatus,
+        stable: DeploymentReadiness | None,
+    ) -> Any:
+        """status.model: asked of Triton once per stable revision, kept until the stable changes."""
+        current = status.model
+        if status.stable_revision is None or stable is None or not stable.available:
+            return current
+        if current is not None and current.revision == status.stable_revision:
+            return current
+        url = self.endpoints.url_for(ref.namespace, ref.name, status.stable_revision)
+        facts = await model_facts(url, triton_model_name(ref, spec), spec.model.version)
+        if facts is None:
+            return current
+        return facts.model_copy(update={"revision": status.stable_revision})
