@@ -1,0 +1,123 @@
+"""The real Controller in process (FakeKube, FakeTriton, FakePrometheus; see tests/support)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.support.controller_harness import NAME, Harness, model_spec
+from tritonop.api.models import InferenceServiceSpec
+from tritonop.children import revision_of
+from tritonop.kube.client import KubeError
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+GATEWAY = {"provider": "gateway-api", "gateway": {"parentRefs": [{"name": "gw"}]}}
+
+
+def rev(spec: dict, h: Harness) -> str:
+    return revision_of(InferenceServiceSpec.model_validate(spec), h.config.triton_image)
+
+
+async def deployed(spec: dict) -> Harness:
+    h = Harness(T0)
+    h.apply(spec)
+    await h.reconcile()
+    await h.tick()
+    return h
+
+
+async def test_first_revision_becomes_ready_and_owned_children_exist() -> None:
+    spec = model_spec(traffic=GATEWAY)
+    h = await deployed(spec)
+    v1 = rev(spec, h)
+    assert h.status()["phase"] == "Ready"
+    assert h.status()["stableRevision"] == v1
+    assert set(h.deployments()) == {f"{NAME}-{v1}"}
+    assert h.route_weights() == {f"{NAME}-{v1}": 100}
+    for obj in h.kube.objects.values():
+        if obj["kind"] != "InferenceService":
+            assert obj["metadata"]["ownerReferences"][0]["uid"] == h.body()["metadata"]["uid"]
+    assert "RevisionReady" in h.reasons()
+
+
+async def test_a_settled_object_causes_no_writes() -> None:
+    h = await deployed(model_spec(traffic=GATEWAY))
+    before = len(h.kube.writes())
+    for _ in range(5):
+        h.advance(5)
+        await h.tick()
+    await h.reconcile()
+    assert len(h.kube.writes()) == before
+
+
+async def test_healthy_canary_walks_its_steps_and_is_promoted() -> None:
+    v1_spec, v2_spec = model_spec(traffic=GATEWAY), model_spec("s3://models/v2", traffic=GATEWAY)
+    h = await deployed(v1_spec)
+    v1, v2 = rev(v1_spec, h), rev(v2_spec, h)
+    h.apply(v2_spec)
+    await h.reconcile()
+    assert h.status()["canaryRevision"] == v2
+    assert h.route_weights() == {f"{NAME}-{v1}": 100}  # gated: no traffic before readiness
+    await h.tick()  # gate opens: step 1
+    assert h.route_weights() == {f"{NAME}-{v1}": 80, f"{NAME}-{v2}": 20}
+    h.advance(10)
+    await h.tick()  # analysis passes: step 2
+    assert h.route_weights() == {f"{NAME}-{v1}": 50, f"{NAME}-{v2}": 50}
+    h.advance(10)
+    await h.tick()  # promoted
+    assert h.status()["stableRevision"] == v2
+    assert h.route_weights() == {f"{NAME}-{v2}": 100}
+    assert "Promoted" in h.reasons()
+
+
+async def test_failing_canary_is_rolled_back_to_the_untouched_stable() -> None:
+    v1_spec, v2_spec = model_spec(traffic=GATEWAY), model_spec("s3://models/v2", traffic=GATEWAY)
+    h = await deployed(v1_spec)
+    v1, v2 = rev(v1_spec, h), rev(v2_spec, h)
+    stable_before = h.deployments()[f"{NAME}-{v1}"]["metadata"]["resourceVersion"]
+    h.apply(v2_spec)
+    await h.reconcile()
+    await h.tick()
+    h.prometheus.mode = "fail"
+    for _ in range(2):
+        h.advance(10)
+        await h.tick()
+    assert h.status()["phase"] == "RolledBack"
+    assert h.route_weights() == {f"{NAME}-{v1}": 100}
+    assert h.deployments()[f"{NAME}-{v2}"]["spec"]["replicas"] == 0
+    assert h.deployments()[f"{NAME}-{v1}"]["metadata"]["resourceVersion"] == stable_before
+    assert h.reasons().count("AnalysisFailed") == 1 and "RolledBack" in h.reasons()
+
+
+async def test_api_errors_propagate_for_kopf_to_retry_and_the_retry_converges() -> None:
+    spec = model_spec(traffic=GATEWAY)
+    h = Harness(T0)
+    h.apply(spec)
+    h.kube.fail_next(500)
+    with pytest.raises(KubeError):
+        await h.reconcile()
+    await h.reconcile()
+    await h.tick()
+    assert h.status()["phase"] == "Ready"
+
+
+async def test_provider_change_removes_the_old_providers_objects() -> None:
+    h = await deployed(model_spec(traffic=GATEWAY))
+    assert h.kube.of_kind("HTTPRoute")
+    h.apply(model_spec(traffic={"provider": "istio"}))
+    await h.reconcile()
+    assert not h.kube.of_kind("HTTPRoute")
+    assert set(h.kube.of_kind("VirtualService")) == {NAME}
+
+
+async def test_unreadable_status_stops_with_a_condition_and_one_event() -> None:
+    h = await deployed(model_spec(traffic=GATEWAY))
+    body = h.body()
+    body["status"]["canary"] = {"step": "not-a-number"}
+    h.kube.put(body)
+    await h.tick()
+    await h.tick()
+    ready = next(c for c in h.status()["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "InvalidStatus"
+    assert h.reasons().count("InvalidStatus") == 1
