@@ -5,8 +5,8 @@ from tritonop.rollout.decisions import Action, ApplyRevision, Decision, DeleteRe
 from tritonop.rollout.machine import GateResult, advance, mark_available, plan
 from tritonop.rollout.manual import ABORT_ANNOTATION, PROMOTE_ANNOTATION, ManualAction, manual_action
 from tritonop.rollout.policy import RolloutPolicy
-from tritonop.rollout.schedule import analysis_due, next_analysis_at, waiting_for_traffic
-from tritonop.rollout.state import RolloutState, traffic
+from tritonop.rollout.schedule import analysis_due
+from tritonop.rollout.state import RolloutState, next_analysis_at, traffic, waiting_for_traffic
 
 __all__ = [
     "ABORT_ANNOTATION",

@@ -16,8 +16,8 @@ from tritonop.rollout.decisions import ApplyRevision, Decision, DeleteRevision, 
 from tritonop.rollout.manual import ManualAction
 from tritonop.rollout.messages import describe_failures, describe_missing_data, plural
 from tritonop.rollout.policy import RolloutPolicy
-from tritonop.rollout.schedule import analysis_due, waiting_for_traffic
-from tritonop.rollout.state import RolloutState
+from tritonop.rollout.schedule import analysis_due
+from tritonop.rollout.state import RolloutState, waiting_for_traffic
 from tritonop.timestamps import require_aware
 
 # Values of RolloutState.waiting_for other than a gate's "<reason>: <message>".

@@ -7,7 +7,7 @@ it stopped.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tritonop.api.models import (
@@ -18,7 +18,6 @@ from tritonop.api.models import (
     TrafficTarget,
 )
 from tritonop.rollout.policy import RolloutPolicy
-from tritonop.rollout.schedule import next_analysis_at
 from tritonop.timestamps import format_time, parse_time
 
 
@@ -126,3 +125,15 @@ def _format(moment: datetime | None) -> str | None:
 
 def _parse(text: str | None) -> datetime | None:
     return None if text is None else parse_time(text)
+
+
+def waiting_for_traffic(state: RolloutState) -> bool:
+    """A canary exists but has not passed its readiness/acceptance gate yet."""
+    return state.canary is not None and state.step_started_at is None
+
+
+def next_analysis_at(state: RolloutState, policy: RolloutPolicy) -> datetime | None:
+    """When the current step is judged; None while gated, paused, or without a canary."""
+    if state.canary is None or state.step_started_at is None or policy.paused:
+        return None
+    return state.step_started_at + timedelta(seconds=policy.interval_s)
