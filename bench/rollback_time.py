@@ -90,12 +90,16 @@ async def benchmark(runs: int, healthy_runs: int, profile: Profile, rate: float,
     rolled_back = [r for r in failing if r.outcome == "RolledBack"]
     false_rollbacks = [r for r in healthy if r.outcome != "Promoted"]
     print("\n== results ==")
-    print(f"failing canary ({VARIANTS['v3'].failure_rate:.0%} of requests fail), {runs} runs, {len(rolled_back)} rolled back:")
+    print(
+        f"failing canary ({VARIANTS['v3'].failure_rate:.0%} of requests fail), {runs} runs, {len(rolled_back)} rolled back:"
+    )
     print(f"  CanaryStarted -> RolledBack: {Figures.of(rolled_back, lambda r: r.canary_to_decision_s).text()}")
     print(f"  of which readiness gate:     {Figures.of(rolled_back, gate_s).text()}")
     print(f"  of which analysis:           {Figures.of(rolled_back, analysis_s).text()}")
-    print(f"healthy canary, {healthy_runs} runs: {len(false_rollbacks)} false rollbacks "
-          f"({healthy_runs - len(false_rollbacks)} promoted)")
+    print(
+        f"healthy canary, {healthy_runs} runs: {len(false_rollbacks)} false rollbacks "
+        f"({healthy_runs - len(false_rollbacks)} promoted)"
+    )
     for record in false_rollbacks:
         print(f"  {record.canary}: {record.outcome}: {record.status.get('message')}")
     missed = runs - len(rolled_back)
@@ -111,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="failing canaries to time (N, default 5)")
     parser.add_argument("--healthy-runs", type=int, default=5, help="healthy canaries to roll out (M, default 5)")
     parser.add_argument("--interval", default=PROFILES["local"].interval, help="rollout.interval (default %(default)s)")
-    parser.add_argument("--rate", type=float, default=StackSettings.request_rate, help="router requests/s (default %(default)s)")
+    parser.add_argument(
+        "--rate", type=float, default=StackSettings.request_rate, help="router requests/s (default %(default)s)"
+    )
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir)")
     args = parser.parse_args(argv)
     profile = dataclasses.replace(PROFILES["local"], interval=args.interval)

@@ -63,7 +63,11 @@ def check_first_deploy(status: dict, served: WindowStats) -> list[Check]:
 def check_promotion(record: RolloutRecord, steps: Sequence[int], old_deployment_exists: bool) -> list[Check]:
     status, traffic = record.status, record.canary_traffic
     return [
-        Check("v2 canary started", record.canary is not None and "CanaryStarted" in record.reasons, f"revision {record.canary}"),
+        Check(
+            "v2 canary started",
+            record.canary is not None and "CanaryStarted" in record.reasons,
+            f"revision {record.canary}",
+        ),
         Check(
             f"v2 went through every step {list(steps)}",
             record.weights == list(steps) and record.reasons.count("CanaryStep") == len(steps),
@@ -71,7 +75,9 @@ def check_promotion(record: RolloutRecord, steps: Sequence[int], old_deployment_
         ),
         Check(
             "v2 promoted",
-            record.outcome == "Promoted" and status.get("stableRevision") == record.canary and status.get("phase") == "Ready",
+            record.outcome == "Promoted"
+            and status.get("stableRevision") == record.canary
+            and status.get("phase") == "Ready",
             status.get("message", ""),
         ),
         Check(
@@ -143,7 +149,9 @@ async def run_demo(out: TextIO, workdir: Path | None) -> list[Check]:
             stage(f"1. deploy v1 ({VARIANTS['v1'].description})")
             status = await deploy(stack, "v1")
             await asyncio.sleep(2)  # let the router's view of v1 fill in
-            checks += check_first_deploy(status, _window_stats(stack, 2.0).get(status["stableRevision"], WindowStats(0, 0, 0, None)))
+            checks += check_first_deploy(
+                status, _window_stats(stack, 2.0).get(status["stableRevision"], WindowStats(0, 0, 0, None))
+            )
 
             stage(f"2. roll out v2 ({VARIANTS['v2'].description}): expect promotion")
             promoted = await roll_out(stack, "v2")

@@ -90,10 +90,14 @@ class LocalStack:
         self.operator = OperatorProcess(
             self.cluster.kubeconfig,
             "--all-namespaces",
-            "--tick-seconds", str(self.settings.tick_seconds),
-            "--metrics-port", str(free_port()),
-            "--prometheus-url", self.prometheus.url,
-            "--triton-endpoints-file", str(self.endpoints_file),
+            "--tick-seconds",
+            str(self.settings.tick_seconds),
+            "--metrics-port",
+            str(free_port()),
+            "--prometheus-url",
+            self.prometheus.url,
+            "--triton-endpoints-file",
+            str(self.endpoints_file),
             log=self.workdir / f"operator-{self._operators_started}.log",
         ).start()
         return self.operator
@@ -166,7 +170,9 @@ class LocalStack:
                     raise StackError(f"a harness loop failed while waiting for {what}") from task.exception()
             proc = self.operator.proc if self.operator is not None else None
             if proc is not None and proc.poll() is not None:
-                raise StackError(f"the operator exited ({proc.returncode}) while waiting for {what}\n{self.operator_log()}")
+                raise StackError(
+                    f"the operator exited ({proc.returncode}) while waiting for {what}\n{self.operator_log()}"
+                )
             if time.monotonic() >= deadline:
                 raise StackError(
                     f"timed out after {timeout:g}s waiting for {what}\n"
@@ -177,7 +183,9 @@ class LocalStack:
 
 
 @contextlib.asynccontextmanager
-async def local_stack(workdir: Path | None = None, settings: StackSettings = StackSettings()) -> AsyncIterator[LocalStack]:
+async def local_stack(
+    workdir: Path | None = None, settings: StackSettings = StackSettings()
+) -> AsyncIterator[LocalStack]:
     """Bring the stack up (the operator included); tear down everything it started on exit.
 
     Logs (operator, every tritonserver) stay in ``workdir``; without one, a temporary
@@ -194,7 +202,9 @@ async def local_stack(workdir: Path | None = None, settings: StackSettings = Sta
             prometheus = LocalPrometheus(scrape_interval=settings.scrape_interval)
             await asyncio.to_thread(prometheus.start)
             cleanup.callback(prometheus.stop)
-            kubelet = Kubelet(kube, prometheus, workdir / "endpoints.json", workdir / "pods", period_s=settings.kubelet_period_s)
+            kubelet = Kubelet(
+                kube, prometheus, workdir / "endpoints.json", workdir / "pods", period_s=settings.kubelet_period_s
+            )
             router = Router(kube, kubelet.service_urls, rate=settings.request_rate)
             stack = LocalStack(kube, prometheus, kubelet, router, workdir, settings)
             stop = asyncio.Event()

@@ -213,7 +213,9 @@ class Kubelet:
             grpc_port=grpc_port,
             metrics_port=metrics_port,
         )
-        process = TritonProcess(args, env=triton_env({**os.environ, **plan.env}), log_path=self.log_dir / f"{namespace}.{name}.log")
+        process = TritonProcess(
+            args, env=triton_env({**os.environ, **plan.env}), log_path=self.log_dir / f"{namespace}.{name}.log"
+        )
         pod = Pod(name, namespace, deployment, plan, process.start(), http_port, metrics_port)
         log.info("started pod %s/%s (pid %s, http %s)", namespace, name, process.pid, pod.http_url)
         target = ScrapeTarget(

@@ -16,7 +16,9 @@ from e2e.local.router import WindowStats
 
 # Recent traffic shown per revision, in seconds.
 WINDOW_S = 5.0
-HEADER = f"{'time':>6}  {'phase':<12} {'step':<5} {'weight':>6}  {'stable (ok, mean)':<30} {'canary (ok, mean)':<30} detail"
+HEADER = (
+    f"{'time':>6}  {'phase':<12} {'step':<5} {'weight':>6}  {'stable (ok, mean)':<30} {'canary (ok, mean)':<30} detail"
+)
 
 
 def revision_cell(revision: str | None, stats: WindowStats | None) -> str:
@@ -35,9 +37,7 @@ def revision_cell(revision: str | None, stats: WindowStats | None) -> str:
     return f"{short} {rate:>6} {latency:>6}{unavailable}"
 
 
-def progress_line(
-    elapsed_s: float, status: Mapping[str, Any], stats: Mapping[str, WindowStats], steps: int
-) -> str:
+def progress_line(elapsed_s: float, status: Mapping[str, Any], stats: Mapping[str, WindowStats], steps: int) -> str:
     """One table row: time, phase, step, weight, stable and canary traffic, and what is going on."""
     canary = status.get("canary") or {}
     canary_revision = status.get("canaryRevision")
@@ -103,8 +103,15 @@ class ProgressPrinter:
         now = time.monotonic()
         status = self.status()
         canary = status.get("canary") or {}
-        key = (status.get("phase"), status.get("stableRevision"), status.get("canaryRevision"),
-               canary.get("step"), canary.get("weight"), canary.get("waitingFor"), status.get("message"))
+        key = (
+            status.get("phase"),
+            status.get("stableRevision"),
+            status.get("canaryRevision"),
+            canary.get("step"),
+            canary.get("weight"),
+            canary.get("waitingFor"),
+            status.get("message"),
+        )
         if status and (key != self._last_key or now - self._last_print >= self.every_s):
             self.print(progress_line(now - self.started, status, self.stats(WINDOW_S), self.steps))
             self._last_key, self._last_print = key, now

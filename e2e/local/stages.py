@@ -119,7 +119,9 @@ async def roll_out(
 async def wait_for_weight(stack: LocalStack, weight: int, *, name: str = NAME, timeout: float = 60.0) -> dict[str, Any]:
     """Wait until the canary serves ``weight`` percent; returns that status."""
     return await stack.wait_until(
-        lambda: (s := stack.status(name)).get("canaryRevision") and (s.get("canary") or {}).get("weight") == weight and s,
+        lambda: (
+            (s := stack.status(name)).get("canaryRevision") and (s.get("canary") or {}).get("weight") == weight and s
+        ),
         timeout,
         f"canary weight {weight}%",
     )
@@ -138,9 +140,14 @@ def _observe(stack: LocalStack, name: str, record: RolloutRecord, started: float
             record.weights.append(weight)
             if record.first_step_s is None:
                 record.first_step_s = elapsed
-    decided = record.canary is not None and canary is None and record.canary in (
-        status.get("stableRevision"),
-        status.get("failedRevision"),
+    decided = (
+        record.canary is not None
+        and canary is None
+        and record.canary
+        in (
+            status.get("stableRevision"),
+            status.get("failedRevision"),
+        )
     )
     if decided:
         record.status, record.decided_s = status, elapsed
@@ -157,7 +164,9 @@ def _snapshot(stack: LocalStack, name: str) -> dict[str, Traffic]:
 def _delta(before: Traffic | None, after: Traffic | None) -> Traffic:
     before = before or Traffic(0, 0, 0)
     after = after or Traffic(0, 0, 0)
-    return Traffic(after.successes - before.successes, after.failures - before.failures, after.unavailable - before.unavailable)
+    return Traffic(
+        after.successes - before.successes, after.failures - before.failures, after.unavailable - before.unavailable
+    )
 
 
 def _new_events(stack: LocalStack, name: str, seen: set[str]) -> list[dict[str, Any]]:
@@ -173,4 +182,3 @@ def _merged(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in changes.items():
         out[key] = _merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
     return out
-

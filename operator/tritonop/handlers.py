@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -22,7 +22,7 @@ log = logging.getLogger("tritonop")
 
 
 def _post_event(body: Mapping[str, Any], event: Event) -> None:
-    kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message)
+    kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=event.type, reason=event.reason, message=event.message)
 
 
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
@@ -31,7 +31,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     resource = (GROUP, VERSION, PLURAL)
 
     def controller() -> Controller:
-        return state["controller"]
+        running: Controller = state["controller"]
+        return running
 
     async def guarded(call: Any) -> None:
         try:

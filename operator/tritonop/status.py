@@ -7,11 +7,16 @@ progress without a change: invalid spec, failed or rolled-back revision).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
 from tritonop.api.models import Condition, InferenceServiceStatus, Phase
 from tritonop.timestamps import format_time
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+ConditionTriple = tuple[ConditionStatus, str, str]  # status, reason, message
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class DeploymentReadiness:
     message: str = ""
 
     @classmethod
-    def from_object(cls, deployment: dict | None, name: str) -> DeploymentReadiness:
+    def from_object(cls, deployment: Mapping[str, Any] | None, name: str) -> DeploymentReadiness:
         if deployment is None:
             return cls(name, 0, 0, False, f"Deployment {name} not found")
         status = deployment.get("status") or {}
@@ -65,6 +70,9 @@ def conditions_for(
     now: datetime,
 ) -> list[Condition]:
     """The Ready/Reconciling/Stalled triple for the status as it now stands."""
+    ready: ConditionTriple
+    reconciling: ConditionTriple
+    stalled: ConditionTriple
     if invalid_reason:
         ready = ("False", invalid_reason, invalid_message or "")
         reconciling = ("False", invalid_reason, "")

@@ -10,10 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from tritonop.api.models import InferenceServiceSpec
-from tritonop.children.deployment import build_deployment
-from tritonop.children.refs import IsvcRef
-from tritonop.config import OperatorConfig
 
 from e2e.local.podspec import (
     PodSpecError,
@@ -25,12 +21,20 @@ from e2e.local.podspec import (
 from e2e.local.progress import progress_line, revision_cell
 from e2e.local.router import WeightedRoundRobin, WindowStats, route_weights
 from e2e.scenario import PROFILES, inference_service
+from tritonop.api.models import InferenceServiceSpec
+from tritonop.children.deployment import build_deployment
+from tritonop.children.refs import IsvcRef
+from tritonop.config import OperatorConfig
 
 
 def operator_deployment(storage_uri: str, replicas: int | None = 1) -> dict:
     """A Deployment exactly as the operator builds it."""
-    spec = InferenceServiceSpec.model_validate({"model": {"name": "classifier", "storageUri": storage_uri}, "triton": {"gpus": 0}})
-    return build_deployment(IsvcRef(name="isvc", namespace="e2e", uid="u1"), spec, "rev1", OperatorConfig(), replicas=replicas)
+    spec = InferenceServiceSpec.model_validate(
+        {"model": {"name": "classifier", "storageUri": storage_uri}, "triton": {"gpus": 0}}
+    )
+    return build_deployment(
+        IsvcRef(name="isvc", namespace="e2e", uid="u1"), spec, "rev1", OperatorConfig(), replicas=replicas
+    )
 
 
 def test_a_file_uri_deployment_runs_from_its_host_path() -> None:

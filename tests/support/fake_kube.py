@@ -187,7 +187,7 @@ class FakeKube:
 
     def settle(self) -> None:
         """The kubelet and Deployment controller: pods come up unless unschedulable."""
-        for (api_version, kind, _, name), obj in self.objects.items():
+        for (_, kind, _, name), obj in self.objects.items():
             if kind != "Deployment":
                 continue
             replicas = (obj.get("spec") or {}).get("replicas")

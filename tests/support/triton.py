@@ -33,6 +33,7 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -427,10 +428,8 @@ class TritonProcess:
 
     def _signal(self, signum: int) -> None:
         assert self._process is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._process.pid, signum)
-        except ProcessLookupError:
-            pass
 
     def close(self) -> None:
         """Stop, and delete the log when this object created it."""

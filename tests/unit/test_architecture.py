@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grimp
 import pytest
 
@@ -32,4 +34,4 @@ def test_only_traffic_asks_which_provider_is_active() -> None:
         if module.startswith(("tritonop.traffic", "tritonop.api")):
             continue
         path = __import__(module, fromlist=["_"]).__file__
-        assert "TrafficProvider." not in open(path).read(), f"{module} switches on the provider"
+        assert "TrafficProvider." not in Path(path).read_text(), f"{module} switches on the provider"

@@ -18,7 +18,14 @@ from typing import Any
 from tritonop import metrics
 from tritonop.analysis.checks import analyse
 from tritonop.analysis.prometheus import PrometheusClients
-from tritonop.api.models import Condition, InferenceServiceSpec, InferenceServiceStatus, Phase
+from tritonop.api.models import (
+    CheckResult,
+    Condition,
+    InferenceServiceSpec,
+    InferenceServiceStatus,
+    Phase,
+    Verdict,
+)
 from tritonop.children import BuildError, IsvcRef, parse_spec, revision_of, triton_model_name
 from tritonop.config import OperatorConfig
 from tritonop.controller.revisions import Children
@@ -39,7 +46,7 @@ from tritonop.rollout import (
     plan,
     waiting_for_traffic,
 )
-from tritonop.status import conditions_for, set_condition
+from tritonop.status import ConditionStatus, conditions_for, set_condition
 from tritonop.traffic import status_url
 
 # Build errors that a change outside the spec can fix (retried on every tick).
@@ -147,7 +154,8 @@ class Controller:
             gate = None
             if waiting_for_traffic(state) and manual is None:
                 gate = await self.triton.gate(ref, spec, state.canary)
-            verdict, checks = None, ()
+            verdict: Verdict | None = None
+            checks: tuple[CheckResult, ...] = ()
             if manual is None and analysis_due(state, policy, now):
                 prometheus = await self.prometheus.for_url(
                     spec.rollout.analysis.prometheus_url or self.config.prometheus_url
@@ -255,7 +263,8 @@ class Controller:
             return
         self.post_event(body, Event("Warning", "InvalidStatus", message))
         stopped: list[Condition] = []
-        for type_, status in (("Ready", "False"), ("Stalled", "True")):
+        flags: tuple[tuple[str, ConditionStatus], ...] = (("Ready", "False"), ("Stalled", "True"))
+        for type_, status in flags:
             condition = Condition(type=type_, status=status, reason="InvalidStatus", message=message)
             stopped = set_condition(stopped, condition, self.clock())
         await self.status.write_conditions(body, [c.dump() for c in stopped])

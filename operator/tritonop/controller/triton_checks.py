@@ -68,7 +68,9 @@ class TritonChecks:
             for container in (pod.get("status") or {}).get("containerStatuses") or []:
                 waiting = (container.get("state") or {}).get("waiting") or {}
                 if waiting.get("reason") and waiting["reason"] not in ("ContainerCreating", "PodInitializing"):
-                    return GateResult(False, waiting["reason"], f"pod {name}: {waiting.get('message', '')}".rstrip(": "))
+                    return GateResult(
+                        False, waiting["reason"], f"pod {name}: {waiting.get('message', '')}".rstrip(": ")
+                    )
             if (pod.get("status") or {}).get("phase") != "Running":
                 continue
             url = self.endpoints.url_for_pod(ref.namespace, name, (pod.get("status") or {}).get("podIP"))

@@ -23,7 +23,6 @@ from tritonop import FIELD_MANAGER, __version__
 from tritonop.kinds import kind_of
 
 
-
 class KubeError(Exception):
     """An API error: status code and the server's message."""
 
@@ -67,14 +66,17 @@ def connection_from_kopf(info: Any) -> Connection:
         verify = ctx
     cert = None
     if info.certificate_path or info.certificate_data:
-        cert = (_as_file(info.certificate_path, info.certificate_data), _as_file(info.private_key_path, info.private_key_data))
+        cert = (
+            _as_file(info.certificate_path, info.certificate_data),
+            _as_file(info.private_key_path, info.private_key_data),
+        )
     headers = info.as_http_headers() if hasattr(info, "as_http_headers") else {}
     return Connection(server=info.server.rstrip("/"), headers=headers, verify=verify, cert=cert)
 
 
 def _as_file(path: Any, data: Any) -> str:
     if path:
-        return os.fspath(path)
+        return str(os.fspath(path))
     raw = base64.b64decode(data if isinstance(data, (bytes, str)) else b"")
     fd, name = tempfile.mkstemp(prefix="tritonop-cred-")
     with os.fdopen(fd, "wb") as f:

@@ -14,6 +14,7 @@ from tritonop.config import OperatorConfig
 from tritonop.kinds import GRPC_ROUTE, HTTP_ROUTE, Kind
 from tritonop.traffic.targets import first_concrete_host, routed_targets
 
+
 class GatewayApiProvider:
     name = "gateway-api"
     kinds: tuple[Kind, ...] = (HTTP_ROUTE, GRPC_ROUTE)

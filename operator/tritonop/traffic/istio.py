@@ -13,6 +13,7 @@ from tritonop.config import OperatorConfig
 from tritonop.kinds import VIRTUAL_SERVICE, Kind
 from tritonop.traffic.targets import first_concrete_host, routed_targets
 
+
 class IstioProvider:
     name = "istio"
     kinds: tuple[Kind, ...] = (VIRTUAL_SERVICE,)

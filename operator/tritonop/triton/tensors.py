@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tritonop.api.models import AcceptanceOutput, AcceptanceTensor
 
@@ -39,7 +40,7 @@ def shorten(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def preview(values: Sequence[Any] | np.ndarray, limit: int = PREVIEW_VALUES) -> str:
+def preview(values: Sequence[Any] | NDArray[Any], limit: int = PREVIEW_VALUES) -> str:
     """The first ``limit`` values as a list literal, ``...`` when there are more."""
     items = [_plain(v) for v in list(values)[:limit]]
     more = ", ..." if len(values) > limit else ""
@@ -64,7 +65,7 @@ def _as_bytes(value: Any) -> bytes:
     return str(value).encode()
 
 
-def input_array(tensor: AcceptanceTensor) -> np.ndarray:
+def input_array(tensor: AcceptanceTensor) -> NDArray[Any]:
     """The numpy array for an acceptance input; ValueError says what is wrong with it."""
     if any(dim < 0 for dim in tensor.shape):
         raise ValueError(f"input {tensor.name}: shape {tensor.shape} must be concrete (no -1)")
@@ -92,7 +93,7 @@ def _check_integers(tensor: AcceptanceTensor, dtype: Any) -> None:
             raise ValueError(f"input {tensor.name}: {value} is out of range for {tensor.datatype}")
 
 
-def compare_output(expected: AcceptanceOutput, got: np.ndarray | None) -> str | None:
+def compare_output(expected: AcceptanceOutput, got: NDArray[Any] | None) -> str | None:
     """None when ``got`` matches ``expected``, else what differs (flat, row-major).
 
     Numbers match within ``expected.tolerance`` (absolute; NaN matches NaN), booleans
@@ -114,8 +115,8 @@ def compare_output(expected: AcceptanceOutput, got: np.ndarray | None) -> str | 
     return _compare_numbers(values, expected)
 
 
-def _compare_exact(got: list[Any], wanted: list[Any], expected: AcceptanceOutput, values: np.ndarray) -> str | None:
-    for index, (g, w) in enumerate(zip(got, wanted)):
+def _compare_exact(got: list[Any], wanted: list[Any], expected: AcceptanceOutput, values: NDArray[Any]) -> str | None:
+    for index, (g, w) in enumerate(zip(got, wanted, strict=False)):
         if g != w:
             return (
                 f"expected {preview(expected.data)}, got {preview(values)} "
@@ -124,7 +125,7 @@ def _compare_exact(got: list[Any], wanted: list[Any], expected: AcceptanceOutput
     return None
 
 
-def _compare_numbers(values: np.ndarray, expected: AcceptanceOutput) -> str | None:
+def _compare_numbers(values: NDArray[Any], expected: AcceptanceOutput) -> str | None:
     try:
         wanted = np.array(expected.data, dtype=np.float64)
     except (TypeError, ValueError):

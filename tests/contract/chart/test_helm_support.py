@@ -34,7 +34,7 @@ def test_repo_tools_folder_is_used(no_helm_anywhere: None, tmp_path: Path) -> No
 
 
 def test_missing_helm_skips(no_helm_anywhere: None) -> None:
-    with pytest.raises(pytest.skip.Exception, match="install-helm.sh"):
+    with pytest.raises(pytest.skip.Exception, match=r"install-helm\.sh"):
         helm.helm_binary()
 
 

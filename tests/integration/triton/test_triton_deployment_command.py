@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.triton import LOAD_FAILURE_MESSAGE, TritonProcess, free_ports, localize_args, write_model
 from tritonop.api.models import Acceptance, InferenceServiceSpec
 from tritonop.children.deployment import build_deployment
 from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.triton import check_readiness, run_acceptance
-
-from tests.support.triton import LOAD_FAILURE_MESSAGE, TritonProcess, free_ports, localize_args, write_model
 
 pytestmark = pytest.mark.triton
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tritonop.api.models import Acceptance
-from tritonop.triton import Reason, check_readiness, model_facts, run_acceptance
 
 from tests.support.triton import LOAD_FAILURE_MESSAGE, TritonServer, free_port, write_model
+from tritonop.api.models import Acceptance
+from tritonop.triton import Reason, check_readiness, model_facts, run_acceptance
 
 pytestmark = pytest.mark.triton
 

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.unit.rollout.clock import T0
 from tritonop.api.models import Phase, Rollout
 from tritonop.rollout import RolloutPolicy, RolloutState
-
-from tests.unit.rollout.clock import T0
 
 
 @pytest.fixture

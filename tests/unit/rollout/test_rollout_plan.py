@@ -152,7 +152,7 @@ def test_third_revision_mid_canary_replaces_it_from_step_zero(running_canary, at
     )
     assert decision.actions == (DeleteRevision("canary1"), ApplyRevision("canary2"))
     assert [e.reason for e in decision.events] == ["CanaryAbandoned", "CanaryStarted"]
-    assert "canary canary1 superseded by revision canary2" == decision.events[0].message
+    assert decision.events[0].message == "canary canary1 superseded by revision canary2"
 
 
 def test_naive_time_is_refused():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tests.unit.rollout.clock import T0
 from tritonop.api.models import CheckResult, InferenceServiceStatus, Phase, Rollout
 from tritonop.rollout import (
     ApplyRevision,
@@ -20,8 +21,6 @@ from tritonop.rollout import (
     plan,
     waiting_for_traffic,
 )
-
-from tests.unit.rollout.clock import T0
 
 TICK = timedelta(seconds=5)
 POLICY = RolloutPolicy.from_spec(Rollout(steps=[10, 25, 50], interval="1m", failure_threshold=2))

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tests.unit.rollout.clock import T0
 from tritonop.api.models import (
     Acceptance,
     AcceptanceCase,
@@ -19,11 +20,9 @@ from tritonop.api.models import (
     Rollout,
     TrafficTarget,
 )
-from tritonop.rollout import RolloutPolicy, RolloutState, traffic
 from tritonop.durations import format_duration
+from tritonop.rollout import RolloutPolicy, RolloutState, traffic
 from tritonop.timestamps import format_time, parse_time
-
-from tests.unit.rollout.clock import T0
 
 POLICY = RolloutPolicy.from_spec(Rollout())
 

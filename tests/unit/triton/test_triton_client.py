@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tritonop.triton.client import ClientTarget, client_target
 
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from tritonop.api.models import AcceptanceOutput, AcceptanceTensor
 from tritonop.triton.tensors import compare_output, input_array, preview, shorten
 
