@@ -29,6 +29,11 @@ class DeploymentReadiness:
     available: bool
     message: str = ""
 
+    @property
+    def serving(self) -> bool:
+        """Some pods are ready: the revision takes traffic even when not fully Available."""
+        return self.ready_replicas > 0
+
     @classmethod
     def from_object(cls, deployment: Mapping[str, Any] | None, name: str) -> DeploymentReadiness:
         if deployment is None:

@@ -73,10 +73,11 @@ the same verbs. Keep in sync with tests/contract/chart/test_rbac.py.
   resources: ["events"]
   verbs: ["create"]
 # Children of an InferenceService: read before writing (no watches), server-side applied,
-# deleted when a revision or provider goes.
+# deleted when a revision or provider goes. Deployments are also listed (by label) to find
+# every revision that exists, so none is lost when status is.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "create", "patch", "delete"]

@@ -11,7 +11,9 @@ Both hold a per-object lock, so a timer tick never interleaves with a reconcile.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,30 +29,37 @@ from tritonop.api.models import (
     Verdict,
 )
 from tritonop.children import BuildError, IsvcRef, parse_spec, revision_of, triton_model_name
+from tritonop.children.labels import REVISION_LABEL
 from tritonop.config import OperatorConfig
 from tritonop.controller.revisions import Children
 from tritonop.controller.status_store import StatusStore, UnreadableStatus, object_key, rollout_state
 from tritonop.controller.telemetry import RolloutTelemetry
 from tritonop.controller.triton_checks import TritonChecks
 from tritonop.endpoints import TritonEndpoints
-from tritonop.kinds import SECRET
+from tritonop.kinds import SECRET, SERVICE
+from tritonop.kube.apply import ChildConflict, owner_uid
 from tritonop.kube.client import KubeClient, KubeError
 from tritonop.rollout import (
     Decision,
     Event,
     RolloutPolicy,
+    RolloutState,
     advance,
     analysis_due,
     manual_action,
     mark_available,
     plan,
+    recovered_state,
+    removable_revisions,
     waiting_for_traffic,
 )
 from tritonop.status import ConditionStatus, conditions_for, set_condition
 from tritonop.traffic import status_url
 
-# Build errors that a change outside the spec can fix (retried on every tick).
-RETRYABLE_REASONS = {"StorageSecretNotFound"}
+log = logging.getLogger("tritonop")
+
+# Reasons a change outside the spec can fix (reconcile retried on every tick).
+RETRYABLE_REASONS = {"StorageSecretNotFound", "ChildConflict"}
 
 EventSink = Callable[[Mapping[str, Any], Event], None]
 
@@ -124,9 +133,17 @@ class Controller:
             await self._report_invalid(body, status, err, now)
             return
         try:
-            decision = plan(rollout_state(status), revision, now)
+            state = rollout_state(status)
+            recovered: list[Event] = []
+            if state.stable is None:
+                state, recovered = await self._recover(ref)
+            decision = plan(state, revision, now)
+            decision = replace(decision, events=(*recovered, *decision.events))
             await self._converge(body, ref, spec, revision, decision, status, now, force=force)
             await self.children.remove_other_providers(ref, spec)
+        except ChildConflict as err:
+            metrics.RECONCILES.labels("invalid").inc()
+            await self._report_invalid(body, status, BuildError("ChildConflict", str(err)), now)
         except KubeError:
             metrics.RECONCILES.labels("error").inc()
             raise
@@ -146,11 +163,17 @@ class Controller:
         ref = IsvcRef.from_object(body)
         state = rollout_state(status)
         if state.stable is None:
-            return  # reconcile has not run yet
+            # Nothing recorded (not reconciled yet, or status cleared): reconcile decides, from the
+            # children when there are any.
+            await self._reconcile(body, force=False)
+            return
         decision = Decision(state)
         if state.canary is not None:
             policy = RolloutPolicy.from_spec(spec.rollout)
             manual = manual_action((body.get("metadata") or {}).get("annotations") or {}, state.canary)
+            if manual == "promote" and not await self._serves(ref, state.canary):
+                log.info("%s/%s: promote annotation ignored: canary %s has no ready pods", ref.namespace, ref.name, state.canary)
+                manual = None
             gate = None
             if waiting_for_traffic(state) and manual is None:
                 gate = await self.triton.gate(ref, spec, state.canary)
@@ -176,7 +199,10 @@ class Controller:
                 metrics.ANALYSES.labels(ref.namespace, ref.name, verdict).inc()
             decision = advance(state, policy, now, gate=gate, verdict=verdict, checks=checks, manual=manual)
         desired = revision_of(spec, self.config.triton_image)
-        await self._converge(body, ref, spec, desired, decision, status, now, force=False)
+        try:
+            await self._converge(body, ref, spec, desired, decision, status, now, force=False)
+        except ChildConflict as err:
+            await self._report_invalid(body, status, BuildError("ChildConflict", str(err)), now)
 
     async def _converge(
         self,
@@ -190,23 +216,25 @@ class Controller:
         *,
         force: bool,
     ) -> None:
-        """Carry out a decision on the children, then write the status it leads to."""
+        """Carry out a decision: apply what it needs, persist the status it leads to, then route,
+        scale down, and remove the revisions the persisted status no longer names.
+
+        The order is the safety contract (docs/rollout.md, "Safety"): a revision exists before
+        it is routed to (I2), routes give weight only to revisions with ready pods (I1), and
+        nothing the old status named is removed before the new status is stored; the status
+        write is conditional (I4), so a decision made on a stale object changes nothing.
+        """
         state = decision.state
+        events = list(decision.events)
+        live = await self.children.live_revisions(ref)
         stable = await self.triton.readiness(ref, state.stable)
+        if state.phase == Phase.pending and stable is not None and stable.serving:
+            # Serving from some pods is serving (2 of 3 pods up, one waiting for a GPU): keep it.
+            state = mark_available(state)
+            events.append(Event("Normal", "RevisionReady", f"revision {state.stable} serves 100%"))
         for action in decision.before_routing:
             await self.children.perform(ref, spec, desired, action, state, stable, force=force)
-        await self.children.route(ref, spec, desired, state, stable, force=force)
-        for action in decision.after_routing:
-            await self.children.perform(ref, spec, desired, action, state, stable, force=force)
-        for event in decision.events:
-            self.post_event(body, event)
-            self.telemetry.count(ref, event)
 
-        if state.stable is not None and state.stable != (status.stable_revision or state.stable):
-            stable = await self.triton.readiness(ref, state.stable)  # promoted: read the new stable
-        if state.phase == Phase.pending and stable is not None and stable.available:
-            state = mark_available(state)
-            self.post_event(body, Event("Normal", "RevisionReady", f"revision {state.stable} serves 100%"))
         new = state.apply_to(status, RolloutPolicy.from_spec(spec.rollout), now)
         new.observed_generation = _generation(body)
         new.message = state.message
@@ -215,8 +243,33 @@ class Controller:
         new.ready_replicas = stable.ready_replicas if stable else None
         new.model = await self.triton.stable_model_facts(ref, spec, new, stable)
         new.conditions = conditions_for(new, generation=_generation(body), stable=stable, now=now)
-        self.telemetry.canary_weight(ref, state)
         await self.status.write(body, status, new)
+        for event in events:
+            self.post_event(body, event)
+            self.telemetry.count(ref, event)
+        self.telemetry.canary_weight(ref, state)
+
+        await self.children.route(ref, spec, desired, state, live, stable, force=force)
+        for action in decision.after_routing:
+            await self.children.perform(ref, spec, desired, action, state, stable, force=force)
+        for revision in removable_revisions(state, live):
+            await self.children.remove_revision(ref, revision)
+
+    async def _recover(self, ref: IsvcRef) -> tuple[RolloutState, list[Event]]:
+        """With no state in status (lost or cleared), the state the children show (I3)."""
+        live = await self.children.live_revisions(ref)
+        entry = await self.kube.get(*SERVICE.key, ref.namespace, ref.name)
+        routed = None
+        if entry is not None and owner_uid(entry) == ref.uid:
+            routed = ((entry.get("spec") or {}).get("selector") or {}).get(REVISION_LABEL)
+        state = recovered_state(live, routed)
+        if state.stable is None:
+            return state, []
+        return state, [Event("Warning", "StatusRecovered", state.message or "")]
+
+    async def _serves(self, ref: IsvcRef, revision: str) -> bool:
+        readiness = await self.triton.readiness(ref, revision)
+        return readiness is not None and readiness.serving
 
     # ------------------------------------------------------------------ what stops a rollout
 

@@ -1,31 +1,34 @@
 """The children: what each revision and the router should be, applied, and the rest pruned.
 
 Per child kind, as the rollout decided: a revision's Deployment, Service, autoscaler and
-PDB (expected -> apply -> prune the kinds a new build no longer lists), its replicas when
-scaled, everything of it when deleted; then the entry Service and the active provider's
-routing objects, pruning the provider's objects it no longer builds and every object of
-the other providers.
+PDB (expected -> apply -> prune the kinds a new build no longer lists), and its replicas
+when scaled; then the entry Service and the active provider's routing objects, pruning
+the provider's objects it no longer builds and every object of the other providers.
+Revisions the persisted status no longer names are removed by `remove_revision`.
+
+Only objects whose controller ownerReference is this InferenceService are patched or
+deleted (kube.apply raises ChildConflict for a foreign object in the way).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 
-from tritonop.api.models import InferenceServiceSpec
+from tritonop.api.models import InferenceServiceSpec, TrafficTarget
 from tritonop.children import build_entry_service, build_revision
+from tritonop.children.labels import ISVC_LABEL, REVISION_LABEL
 from tritonop.children.names import revision_child_name
 from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.kinds import AUTOSCALER_KINDS, DEPLOYMENT, REVISION_CHILD_KINDS, Kind
-from tritonop.kube.apply import apply_all, ensure_absent
+from tritonop.kube.apply import apply_all, ensure_absent, owner_uid
 from tritonop.kube.client import KubeClient
-from tritonop.rollout import ApplyRevision, DeleteRevision, RolloutState, ScaleRevision, traffic
+from tritonop.rollout import ApplyRevision, RolloutState, ScaleRevision, traffic
 from tritonop.status import DeploymentReadiness
 from tritonop.traffic import other_providers_objects, provider_for, stale_objects
 
 log = logging.getLogger("tritonop")
-
-RevisionAction = ApplyRevision | ScaleRevision | DeleteRevision
 
 
 class Children:
@@ -38,7 +41,7 @@ class Children:
         ref: IsvcRef,
         spec: InferenceServiceSpec,
         desired: str,
-        action: RevisionAction,
+        action: ApplyRevision | ScaleRevision,
         state: RolloutState,
         stable: DeploymentReadiness | None,
         *,
@@ -49,10 +52,8 @@ class Children:
                 log.warning("not re-applying revision %s: the spec now hashes to %s", action.revision, desired)
                 return
             await self.apply_revision(ref, spec, action.revision, state, stable, force=force)
-        elif isinstance(action, ScaleRevision):
-            await self._scale(ref, action.revision, action.replicas)
         else:
-            await self._remove(ref, action.revision, REVISION_CHILD_KINDS)
+            await self._scale(ref, action.revision, action.replicas)
 
     async def apply_revision(
         self,
@@ -80,37 +81,79 @@ class Children:
         spec: InferenceServiceSpec,
         desired: str,
         state: RolloutState,
+        ready_pods: Mapping[str, int],
         stable: DeploymentReadiness | None,
         *,
         force: bool,
     ) -> None:
+        """Point the entry Service and the provider's routes at the state's split, as far as
+        the revisions serve: weight goes only to a revision with ready pods (``ready_pods``)."""
         if state.stable is None:
             return
-        targets = traffic(state)
-        serving = [t.revision for t in targets if t.percent > 0]
+        targets = serving_split(traffic(state), ready_pods)
         provider = provider_for(spec)
         if provider.splits_by_replicas and state.weight > 0 and state.canary == desired:
             # Resize a replica-split canary as its weight changes (replicas are not part of the revision).
             await self.apply_revision(ref, spec, state.canary, state, stable, force=force)
-        objs = [build_entry_service(ref, spec, self.config, revisions=serving or [state.stable])]
-        objs += provider.build(ref, spec, targets, self.config)
+        serving = [t.revision for t in targets if t.percent > 0] if targets else [state.stable]
+        objs = [build_entry_service(ref, spec, self.config, revisions=serving)]
+        if targets is not None:
+            objs += provider.build(ref, spec, targets, self.config)
         await apply_all(self.kube, objs, force=force)
-        for kind, name in stale_objects(provider, ref, objs):
-            await ensure_absent(self.kube, *kind.key, ref.namespace, name)
+        if targets is not None:
+            for kind, name in stale_objects(provider, ref, objs):
+                await ensure_absent(self.kube, *kind.key, ref.namespace, name, owner=ref.uid)
 
     async def remove_other_providers(self, ref: IsvcRef, spec: InferenceServiceSpec) -> None:
         for kind, name in other_providers_objects(provider_for(spec), ref):
-            await ensure_absent(self.kube, *kind.key, ref.namespace, name)
+            await ensure_absent(self.kube, *kind.key, ref.namespace, name, owner=ref.uid)
+
+    async def live_revisions(self, ref: IsvcRef) -> dict[str, int]:
+        """Revisions whose Deployment exists and is ours, with their ready pods."""
+        found: dict[str, int] = {}
+        for deployment in await self.kube.list(*DEPLOYMENT.key, ref.namespace, f"{ISVC_LABEL}={ref.name}"):
+            revision = (deployment["metadata"].get("labels") or {}).get(REVISION_LABEL)
+            if revision and owner_uid(deployment) == ref.uid:
+                found[revision] = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+        return found
+
+    async def remove_revision(self, ref: IsvcRef, revision: str) -> None:
+        await self._remove(ref, revision, REVISION_CHILD_KINDS)
 
     async def _scale(self, ref: IsvcRef, revision: str, replicas: int) -> None:
         name = revision_child_name(ref, revision)
         if replicas == 0:
             await self._remove(ref, revision, AUTOSCALER_KINDS)
         deployment = await self.kube.get(*DEPLOYMENT.key, ref.namespace, name)
-        if deployment is not None and (deployment.get("spec") or {}).get("replicas") != replicas:
+        if (
+            deployment is not None
+            and owner_uid(deployment) == ref.uid
+            and (deployment.get("spec") or {}).get("replicas") != replicas
+        ):
             await self.kube.merge_patch(*DEPLOYMENT.key, ref.namespace, name, {"spec": {"replicas": replicas}})
 
-    async def _remove(self, ref: IsvcRef, revision: str, kinds: tuple[Kind, ...] | list[Kind]) -> None:
+    async def _remove(self, ref: IsvcRef, revision: str, kinds: Iterable[Kind]) -> None:
         name = revision_child_name(ref, revision)
         for kind in kinds:
-            await ensure_absent(self.kube, *kind.key, ref.namespace, name)
+            await ensure_absent(self.kube, *kind.key, ref.namespace, name, owner=ref.uid)
+
+
+def serving_split(targets: list[TrafficTarget], ready_pods: Mapping[str, int]) -> list[TrafficTarget] | None:
+    """The state's split with weight only on revisions that have ready pods.
+
+    A target without ready pods gives its share to those that have them; when none has,
+    None: the routes are left as they are (a first revision is routed to once it serves).
+    """
+    def serves(target: TrafficTarget) -> bool:
+        return ready_pods.get(target.revision, 0) > 0
+
+    routed = [t for t in targets if t.percent > 0]
+    if all(serves(t) for t in routed):
+        return targets
+    serving = [t for t in routed if serves(t)] or [t for t in targets if serves(t)][:1]
+    if not serving:
+        return None
+    rest = 100 - sum(t.percent for t in serving)
+    return [
+        TrafficTarget(revision=t.revision, percent=t.percent + (rest if i == 0 else 0)) for i, t in enumerate(serving)
+    ]

@@ -34,38 +34,56 @@ class StatusStore:
         # showing one of them but the newest is stale (the watch lags our own writes). A status
         # none of them matches was written by someone else and is taken as it is.
         self._written: dict[Key, deque[dict[str, Any]]] = {}
+        self._written_version: dict[Key, str] = {}  # resourceVersion our newest write produced
 
     def read(self, body: Mapping[str, Any]) -> InferenceServiceStatus:
         raw = dict(body.get("status") or {})
-        ours = self._written.get(object_key(body))
-        if ours and raw != ours[-1] and raw in ours:
-            raw = ours[-1]
+        if self._lags_our_write(body):
+            raw = self._written[object_key(body)][-1]
         try:
             return InferenceServiceStatus.model_validate(raw)
         except ValidationError as err:
             raise UnreadableStatus(_one_line(err)) from err
 
     async def write(self, body: Mapping[str, Any], old: InferenceServiceStatus, new: InferenceServiceStatus) -> None:
-        """Patch status from ``old`` (what we read) to ``new``; nothing when they are equal."""
+        """Patch status from ``old`` (what we read) to ``new``; nothing when they are equal.
+
+        Conditional on the resourceVersion the decision was made on: when anyone wrote the
+        object since, the API server answers 409 (KubeError), nothing is written, and the
+        caller's retry re-reads and re-decides. Two operators can never both act on one state.
+        """
+        key = object_key(body)
         old_raw, new_raw = old.dump(), new.dump()
-        history = self._written.setdefault(object_key(body), deque([old_raw], maxlen=STATUS_HISTORY))
+        version = self._written_version[key] if self._lags_our_write(body) else _version(body)
+        history = self._written.setdefault(key, deque([old_raw], maxlen=STATUS_HISTORY))
         if new_raw == old_raw:
             return
-        await self._patch(body, replacing_merge_patch(old_raw, new_raw))
+        patch: dict[str, Any] = {"status": replacing_merge_patch(old_raw, new_raw)}
+        if version is not None:
+            patch["metadata"] = {"resourceVersion": version}
+        written = await self._patch(body, patch)
         history.append(new_raw)
+        self._written_version[key] = _version(written) or ""
 
     async def write_conditions(self, body: Mapping[str, Any], conditions: list[dict[str, Any]]) -> None:
         """Overwrite conditions only (the rest of an unreadable status is left for the user)."""
-        await self._patch(body, {"conditions": conditions})
-        self._written.pop(object_key(body), None)
+        await self._patch(body, {"status": {"conditions": conditions}})
+        self.forget(body)
 
     def forget(self, body: Mapping[str, Any]) -> None:
         self._written.pop(object_key(body), None)
+        self._written_version.pop(object_key(body), None)
 
-    async def _patch(self, body: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
+    def _lags_our_write(self, body: Mapping[str, Any]) -> bool:
+        """The body shows one of our earlier writes, not our newest: the watch lags behind us."""
+        raw = dict(body.get("status") or {})
+        ours = self._written.get(object_key(body))
+        return ours is not None and raw != ours[-1] and raw in ours and object_key(body) in self._written_version
+
+    async def _patch(self, body: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]
-        await self.kube.merge_patch(
-            *INFERENCE_SERVICE.key, meta["namespace"], meta["name"], {"status": patch}, subresource="status"
+        return await self.kube.merge_patch(
+            *INFERENCE_SERVICE.key, meta["namespace"], meta["name"], patch, subresource="status"
         )
 
 
@@ -85,3 +103,8 @@ def _one_line(err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
     return f"status.{where}: {first['msg']}"
+
+
+def _version(obj: Mapping[str, Any]) -> str | None:
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version else None

@@ -50,6 +50,26 @@ def replacing_merge_patch(live: Mapping[str, Any], new: Mapping[str, Any]) -> di
     return patch
 
 
+class ChildConflict(Exception):
+    """A child's name is taken by an object this InferenceService does not own."""
+
+    def __init__(self, kind: str, name: str, namespace: str) -> None:
+        super().__init__(
+            f"{kind} {namespace}/{name} exists and is not owned by this InferenceService; "
+            "tritonop touches only objects it created: rename or delete that object"
+        )
+        self.kind = kind
+        self.name = name
+
+
+def owner_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the object's controller ownerReference."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
 @dataclass(frozen=True)
 class ApplyResult:
     kind: str
@@ -64,6 +84,8 @@ async def apply(client: KubeClient, obj: Mapping[str, Any], *, force: bool = Fal
     if live is None:
         await client.create(desired)
         return ApplyResult(obj["kind"], meta["name"], "created")
+    if owner_uid(live) != owner_uid(obj):
+        raise ChildConflict(obj["kind"], meta["name"], meta["namespace"])
     live_hash = (live.get("metadata", {}).get("annotations") or {}).get(HASH_ANNOTATION)
     if live_hash == desired["metadata"]["annotations"][HASH_ANNOTATION] and not force:
         return ApplyResult(obj["kind"], meta["name"], "unchanged")
@@ -75,8 +97,12 @@ async def apply_all(client: KubeClient, objs: Iterable[Mapping[str, Any]], *, fo
     return [await apply(client, obj, force=force) for obj in objs]
 
 
-async def ensure_absent(client: KubeClient, api_version: str, kind: str, namespace: str, name: str) -> bool:
-    """Delete when present; a read first so the common case (absent) writes nothing."""
-    if await client.get(api_version, kind, namespace, name) is None:
+async def ensure_absent(
+    client: KubeClient, api_version: str, kind: str, namespace: str, name: str, *, owner: str
+) -> bool:
+    """Delete when present and owned by ``owner`` (a uid); a read first, so the common case
+    (absent) writes nothing. An object someone else owns is left alone."""
+    live = await client.get(api_version, kind, namespace, name)
+    if live is None or owner_uid(live) != owner:
         return False
     return await client.delete(api_version, kind, namespace, name)

@@ -1,8 +1,8 @@
 """The canary rollout state machine (pure core): see docs/rollout.md."""
 
 from tritonop.api.models import Verdict
-from tritonop.rollout.decisions import Action, ApplyRevision, Decision, DeleteRevision, Event, ScaleRevision
-from tritonop.rollout.machine import GateResult, advance, mark_available, plan
+from tritonop.rollout.decisions import Action, ApplyRevision, Decision, Event, ScaleRevision
+from tritonop.rollout.machine import GateResult, advance, mark_available, plan, recovered_state, removable_revisions
 from tritonop.rollout.manual import ABORT_ANNOTATION, PROMOTE_ANNOTATION, ManualAction, manual_action
 from tritonop.rollout.policy import RolloutPolicy
 from tritonop.rollout.schedule import analysis_due
@@ -14,7 +14,6 @@ __all__ = [
     "Action",
     "ApplyRevision",
     "Decision",
-    "DeleteRevision",
     "Event",
     "GateResult",
     "ManualAction",
@@ -28,6 +27,8 @@ __all__ = [
     "mark_available",
     "next_analysis_at",
     "plan",
+    "recovered_state",
+    "removable_revisions",
     "traffic",
     "waiting_for_traffic",
 ]

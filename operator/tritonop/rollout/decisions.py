@@ -3,7 +3,9 @@
 Traffic is never an action: the handler derives routes from ``traffic(decision.state)``.
 Order of work for every decision: ``before_routing`` actions, then routes, then
 ``after_routing`` actions, then status. So a route never points at a revision that
-does not exist yet, and traffic has left a revision before it is scaled down or deleted.
+does not exist yet, and traffic has left a revision before it is scaled down. Nothing is
+deleted by a decision: revisions the persisted state no longer names are removed by the
+handler afterwards (``removable_revisions``), so a lost status write never strands traffic.
 """
 
 from __future__ import annotations
@@ -29,14 +31,7 @@ class ScaleRevision:
     replicas: int
 
 
-@dataclass(frozen=True)
-class DeleteRevision:
-    """Delete every child object of the revision. Idempotent."""
-
-    revision: str
-
-
-Action = ApplyRevision | ScaleRevision | DeleteRevision
+Action = ApplyRevision | ScaleRevision
 EventType = Literal["Normal", "Warning"]
 
 

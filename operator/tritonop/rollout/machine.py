@@ -6,13 +6,13 @@ See docs/rollout.md for the state diagram.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from tritonop.api.models import CheckResult, Phase, Verdict
 from tritonop.durations import format_duration
-from tritonop.rollout.decisions import ApplyRevision, Decision, DeleteRevision, Event, ScaleRevision
+from tritonop.rollout.decisions import ApplyRevision, Decision, Event, ScaleRevision
 from tritonop.rollout.manual import ManualAction
 from tritonop.rollout.messages import describe_failures, describe_missing_data, plural
 from tritonop.rollout.policy import RolloutPolicy
@@ -44,26 +44,19 @@ def plan(state: RolloutState, desired: str, now: datetime) -> Decision:
         first = RolloutState(stable=desired, phase=Phase.pending, message=f"deploying revision {desired}")
         return Decision(first, (ApplyRevision(desired),))
     if state.phase == Phase.pending and state.canary is None and desired != state.stable:
-        # The first revision never became available (a typo in the image, say): nothing serves,
-        # so there is nothing to protect with a canary. Replace it outright.
+        # The first revision never served (a typo in the image, say; the handler marks one with
+        # any ready pod available first): there is nothing to protect with a canary. Replace it
+        # outright; its children go once this status is persisted (see removable_revisions).
         message = f"revision {state.stable} never became available; replaced by revision {desired}"
         replaced = RolloutState(stable=desired, phase=Phase.pending, message=message)
-        return Decision(
-            replaced,
-            (ApplyRevision(desired), DeleteRevision(state.stable)),
-            (Event("Normal", "RevisionReplaced", message),),
-        )
+        return Decision(replaced, (ApplyRevision(desired),), (Event("Normal", "RevisionReplaced", message),))
     if desired == state.stable:
         if state.canary is None:
             # Re-applying carries autoscaling changes, which create no revision.
             return Decision(state, (ApplyRevision(desired),))
         message = f"spec reverted to the stable revision {state.stable}; canary {state.canary} removed"
         reverted = state.without_canary(phase=Phase.ready, message=message)
-        return Decision(
-            reverted,
-            (DeleteRevision(state.canary), ApplyRevision(desired)),
-            (Event("Normal", "CanaryAbandoned", message),),
-        )
+        return Decision(reverted, (ApplyRevision(desired),), (Event("Normal", "CanaryAbandoned", message),))
     if desired == state.canary:
         return Decision(state, (ApplyRevision(desired),))
     if desired == state.failed and state.canary is None:
@@ -115,14 +108,12 @@ def advance(
 
 
 def _start_canary(state: RolloutState, desired: str, now: datetime) -> Decision:
-    actions: list[ApplyRevision | DeleteRevision] = []
+    # A superseded canary and an earlier failed revision are no longer named by the state:
+    # their children go once it is persisted (see removable_revisions).
+    actions = (ApplyRevision(desired),)
     events: list[Event] = []
     if state.canary is not None:
-        actions.append(DeleteRevision(state.canary))
         events.append(Event("Normal", "CanaryAbandoned", f"canary {state.canary} superseded by revision {desired}"))
-    if state.failed is not None and state.failed != desired:
-        actions.append(DeleteRevision(state.failed))
-    actions.append(ApplyRevision(desired))
     events.append(Event("Normal", "CanaryStarted", f"revision {desired} started as canary of {state.stable}"))
     started = state.without_canary(
         canary=desired,
@@ -132,7 +123,7 @@ def _start_canary(state: RolloutState, desired: str, now: datetime) -> Decision:
         waiting_for=WAITING_READINESS,
         message=f"canary {desired} waits for readiness before it gets traffic",
     )
-    return Decision(started, tuple(actions), tuple(events))
+    return Decision(started, actions, tuple(events))
 
 
 def _pass_gate(state: RolloutState, policy: RolloutPolicy, now: datetime, gate: GateResult | None) -> Decision:
@@ -223,9 +214,10 @@ def _promote(state: RolloutState, *, by_annotation: bool) -> Decision:
     else:
         steps_done = 0 if state.step_started_at is None else state.step + 1
         message = f"revision {state.canary} promoted after {plural(steps_done, 'step')}"
-    actions = (DeleteRevision(state.stable),) if state.stable is not None else ()
     promoted = state.without_canary(stable=state.canary, failed=None, phase=Phase.ready, message=message)
-    return Decision(promoted, actions, (Event("Normal", "Promoted", message),))
+    # Re-applied as a stable: replica-split canaries get the spec's replicas and autoscaler back.
+    # The old stable stays until this status is persisted and the new one serves (removable_revisions).
+    return Decision(promoted, (ApplyRevision(state.canary),), (Event("Normal", "Promoted", message),))
 
 
 def _reject(state: RolloutState, phase: Phase, reason: str, message: str) -> Decision:
@@ -240,3 +232,34 @@ def _with_not_retried(message: str | None, revision: str) -> str:
     if not message:
         return notice
     return message if message.endswith(notice) else f"{message}; {notice}"
+
+
+def removable_revisions(persisted: RolloutState, live: Mapping[str, int]) -> list[str]:
+    """Which live revisions (name -> ready pods) may be deleted now, given the persisted state.
+
+    Only revisions the persisted status names in none of stable, canary and failed: a
+    decision that stops naming a revision must be stored before its children go, or a lost
+    status write would leave the state pointing at a deleted revision. One that still has
+    ready pods goes only once the stable has ready pods too, so capacity is never removed
+    before its successor serves.
+    """
+    named = {persisted.stable, persisted.canary, persisted.failed}
+    stable_serves = persisted.stable is not None and live.get(persisted.stable, 0) > 0
+    return sorted(r for r, ready in live.items() if r not in named and (ready == 0 or stable_serves))
+
+
+def recovered_state(live: Mapping[str, int], routed: str | None) -> RolloutState:
+    """The state to resume from when status holds none but revisions exist (I3).
+
+    ``live`` maps each revision that has a Deployment to its ready pods; ``routed`` is the
+    revision the entry Service selects, if one. The stable is the routed revision, else
+    the one with the most ready pods; a spec that hashes elsewhere then starts a canary
+    against it (plan), never a "first deploy" that would route 100% to pods not yet up.
+    Empty when nothing exists (a true first deploy).
+    """
+    if not live:
+        return RolloutState()
+    stable = routed if routed is not None and routed in live else max(live, key=lambda r: (live[r], r))
+    phase = Phase.ready if live[stable] > 0 else Phase.pending
+    message = f"status held no rollout state; resumed from the cluster with stable revision {stable}"
+    return RolloutState(stable=stable, phase=phase, message=message)

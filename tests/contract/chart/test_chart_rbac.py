@@ -29,6 +29,7 @@ NAMESPACED_GOLDEN = grants(
     ("", "events", ("create",)),
     ("", "secrets", ("get",)),
     ("", "pods", ("list",)),
+    ("apps", "deployments", ("list",)),  # every revision that exists, for recovery and removal
     *[(group, resource, CHILD_VERBS) for group, resource in CHILDREN],
 )
 CRD_SCAN = grants(("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch")))

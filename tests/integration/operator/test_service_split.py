@@ -63,10 +63,18 @@ async def test_service_provider_sizes_the_canary_by_replicas(kube: Cluster, trit
         what=f"canary pinned at {expected} replicas",
     )
     assert deployment["spec"]["replicas"] == expected
-    # Pinned replicas: no autoscaler may fight them.
-    assert kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"split-{canary}") is None
+    # Pinned replicas: no autoscaler may fight them. (Status is written before the children
+    # converge to it, so both are waited for.)
+    await eventually(
+        lambda: kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"split-{canary}") is None,
+        timeout=20,
+        what="canary HPA removed",
+    )
     # The entry Service now selects every revision's pods.
-    selector = kube.emulator.get("v1/services", NS, "split")["spec"]["selector"]
-    assert "serving.tritonop.dev/revision" not in selector
+    selector = await eventually(
+        lambda: "serving.tritonop.dev/revision" not in (s := kube.emulator.get("v1/services", NS, "split")["spec"]["selector"]) and s,
+        timeout=20,
+        what="entry Service spans both revisions",
+    )
     assert selector["serving.tritonop.dev/inferenceservice"] == "split"
     assert status["traffic"] == [{"revision": stable, "percent": 75}, {"revision": canary, "percent": 25}]

@@ -10,7 +10,7 @@ from tritonop.api.models import CheckResult, Phase, TrafficTarget
 from tritonop.rollout import (
     ABORT_ANNOTATION,
     PROMOTE_ANNOTATION,
-    DeleteRevision,
+    ApplyRevision,
     Event,
     RolloutState,
     ScaleRevision,
@@ -64,8 +64,8 @@ def test_pass_at_the_last_step_promotes(steps, written, make_policy, running_can
     message = f"revision canary1 promoted after {written}"
     assert decision.state == RolloutState(stable="canary1", phase=Phase.ready, message=message)
     assert traffic(decision.state) == [TrafficTarget(revision="canary1", percent=100)]
-    assert decision.actions == (DeleteRevision("stable1"),)
-    assert decision.after_routing == (DeleteRevision("stable1"),)
+    assert decision.actions == (ApplyRevision("canary1"),)  # stable1 removed once this is persisted
+    assert decision.after_routing == ()
     assert decision.events == (Event("Normal", "Promoted", message),)
 
 
@@ -240,7 +240,7 @@ def test_manual_promote_promotes_now(paused, make_policy, running_canary, at):
 
     message = "revision canary1 promoted by annotation at 10%"
     assert decision.state == RolloutState(stable="canary1", phase=Phase.ready, message=message)
-    assert decision.actions == (DeleteRevision("stable1"),)
+    assert decision.actions == (ApplyRevision("canary1"),)
     assert decision.events == (Event("Normal", "Promoted", message),)
 
 

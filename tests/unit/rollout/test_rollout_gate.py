@@ -6,7 +6,7 @@ import pytest
 
 from tritonop.api.models import Phase, TrafficTarget
 from tritonop.rollout import (
-    DeleteRevision,
+    ApplyRevision,
     Event,
     GateResult,
     RolloutState,
@@ -112,7 +112,7 @@ def test_no_steps_promotes_at_the_gate(gated, make_policy, at):
     assert decision.state == RolloutState(
         stable="rev-b", phase=Phase.ready, message="revision rev-b promoted after 0 steps"
     )
-    assert decision.actions == (DeleteRevision("rev-a"),)
+    assert decision.actions == (ApplyRevision("rev-b"),)  # re-applied as the stable; rev-a removed later
 
 
 def test_pause_holds_the_gate(gated, make_policy, at):

@@ -9,7 +9,6 @@ import pytest
 from tritonop.api.models import CheckResult, Phase, TrafficTarget
 from tritonop.rollout import (
     ApplyRevision,
-    DeleteRevision,
     Event,
     RolloutState,
     mark_available,
@@ -67,7 +66,7 @@ def test_reverting_the_spec_to_stable_abandons_the_canary(running_canary, at):
     assert decision.state.weight == 0
     assert decision.state.failed_checks == 0
     assert traffic(decision.state) == [TrafficTarget(revision="stable1", percent=100)]
-    assert decision.after_routing == (DeleteRevision("canary1"),)
+    assert decision.after_routing == ()  # canary1 is removed once the new state is persisted
     assert decision.before_routing == (ApplyRevision("stable1"),)
     assert decision.events == (
         Event("Normal", "CanaryAbandoned", "spec reverted to the stable revision stable1; canary canary1 removed"),
@@ -122,14 +121,14 @@ def test_new_revision_starts_a_canary_waiting_for_readiness(at):
     ]
 
 
-def test_new_revision_deletes_the_previously_failed_one(at):
+def test_new_revision_drops_the_previously_failed_one_from_the_state(at):
     state = RolloutState(stable="rev-a", failed="rev-b", phase=Phase.rolled_back, message="rolled back")
 
     decision = plan(state, "rev-c", at(0))
 
     assert decision.state.failed is None
     assert decision.state.canary == "rev-c"
-    assert decision.actions == (DeleteRevision("rev-b"), ApplyRevision("rev-c"))
+    assert decision.actions == (ApplyRevision("rev-c"),)
 
 
 def test_third_revision_mid_canary_replaces_it_from_step_zero(running_canary, at):
@@ -150,7 +149,7 @@ def test_third_revision_mid_canary_replaces_it_from_step_zero(running_canary, at
         waiting_for="Readiness",
         message=decision.state.message,
     )
-    assert decision.actions == (DeleteRevision("canary1"), ApplyRevision("canary2"))
+    assert decision.actions == (ApplyRevision("canary2"),)
     assert [e.reason for e in decision.events] == ["CanaryAbandoned", "CanaryStarted"]
     assert decision.events[0].message == "canary canary1 superseded by revision canary2"
 
@@ -161,7 +160,7 @@ def test_naive_time_is_refused():
 
 
 def test_a_first_revision_that_never_became_available_is_replaced_without_a_canary(at) -> None:
-    from tritonop.rollout import ApplyRevision, DeleteRevision, plan
+    from tritonop.rollout import ApplyRevision, plan
 
     pending = plan(RolloutState(), "typo", at(0)).state
     assert pending.phase == Phase.pending
@@ -169,7 +168,7 @@ def test_a_first_revision_that_never_became_available_is_replaced_without_a_cana
     decision = plan(pending, "fixed", at(30))
     assert decision.state.stable == "fixed" and decision.state.canary is None
     assert decision.state.phase == Phase.pending
-    assert decision.actions == (ApplyRevision("fixed"), DeleteRevision("typo"))
+    assert decision.actions == (ApplyRevision("fixed"),)
     assert [e.reason for e in decision.events] == ["RevisionReplaced"]
 
 

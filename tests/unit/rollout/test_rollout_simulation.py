@@ -9,7 +9,6 @@ from tests.unit.rollout.clock import T0
 from tritonop.api.models import CheckResult, InferenceServiceStatus, Phase, Rollout
 from tritonop.rollout import (
     ApplyRevision,
-    DeleteRevision,
     GateResult,
     RolloutPolicy,
     RolloutState,
@@ -93,7 +92,7 @@ def test_healthy_canary_is_promoted_through_every_step():
     assert operator.status.phase == Phase.ready
     assert operator.status.stable_revision == "rev-b"
     assert operator.status.canary is None
-    assert DeleteRevision("rev-a") in operator.actions
+    assert ApplyRevision("rev-b") == operator.actions[-1]  # re-applied as the stable; rev-a goes later
     assert ScaleRevision("rev-b", 0) not in operator.actions
 
 
@@ -124,4 +123,4 @@ def test_failing_canary_is_rolled_back_and_not_retried():
     operator.reconcile("rev-c")
     assert operator.status.canary_revision == "rev-c"
     assert operator.status.failed_revision is None
-    assert operator.actions == [DeleteRevision("rev-b"), ApplyRevision("rev-c")]
+    assert operator.actions == [ApplyRevision("rev-c")]

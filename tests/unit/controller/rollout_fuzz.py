@@ -1,0 +1,214 @@
+"""A stateful fuzz of the real Controller: random users, faults and operators; invariants after every step.
+
+The machine drives tritonop's own Controller (tests/support/controller_harness.py: the
+Kubernetes API, Triton and Prometheus are emulated; the rollout logic, builders, apply and
+status writing are the operator's). After every step it checks the safety contract of
+docs/rollout.md ("Safety"):
+
+- I1 every weighted backend of the route has a Deployment with ready pods, and the
+  weights add up to 100 (once anything has served, something always serves);
+- I2/I3 the revision persisted status names as stable exists;
+- I4 an operator acting on a stale object changes no status;
+- I5 objects tritonop does not own are never patched or deleted;
+- I7 no exception but an API error (which kopf retries) escapes reconcile or tick.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from tests.support.controller_harness import NAME, NAMESPACE, Harness, model_spec
+from tests.support.fake_kube import Crash
+from tritonop import API_VERSION, KIND
+from tritonop.api.models import InferenceServiceSpec
+from tritonop.children import revision_of
+from tritonop.kube.client import KubeError
+from tritonop.rollout import ABORT_ANNOTATION, PROMOTE_ANNOTATION
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+GATEWAY = {"provider": "gateway-api", "gateway": {"parentRefs": [{"name": "gw"}]}}
+MODELS = ("s3://models/v1", "s3://models/v2", "s3://models/v3", "s3://models/v4")
+# Objects with tritonop's names that someone else owns (I5): they must never change.
+FOREIGN: tuple[dict[str, Any], ...] = (
+    {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": NAME, "namespace": NAMESPACE},
+        "spec": {"hosts": ["someone-else"]},
+    },
+    {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": f"{NAME}-canary", "namespace": NAMESPACE},
+        "spec": {"rules": []},
+    },
+)
+
+
+class _Steps:
+    total = 0
+
+
+STEPS = _Steps()  # operator passes run, over all machines (the fuzz's size, reported by its runners)
+
+
+def spec_for(uri: str) -> dict[str, Any]:
+    return model_spec(uri, traffic=GATEWAY)
+
+
+class RolloutMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.h = Harness(T0)
+        self.steps = 0
+        self.served = False
+        self.snapshots: list[dict[str, Any]] = []
+        self.foreign = [self.h.kube.put(copy.deepcopy(obj)) for obj in FOREIGN]
+        self.h.apply(spec_for(MODELS[0]))
+        self._run(self.h.reconcile())
+
+    # ------------------------------------------------------------------ helpers
+
+    def revision(self, uri: str) -> str:
+        return revision_of(InferenceServiceSpec.model_validate(spec_for(uri)), self.h.config.triton_image)
+
+    def _run(self, call: Any, *, controller_may_die: bool = False) -> None:
+        """Run one handler call as kopf would: API errors are retried later, nothing else may escape."""
+        import asyncio
+
+        self.steps += 1
+        STEPS.total += 1
+        self.snapshots = ([*self.snapshots, self.h.body()])[-6:]
+        try:
+            asyncio.run(call)
+        except KubeError:
+            pass  # kopf: TemporaryError, retried with a fresh body
+        except Crash:
+            assert controller_may_die
+            self.h.controller = self.h.new_controller()  # the pod restarts; kopf resumes
+            asyncio.run(self.h.reconcile(force=True))
+        finally:
+            self.h.kube.crash_at = None
+        self.h.kube.settle()
+
+    # ------------------------------------------------------------------ the user
+
+    @rule(uri=st.sampled_from(MODELS))
+    def edit_spec(self, uri: str) -> None:
+        self.h.apply(spec_for(uri))
+        self._run(self.h.reconcile())
+
+    @rule(action=st.sampled_from([PROMOTE_ANNOTATION, ABORT_ANNOTATION]), uri=st.sampled_from(MODELS))
+    def annotate(self, action: str, uri: str) -> None:
+        self.h.annotate({action: self.revision(uri)})
+
+    @rule()
+    def remove_annotations(self) -> None:
+        self.h.annotate({PROMOTE_ANNOTATION: None, ABORT_ANNOTATION: None})
+
+    @rule()
+    def clear_status(self) -> None:
+        """`kubectl patch --subresource=status -p '{"status": null}'` (or a lost status)."""
+        body = self.h.body()
+        body.pop("status", None)
+        self.h.kube.put(body)
+
+    # ------------------------------------------------------------------ the cluster
+
+    @rule(seconds=st.sampled_from([1, 5, 10, 30]))
+    def tick(self, seconds: int) -> None:
+        self.h.advance(seconds)
+        self._run(self.h.tick())
+
+    @rule(status=st.sampled_from([500, 409, 503]), verb=st.sampled_from([None, "merge_patch", "apply", "delete"]))
+    def failing_write_then_tick(self, status: int, verb: str | None) -> None:
+        self.h.kube.fail_next(status, verb)
+        self.h.advance(5)
+        self._run(self.h.tick())
+        self.h.kube._failures.clear()
+
+    @rule(after=st.integers(min_value=1, max_value=25), reconcile=st.booleans())
+    def crash_mid_pass(self, after: int, reconcile: bool) -> None:
+        self.h.kube.crash_at = len(self.h.kube.calls) + after
+        self.h.advance(5)
+        self._run(self.h.reconcile() if reconcile else self.h.tick(), controller_may_die=True)
+
+    @rule(mode=st.sampled_from(["pass", "fail", "down"]))
+    def prometheus(self, mode: str) -> None:
+        self.h.prometheus.mode = mode  # type: ignore[assignment]
+
+    @rule(ready=st.booleans())
+    def triton(self, ready: bool) -> None:
+        for controller_triton in (self.h.controller.triton,):
+            controller_triton.triton_ready = ready  # type: ignore[attr-defined]
+
+    @rule(uri=st.sampled_from(MODELS))
+    def pods_never_schedule(self, uri: str) -> None:
+        """No GPU free for this revision's pods: only for a revision not yet running."""
+        name = f"{NAME}-{self.revision(uri)}"
+        if name not in self.h.deployments():
+            self.h.kube.unschedulable.add(name)
+
+    @rule()
+    def gpus_free_again(self) -> None:
+        self.h.kube.unschedulable.clear()
+
+    @precondition(lambda self: len(self.snapshots) > 1)
+    @rule(age=st.integers(min_value=1, max_value=5), reconcile=st.booleans())
+    def second_operator_on_a_stale_body(self, age: int, reconcile: bool) -> None:
+        stale = self.snapshots[-min(age, len(self.snapshots))]
+        before = self.h.status()
+        current_version = self.h.body()["metadata"]["resourceVersion"]
+        other = self.h.new_controller()
+        self.h.advance(5)
+        call = other.reconcile(stale) if reconcile else other.tick(stale)
+        self._run(call)
+        if stale["metadata"]["resourceVersion"] != current_version:
+            assert self.h.status() == before, "I4: a decision made on a stale object changed status"
+
+    # ------------------------------------------------------------------ the contract
+
+    @invariant()
+    def i1_weight_only_to_revisions_with_ready_pods(self) -> None:
+        weights = self.h.route_weights()
+        deployments = self.h.deployments()
+        if weights:
+            assert sum(weights.values()) == 100, f"I1: weights {weights}"
+        for backend, weight in weights.items():
+            if weight > 0:
+                deployment = deployments.get(backend)
+                assert deployment is not None, f"I1: {weight}% to {backend}, which has no Deployment"
+                ready = (deployment.get("status") or {}).get("readyReplicas") or 0
+                assert ready > 0, f"I1: {weight}% to {backend}, which has no ready pods"
+        if any(
+            ((d.get("status") or {}).get("readyReplicas") or 0) > 0 and d["spec"].get("replicas") != 0
+            for d in deployments.values()
+        ):
+            self.served = self.served or bool(weights)
+        if self.served:
+            assert weights, "I1/I2: something served before, now the route is gone"
+
+    @invariant()
+    def i3_the_persisted_stable_exists(self) -> None:
+        stable = self.h.status().get("stableRevision")
+        if stable is not None and self.served:
+            assert f"{NAME}-{stable}" in self.h.deployments(), f"I2/I3: stable {stable} has no Deployment"
+
+    @invariant()
+    def i5_foreign_objects_untouched(self) -> None:
+        for obj in self.foreign:
+            key = (obj["apiVersion"], obj["kind"], NAMESPACE, obj["metadata"]["name"])
+            live = self.h.kube.objects.get(key)
+            assert live is not None, f"I5: foreign {obj['kind']} {obj['metadata']['name']} was deleted"
+            assert live["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"], (
+                f"I5: foreign {obj['kind']} {obj['metadata']['name']} was changed"
+            )
+
+    @invariant()
+    def the_object_itself_is_never_lost(self) -> None:
+        assert (API_VERSION, KIND, NAMESPACE, NAME) in self.h.kube.objects
