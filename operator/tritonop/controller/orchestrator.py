@@ -143,7 +143,8 @@ class Controller:
             await self.children.remove_other_providers(ref, spec)
         except ChildConflict as err:
             metrics.RECONCILES.labels("invalid").inc()
-            await self._report_invalid(body, status, BuildError("ChildConflict", str(err)), now)
+            # Status may have been written earlier in this pass: report on top of what is stored.
+            await self._report_invalid(body, self.status.read(body), BuildError("ChildConflict", str(err)), now)
         except KubeError:
             metrics.RECONCILES.labels("error").inc()
             raise
@@ -202,7 +203,8 @@ class Controller:
         try:
             await self._converge(body, ref, spec, desired, decision, status, now, force=False)
         except ChildConflict as err:
-            await self._report_invalid(body, status, BuildError("ChildConflict", str(err)), now)
+            # Status may have been written earlier in this pass: report on top of what is stored.
+            await self._report_invalid(body, self.status.read(body), BuildError("ChildConflict", str(err)), now)
 
     async def _converge(
         self,

@@ -55,7 +55,7 @@ class StatusStore:
         key = object_key(body)
         old_raw, new_raw = old.dump(), new.dump()
         version = self._written_version[key] if self._lags_our_write(body) else _version(body)
-        history = self._written.setdefault(key, deque([old_raw], maxlen=STATUS_HISTORY))
+        history = self._written.setdefault(key, deque([dict(body.get("status") or {})], maxlen=STATUS_HISTORY))
         if new_raw == old_raw:
             return
         patch: dict[str, Any] = {"status": replacing_merge_patch(old_raw, new_raw)}
