@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, seed, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.unit.controller import rollout_fuzz
@@ -21,19 +21,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started, runs = time.monotonic(), 0
+    config = settings(
+        max_examples=100,
+        stateful_step_count=50,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     while rollout_fuzz.STEPS.total < args.steps:
-        machine = settings(
-            max_examples=100,
-            stateful_step_count=50,
-            deadline=None,
-            database=None,
-            derandomize=False,
-            suppress_health_check=list(HealthCheck),
-        )
-        from hypothesis import seed
-
-        seeded = seed(args.seed + runs)(lambda: run_state_machine_as_test(rollout_fuzz.RolloutMachine, settings=machine))
-        seeded()
+        seed(args.seed + runs)(run_state_machine_as_test)(rollout_fuzz.RolloutMachine, settings=config)
         runs += 1
     elapsed = time.monotonic() - started
     print(f"rollout fuzz: {rollout_fuzz.STEPS.total} operator passes in {runs} runs, 0 violations, {elapsed:.0f} s")
