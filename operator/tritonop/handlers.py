@@ -39,7 +39,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             await call
         except KubeError as err:
             # API trouble (conflicts, 5xx, timeouts) is temporary: retry with a delay, never crash.
-            raise kopf.TemporaryError(f"Kubernetes API error: {err}", delay=10) from err
+            # A 409 means the object changed under a decision: re-read and re-decide promptly.
+            delay = 1 if err.status == 409 else 10
+            raise kopf.TemporaryError(f"Kubernetes API error: {err}", delay=delay) from err
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
