@@ -459,3 +459,118 @@ def operator(kubeconfig: Path, *args: str, **kwargs: Any) -> Iterator[OperatorPr
         yield proc
     finally:
         proc.stop()
+
+
+# ------------------------------------------------------------------ waiting on observed state
+#
+# A test never sleeps and then asserts that something did (or did not) happen: it waits for
+# the operator to be seen doing the work, bounded, and fails saying what it saw instead.
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    involved = event.get("involvedObject") or {}
+    return (
+        f"{involved.get('namespace')}/{involved.get('name')} {event.get('type')} {event.get('reason')}: "
+        f"{event.get('message')}"
+    )
+
+
+async def wait_for_event(
+    kube: Cluster,
+    namespace: str,
+    name: str,
+    reason: str,
+    *,
+    type: str | None = None,
+    message: str | None = None,
+    timeout: float = 30,
+    interval: float = 0.1,
+) -> dict[str, Any]:
+    """The first Event about object `name` in `namespace` with `reason` (and `type`, and `message`
+    as a substring, when given), once it exists.
+
+    The operator posts Events with kopf.event(), which only queues them: one can land after the
+    status write it goes with, so reading Events right after a status change races. This waits,
+    at most `timeout` seconds, and fails listing every Event about the object it did see.
+    """
+
+    def matching() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in kube.events(name)
+            if (e.get("involvedObject") or {}).get("namespace") in (namespace, None)
+            and e.get("reason") == reason
+            and (type is None or e.get("type") == type)
+            and (message is None or message in (e.get("message") or ""))
+        ]
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = matching()
+        if found:
+            return found[0]
+        if time.monotonic() >= deadline:
+            seen = [_event_line(e) for e in kube.events(name)] or ["(none)"]
+            wanted = " ".join(f"{k}={v!r}" for k, v in (("type", type), ("message~", message)) if v is not None)
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for Event {reason} {wanted} about {namespace}/{name}; "
+                "Events seen:\n  " + "\n  ".join(seen)
+            )
+        await asyncio.sleep(interval)
+
+
+def operator_requests(
+    kube: Cluster,
+    *,
+    since: int = 0,
+    method: str | None = None,
+    plural_path: str | None = None,
+    namespace: str | None = None,
+    name: str | None = None,
+) -> list[kmock.Request]:
+    """Requests made by the operator's own client (User-Agent tritonop/…) since request number
+    `since`, filtered by method, resource ('apps/v1/deployments'), namespace and name. kopf's
+    requests (kopf/…) and the tests' own are left out."""
+    resource = _resource(plural_path) if plural_path else None
+    return [
+        r
+        for r in kube.emulator.all_requests[since:]
+        if r.headers.get("User-Agent", "").startswith("tritonop/")
+        and (method is None or str(getattr(r.method, "value", r.method)).upper() == method.upper())
+        and (resource is None or r.resource == resource)
+        and (namespace is None or r.namespace == namespace)
+        and (name is None or r.name == name)
+    ]
+
+
+async def wait_for_operator_reads(
+    kube: Cluster,
+    plural_path: str,
+    namespace: str,
+    name: str,
+    count: int,
+    *,
+    since: int,
+    timeout: float = 30,
+    interval: float = 0.05,
+) -> int:
+    """Wait until the operator has read (GET) one object `count` times since request number
+    `since`; return how many requests were recorded by then (a mark for later checks).
+
+    A read that every pass of the operator makes (each reconcile and each timer tick reads the
+    entry Service, for one) counts the passes it has actually run, where a sleep would only
+    assume them. Fails after `timeout` seconds, saying how many reads it saw.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        mark = len(kube.emulator.all_requests)
+        seen = len(operator_requests(kube, since=since, method="GET", plural_path=plural_path,
+                                     namespace=namespace, name=name))
+        if seen >= count:
+            return mark
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for the operator to read {plural_path} {namespace}/{name} "
+                f"{count} times since request {since}: it read it {seen} times"
+            )
+        await asyncio.sleep(interval)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kube import Cluster, OperatorProcess, cluster as start_cluster, free_port
+from tests.support.kube import Cluster, OperatorProcess, free_port
+from tests.support.kube import cluster as start_cluster
 from tests.support.triton import TritonServer, write_model
 
 

@@ -15,7 +15,6 @@ import json
 
 import pytest
 
-
 from tests.support.helm import helm_template
 from tests.support.kube import Cluster, eventually
 from tests.support.rbac import is_allowed, load_rules

@@ -8,11 +8,12 @@ No Triton runs here, so canaries stay at their readiness gate (ServerUnreachable
 
 from __future__ import annotations
 
-import asyncio
 import copy
+import json
+import time
 import urllib.request
 
-from tests.support.kube import Cluster, eventually
+from tests.support.kube import Cluster, eventually, operator_requests, wait_for_event, wait_for_operator_reads
 
 NS = "ml"
 ISVC = {
@@ -27,6 +28,9 @@ ISVC = {
 }
 DEPLOYMENTS = "apps/v1/deployments"
 SERVICES = "v1/services"
+# Timer ticks are 0.3 s (conftest): passes a test watches the operator run before it concludes
+# that nothing happened.
+QUIET_PASSES = 10
 
 
 def owned_by(obj: dict, owner: dict) -> bool:
@@ -40,6 +44,39 @@ def condition(status: dict, type_: str) -> dict:
 
 def deployment_names(kube: Cluster) -> set[str]:
     return {d["metadata"]["name"] for d in kube.emulator.live(DEPLOYMENTS)}
+
+
+def handled(kube: Cluster, spec: dict) -> bool:
+    """kopf has recorded `spec` as handled (a restart then resumes rather than re-handles it)."""
+    annotations = (kube.isvc(NS, "resnet") or {}).get("metadata", {}).get("annotations") or {}
+    last = annotations.get("serving.tritonop.dev/last-handled-configuration")
+    return bool(last) and json.loads(last).get("spec") == spec
+
+
+async def passes_observed(kube: Cluster, name: str, passes: int, *, since: int) -> int:
+    """Wait until the operator has run `passes` complete passes (reconciles or timer ticks) over
+    InferenceService `name` since request number `since`; return the request count by then.
+
+    Every pass routes traffic, reading the entry Service (named after the object) once, and passes
+    over one object never overlap, so `passes + 1` reads mean `passes` of them have finished."""
+    return await wait_for_operator_reads(kube, SERVICES, NS, name, passes + 1, since=since)
+
+
+async def settled(kube: Cluster, name: str, *, passes: int = 3, timeout: float = 30) -> int:
+    """Wait until the operator has run `passes` complete passes over `name` in a row that wrote
+    nothing (what a Ready transition still had in flight has landed); return the request count."""
+    deadline = time.monotonic() + timeout
+    while True:
+        mark = len(kube.emulator.all_requests)
+        end = await passes_observed(kube, name, passes, since=mark)
+        writes = kube.emulator.writes(mark)
+        if not writes:
+            return end
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"never settled in {timeout}s: the operator kept writing, lately "
+                + ", ".join(f"{r.method.value} {r.url.path}" for r in writes[-5:])
+            )
 
 
 async def test_create_builds_owned_children_and_reports_ready(kube: Cluster, run_operator) -> None:
@@ -76,7 +113,8 @@ async def test_create_builds_owned_children_and_reports_ready(kube: Cluster, run
     ready = condition(status, "Ready")
     assert ready["status"] == "True" and ready["reason"] == "Serving"
     assert condition(status, "Stalled")["status"] == "False"
-    assert any(e["reason"] == "RevisionReady" and revision in e["message"] for e in kube.events("resnet"))
+    # kopf.event() only queues an Event: it may land after the status write, so wait for it.
+    await wait_for_event(kube, NS, "resnet", "RevisionReady", message=revision)
     # The spec is never written by the operator.
     assert isvc["spec"] == ISVC["spec"]
 
@@ -90,11 +128,12 @@ async def test_settled_object_is_not_written_again(kube: Cluster, run_operator) 
     run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
     await eventually(lambda: kube.status(NS, "resnet").get("phase") == "Ready", timeout=40, what="Ready")
-    await asyncio.sleep(1.5)  # let the last status write land
-    mark = len(kube.emulator.all_requests)
-    await asyncio.sleep(3)  # ~10 timer ticks of 0.3 s, each a full level-based pass
-    reads = [r for r in kube.emulator.all_requests[mark:] if r.method.value == "GET"]
-    assert reads, "the timer should have read the children (it is level-based)"
+    mark = await settled(kube, "resnet")  # what the Ready transition had in flight has landed
+    # ~10 timer ticks, each a full level-based pass that reads the children and writes nothing.
+    await passes_observed(kube, "resnet", QUIET_PASSES, since=mark)
+    reads = operator_requests(kube, since=mark, method="GET")
+    read = {r.resource.plural for r in reads if r.resource}
+    assert read >= {"deployments", "services"}, f"the timer should read the children (it is level-based): {read}"
     assert kube.emulator.writes(mark) == []
 
 
@@ -134,14 +173,22 @@ async def test_model_change_creates_a_new_revision_and_leaves_stable_untouched(k
         == 6,
         timeout=20,
     )
+    # The pass that handled this change has written its status (observedGeneration) by now.
+    generation = kube.isvc(NS, "resnet")["metadata"]["generation"]
+    await eventually(
+        lambda: kube.status(NS, "resnet").get("observedGeneration") == generation,
+        timeout=20,
+        what="the autoscaling change observed",
+    )
     assert kube.status(NS, "resnet")["canaryRevision"] == second
+    assert deployment_names(kube) == {f"resnet-{first}", f"resnet-{second}"}
 
     # Reverting the spec to the stable revision abandons the canary at once.
     await kube.apply_isvc(copy.deepcopy(ISVC))
     await eventually(lambda: f"resnet-{second}" not in deployment_names(kube), timeout=20, what="canary removed")
     status = await eventually(lambda: (s := kube.status(NS, "resnet")).get("phase") == "Ready" and s, timeout=20)
     assert status.get("canaryRevision") is None and status["stableRevision"] == first
-    assert any(e["reason"] == "CanaryAbandoned" for e in kube.events("resnet"))
+    await wait_for_event(kube, NS, "resnet", "CanaryAbandoned")
 
 
 async def test_invalid_objects_are_reported_and_do_not_block_others(kube: Cluster, run_operator) -> None:
@@ -167,7 +214,7 @@ async def test_invalid_objects_are_reported_and_do_not_block_others(kube: Cluste
     assert "\n" not in ready["message"]
     assert condition(kube.status(NS, "bad"), "Stalled")["status"] == "True"
     assert not [d for d in deployment_names(kube) if d.startswith("bad-")]
-    assert any(e["reason"] == "InvalidSpec" and e["type"] == "Warning" for e in kube.events("bad"))
+    await wait_for_event(kube, NS, "bad", "InvalidSpec", type="Warning")
 
     missing = await eventually(lambda: condition(kube.status(NS, "secretless"), "Ready"), timeout=20)
     assert missing["reason"] == "StorageSecretNotFound" and "s3-creds" in missing["message"]
@@ -203,10 +250,21 @@ async def test_restart_resumes_without_duplicates_and_delete_collects_children(k
     await kube.apply_isvc(changed)
     canary = await eventually(lambda: kube.status(NS, "resnet").get("canaryRevision"), timeout=30)
     started_at = kube.status(NS, "resnet")["canary"]["startedAt"]
+    # kopf has recorded the change as handled, so the next operator resumes (rather than re-runs
+    # the update): the pass that re-applies every child.
+    await eventually(lambda: handled(kube, changed["spec"]), timeout=30, what="the change recorded as handled")
     first.kill()  # a crash, mid-canary
 
+    mark = len(kube.emulator.all_requests)  # from here on, every operator request is the new one's
     run_operator()
-    await asyncio.sleep(4)
+    # The new operator resumes: it re-applies the children (server-side apply, PATCH) to repair
+    # drift, then its timer runs passes over the object; none of that restarts or copies the canary.
+    await eventually(
+        lambda: operator_requests(kube, since=mark, method="PATCH", plural_path=DEPLOYMENTS),
+        timeout=30,
+        what="the restarted operator re-applying the Deployments",
+    )
+    await passes_observed(kube, "resnet", 5, since=len(kube.emulator.all_requests))
     status = kube.status(NS, "resnet")
     assert status["canaryRevision"] == canary and status["canary"]["startedAt"] == started_at
     assert len([d for d in deployment_names(kube) if d.startswith("resnet-")]) == 2
@@ -238,7 +296,7 @@ async def test_unreadable_status_stops_the_rollout_and_says_so(kube: Cluster, ru
     )
     assert "startedAt" in ready["message"] or "yesterday" in ready["message"]
     assert condition(kube.status(NS, "resnet"), "Stalled")["status"] == "True"
-    assert any(e["reason"] == "InvalidStatus" for e in kube.events("resnet"))
+    await wait_for_event(kube, NS, "resnet", "InvalidStatus")
     await eventually(lambda: kube.status(NS, "other").get("phase") == "Ready", timeout=30, what="others unaffected")
     assert op.proc.poll() is None
 

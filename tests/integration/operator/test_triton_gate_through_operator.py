@@ -13,7 +13,7 @@ import copy
 
 import pytest
 
-from tests.support.kube import Cluster, eventually
+from tests.support.kube import Cluster, eventually, wait_for_event
 from tests.support.triton import TritonServer
 
 pytestmark = pytest.mark.triton
@@ -85,5 +85,6 @@ async def test_acceptance_gates_traffic_and_model_facts_reach_status(kube: Clust
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "RolloutFailed" and "AcceptanceOutputMismatch" in ready["message"]
     assert "OUTPUT0" in ready["message"]
-    event = next(e for e in kube.events("doubler") if e["reason"] == "RolloutFailed")
+    # kopf.event() only queues the Event: it may land after the status write, so wait for it.
+    event = await wait_for_event(kube, NS, "doubler", "RolloutFailed")
     assert "failed acceptance" in event["message"]
