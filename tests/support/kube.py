@@ -4,6 +4,7 @@ There is no kube-apiserver on these machines (no etcd, kind or Docker), so the c
 plane is emulated. kmock's `KubernetesEmulator` is a real HTTP server with stateful
 objects, LIST, WATCH, PATCH and DELETE; it lacks some API-server bookkeeping, added here:
 
+- resourceVersion preconditions: a patch naming another resourceVersion gets 409 Conflict;
 - metadata.uid, resourceVersion, creationTimestamp on create; generation bumped only
   when spec changes (status writes never bump it), like the real API server;
 - label selectors on LIST (equality, inequality and existence forms);
@@ -132,6 +133,12 @@ class Emulator(kmock.KubernetesEmulator):
                 meta = data.setdefault("metadata", {})
                 if live is not None and not live.deleted:
                     live_meta = dict(live.get("metadata") or {})
+                    expected = meta.get("resourceVersion")
+                    if expected is not None and str(expected) != str(live_meta.get("resourceVersion")):
+                        # A resourceVersion in the patch is a precondition, as on a real API server.
+                        raise kmock.KubernetesError(
+                            status=409, reason="Conflict", message="the object has been modified; reload it"
+                        )
                     generation = int(live_meta.get("generation") or 1)
                     if request.subresource != "status" and "spec" in data and data["spec"] != live.get("spec"):
                         merged = _merge(dict(live.get("spec") or {}), data["spec"])
