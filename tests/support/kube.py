@@ -129,7 +129,7 @@ class Emulator(kmock.KubernetesEmulator):
                 meta["generation"] = 1
             elif request.action == kmock.action.UPDATE and data is not None and request.name:
                 key = (request.resource, request.namespace, request.name)
-                live = self.objects[key] if key in self.objects else None
+                live = self.objects[key] if key in self.objects else None  # noqa: SIM401 (kmock store: no .get)
                 meta = data.setdefault("metadata", {})
                 if live is not None and not live.deleted:
                     live_meta = dict(live.get("metadata") or {})
@@ -315,10 +315,8 @@ class Cluster:
             if self.deployment_controller:
                 await self._deployments()
             await self._garbage_collect()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), period)
-            except TimeoutError:
-                pass
 
     async def _deployments(self) -> None:
         for dep in self.emulator.live("apps/v1/deployments"):
@@ -391,7 +389,7 @@ class OperatorProcess:
     def start(self) -> OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", **self.env}
         env.pop("KUBERNETES_SERVICE_HOST", None)
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (open for the process's life; closed in stop())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tritonop", "run", *self.args],
             env=env,

@@ -136,7 +136,7 @@ class Controller:
             state = rollout_state(status)
             recovered: list[Event] = []
             if state.stable is None:
-                state, recovered = await self._recover(ref)
+                state, recovered = await self._recover(ref, revision)
             decision = plan(state, revision, now)
             decision = replace(decision, events=(*recovered, *decision.events))
             await self._converge(body, ref, spec, revision, decision, status, now, force=force)
@@ -257,15 +257,19 @@ class Controller:
         for revision in removable_revisions(state, live):
             await self.children.remove_revision(ref, revision)
 
-    async def _recover(self, ref: IsvcRef) -> tuple[RolloutState, list[Event]]:
-        """With no state in status (lost or cleared), the state the children show (I3)."""
+    async def _recover(self, ref: IsvcRef, desired: str) -> tuple[RolloutState, list[Event]]:
+        """With no state in status (lost or cleared), the state the children show (I3).
+
+        Said with a Warning only when it matters: a first deploy whose first status write was
+        refused (409) finds just its own revision, which is no news.
+        """
         live = await self.children.live_revisions(ref)
         entry = await self.kube.get(*SERVICE.key, ref.namespace, ref.name)
         routed = None
         if entry is not None and owner_uid(entry) == ref.uid:
             routed = ((entry.get("spec") or {}).get("selector") or {}).get(REVISION_LABEL)
         state = recovered_state(live, routed)
-        if state.stable is None:
+        if state.stable is None or set(live) == {desired}:
             return state, []
         return state, [Event("Warning", "StatusRecovered", state.message or "")]
 
