@@ -7,18 +7,28 @@ builders all go through it.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
-# Kubernetes-style durations we accept: "30s", "1m", "1m30s", "2h", "500ms".
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-_PART = re.compile(r"([0-9]+(\.[0-9]+)?)(ms|s|m|h)")
-_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Kubernetes-style durations we accept: "30s", "1m", "1m30s", "2h", "500ms". Each number has
+# at most 5 digits, and 3 after the point: that keeps every duration the pattern admits
+# (at most 32 characters) far inside Go's time.Duration, which the API server's CEL
+# duration() parses into, so a bound check never overflows on either side.
+DURATION_PATTERN = r"^([0-9]{1,5}(\.[0-9]{1,3})?(ms|s|m|h))+$"
+DURATION_MAX_LENGTH = 32
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_NANOS = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+def duration_nanos(text: str) -> int:
+    """Exact nanoseconds in a duration like "1m30s" (as Go's time.ParseDuration counts them)."""
+    if len(text) > DURATION_MAX_LENGTH or not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"invalid duration {text!r}: use e.g. 30s, 1m, 1m30s, 2h")
+    return sum(int(Decimal(num) * _NANOS[unit]) for num, unit in _PART.findall(text))
 
 
 def parse_duration(text: str) -> float:
     """Seconds in a duration like "1m30s" or "500ms"."""
-    if not re.fullmatch(DURATION_PATTERN, text):
-        raise ValueError(f"invalid duration {text!r}: use e.g. 30s, 1m, 1m30s, 2h")
-    return sum(float(num) * _SECONDS[unit] for num, _, unit in _PART.findall(text))
+    return duration_nanos(text) / 1e9
 
 
 def format_duration(seconds: float) -> str:

@@ -15,7 +15,14 @@ from typing import Any
 import yaml
 
 from tritonop import CATEGORY, GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
-from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus
+from tritonop.api.models import (
+    KEDA_METRICS_MESSAGE,
+    KEDA_METRICS_RULE,
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    InferenceServiceSpec,
+    InferenceServiceStatus,
+)
 
 CRD_NAME = f"{PLURAL}.{GROUP}"
 CRD_PATH = f"crds/{GROUP}_{PLURAL}.yaml"
@@ -38,6 +45,7 @@ CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
         "(has(self.minReplicas) ? self.minReplicas : 1) <= (has(self.maxReplicas) ? self.maxReplicas : 1)",
         "autoscaling.minReplicas must not exceed autoscaling.maxReplicas (default 1)",
     ),
+    (("autoscaling",), KEDA_METRICS_RULE, KEDA_METRICS_MESSAGE),
     (
         ("rollout",),
         "!has(self.steps) || self.steps.all(s, s >= 1 && s <= 99)",
@@ -64,12 +72,19 @@ CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
 CEL_ITEM_RULES: list[tuple[tuple[str, ...], str, str]] = [
     (("rollout", "analysis", "checks"), "has(self.min) || has(self.max)", "each custom check needs min or max"),
 ]
-# Children are named NAME-REVISION (10 hex chars) and Services must be DNS labels (<= 63).
+# Children are named NAME-REVISION (10 hex chars) and Services must be DNS-1035 labels (<= 63).
+# The API server's own check of metadata.name (a DNS-1123 subdomain) admits more than that;
+# parse_spec rejects the same names with reason InvalidName.
 ROOT_RULES = [
     (
-        "self.metadata.name.size() <= 52",
-        "metadata.name must be at most 52 characters: children are named NAME-REVISION",
-    )
+        f"self.metadata.name.size() <= {NAME_MAX_LENGTH}",
+        f"metadata.name must be at most {NAME_MAX_LENGTH} characters: children are named NAME-REVISION",
+    ),
+    (
+        f"self.metadata.name.matches('{NAME_PATTERN}')",
+        "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, "
+        "ending with a letter or digit): it names the InferenceService's Services",
+    ),
 ]
 
 PRINTER_COLUMNS = [
@@ -87,6 +102,9 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     """Rewrite one pydantic JSON-Schema node into a structural OpenAPI v3 node."""
     if not isinstance(node, dict):
         return node
+    if node.get("x-kubernetes-int-or-string"):
+        # Already structural (anyOf [integer, string] is the one anyOf allowed here).
+        return {k: v for k, v in node.items() if k not in ("title", "default")}
     if "$ref" in node:
         target = defs[node["$ref"].split("/")[-1]]
         merged = {**copy.deepcopy(target), **{k: v for k, v in node.items() if k != "$ref"}}
@@ -131,7 +149,8 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
 
 def _schema_of(model: type) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")  # type: ignore[attr-defined]
-    return _structural(raw, raw.get("$defs", {}))
+    schema: dict[str, Any] = _structural(raw, raw.get("$defs", {}))
+    return schema
 
 
 def _at(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:

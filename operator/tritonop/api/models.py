@@ -7,21 +7,52 @@ does and what its default is.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
-from tritonop.durations import DURATION_PATTERN, parse_duration
+from tritonop.api.kube_types import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    HOSTNAME,
+    Affinity,
+    EnvVarItem,
+    Hostname,
+    HPABehavior,
+    KeepOrder,
+    LabelValue,
+    LocalObjectReference,
+    MetricSpecItem,
+    ParentReference,
+    ResourceRequirements,
+    TolerationItem,
+    cel,
+)
+from tritonop.durations import DURATION_MAX_LENGTH, DURATION_PATTERN, duration_nanos
 
 STORAGE_URI_PATTERN = r"^(s3|gs|as|pvc|https?|file)://.+$"
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-
-# Anything passed straight through to Kubernetes types we do not re-model
-# (resources, env, tolerations, affinity, MetricSpec, HPA behavior, parentRefs).
-# In the CRD these become objects/arrays with x-kubernetes-preserve-unknown-fields.
-KubeObject = dict[str, Any]
+# metadata.name becomes the Service NAME and the Services NAME-REVISION (10 hex characters):
+# a DNS-1035 label (a letter first) of at most 63 characters leaves NAME 52.
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_MAX_LENGTH = 52
+HOSTNAME_BODY = HOSTNAME[1:-1]
+# Ingress Prefix paths as the API server and ingress-nginx's strict path validation accept them:
+# "/" or segments of letters, digits, _ and -, no empty, "." or ".." segments.
+NGINX_PATH = r"^(/[A-Za-z0-9_-]+)*/?$"
 
 # What one check, or a whole analysis, concluded.
 Verdict = Literal["Pass", "Fail", "NoData", "Error"]
@@ -35,6 +66,52 @@ class Model(BaseModel):
     def dump(self) -> dict[str, Any]:
         """The wire form: camelCase keys, unset optionals omitted."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+@dataclass(frozen=True)
+class DurationBounds:
+    """A duration string's bounds, checked in the CRD (CEL) and here alike.
+
+    The bounds keep every timer finite (no OverflowError adding a huge interval to a
+    datetime) and keep 0s out where it means nothing or disables something.
+    """
+
+    minimum: str
+    maximum: str
+    exclusive_minimum: bool = False
+
+    @property
+    def message(self) -> str:
+        above = "longer than" if self.exclusive_minimum else "at least"
+        return f"must be {above} {self.minimum} and at most {self.maximum}"
+
+    def field(self) -> Any:
+        above = ">" if self.exclusive_minimum else ">="
+        rule = f"duration(self) {above} duration('{self.minimum}') && duration(self) <= duration('{self.maximum}')"
+        return Field(
+            pattern=DURATION_PATTERN, max_length=DURATION_MAX_LENGTH, json_schema_extra=cel((rule, self.message))
+        )
+
+    def validator(self) -> AfterValidator:
+        low, high = duration_nanos(self.minimum), duration_nanos(self.maximum)
+
+        def check(text: str) -> str:
+            nanos = duration_nanos(text)
+            if (nanos <= low if self.exclusive_minimum else nanos < low) or nanos > high:
+                raise ValueError(f"{self.message}, got {text}")
+            return text
+
+        return AfterValidator(check)
+
+
+INTERVAL = DurationBounds("1s", "24h")
+READINESS_TIMEOUT = DurationBounds("1s", "24h")
+NO_DATA_TIMEOUT = DurationBounds("0s", "24h")
+ACCEPTANCE_TIMEOUT = DurationBounds("0s", "5m", exclusive_minimum=True)
+IntervalDuration = Annotated[str, INTERVAL.field(), INTERVAL.validator()]
+ReadinessDuration = Annotated[str, READINESS_TIMEOUT.field(), READINESS_TIMEOUT.validator()]
+NoDataDuration = Annotated[str, NO_DATA_TIMEOUT.field(), NO_DATA_TIMEOUT.validator()]
+AcceptanceTimeout = Annotated[str, ACCEPTANCE_TIMEOUT.field(), ACCEPTANCE_TIMEOUT.validator()]
 
 
 # ---------------------------------------------------------------- spec: model
@@ -89,28 +166,45 @@ class TritonRuntime(Model):
     image: str | None = Field(
         None,
         max_length=512,
+        pattern=r"^\S+$",
         description="tritonserver image. Default: the operator's --triton-image setting.",
     )
     gpus: int = Field(1, ge=0, le=64, description="nvidia.com/gpu per pod; 0 runs Triton on CPU. Default 1.")
-    resources: KubeObject = Field(
-        default_factory=dict,
-        description="Container resources (requests/limits), merged with the GPU limit from gpus.",
+    resources: Annotated[ResourceRequirements, KeepOrder] = Field(
+        default_factory=ResourceRequirements,
+        description="Container resources: requests and limits, each a map of resource name to quantity "
+        "(2, 500m, 8Gi). nvidia.com/gpu is set from gpus.",
     )
     args: list[str] = Field(
         default_factory=list, max_length=64, description="Extra tritonserver flags, appended last."
     )
-    env: list[KubeObject] = Field(default_factory=list, max_length=128, description="Extra container env vars.")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector.")
-    tolerations: list[KubeObject] = Field(
+    env: Annotated[list[EnvVarItem], KeepOrder] = Field(
+        default_factory=list,
+        max_length=128,
+        description="Extra container env vars: each a name with a value or a valueFrom (configMapKeyRef, "
+        "secretKeyRef, fieldRef or resourceFieldRef).",
+    )
+    node_selector: dict[str, LabelValue] = Field(default_factory=dict, max_length=64, description="Pod nodeSelector.")
+    tolerations: Annotated[list[TolerationItem], KeepOrder] = Field(
         default_factory=list,
         max_length=32,
         description="Pod tolerations. When gpus > 0 a toleration for nvidia.com/gpu:NoSchedule is added.",
     )
-    affinity: KubeObject = Field(default_factory=dict, description="Pod affinity.")
-    service_account_name: str | None = Field(None, max_length=253, description="Pod service account.")
-    image_pull_secrets: list[KubeObject] = Field(default_factory=list, max_length=16, description="Pull secrets.")
-    pod_labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on Triton pods.")
-    pod_annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations on Triton pods.")
+    affinity: Annotated[Affinity, KeepOrder] = Field(
+        default_factory=Affinity, description="Pod affinity: nodeAffinity, podAffinity, podAntiAffinity."
+    )
+    service_account_name: str | None = Field(
+        None, max_length=253, pattern=DNS_SUBDOMAIN, description="Pod service account."
+    )
+    image_pull_secrets: Annotated[list[LocalObjectReference], KeepOrder] = Field(
+        default_factory=list, max_length=16, description="Pull secrets, each {name: SECRET}."
+    )
+    pod_labels: dict[str, LabelValue] = Field(
+        default_factory=dict, max_length=64, description="Extra labels on Triton pods."
+    )
+    pod_annotations: dict[str, str] = Field(
+        default_factory=dict, max_length=64, description="Extra annotations on Triton pods."
+    )
     shm_size: str = Field(
         "1Gi",
         max_length=16,
@@ -163,16 +257,25 @@ class Autoscaling(Model):
     queue_time_ms: float | None = Field(
         None,
         gt=0,
+        le=3_600_000,
         description="Shorthand: target average Triton queue time per request in milliseconds "
         "(from nv_inference_queue_duration_us).",
     )
     inference_rate: float | None = Field(
-        None, gt=0, description="Shorthand: target inferences per second per pod (from nv_inference_count)."
+        None,
+        gt=0,
+        le=1_000_000_000,
+        description="Shorthand: target inferences per second per pod (from nv_inference_count).",
     )
-    metrics: list[KubeObject] = Field(
-        default_factory=list, max_length=16, description="Raw autoscaling/v2 MetricSpec entries, passed through."
+    metrics: Annotated[list[MetricSpecItem], KeepOrder] = Field(
+        default_factory=list,
+        max_length=16,
+        description="autoscaling/v2 MetricSpec entries, added to the HPA's metrics. With engine keda only "
+        "Resource cpu or memory metrics (targets Utilization or AverageValue) can be expressed.",
     )
-    behavior: KubeObject = Field(default_factory=dict, description="autoscaling/v2 HPA behavior, passed through.")
+    behavior: Annotated[HPABehavior, KeepOrder] = Field(
+        default_factory=HPABehavior, description="autoscaling/v2 HPA behavior (scaleUp, scaleDown)."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> Autoscaling:
@@ -180,11 +283,39 @@ class Autoscaling(Model):
             raise ValueError(f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})")
         return self
 
+    @model_validator(mode="after")
+    def _keda_metrics(self) -> Autoscaling:
+        if self.engine == AutoscalingEngine.keda and not all(_keda_expressible(m) for m in self.metrics):
+            raise ValueError(KEDA_METRICS_MESSAGE)
+        return self
+
+
+# KEDA turns Resource cpu/memory metrics into its cpu/memory triggers; it has no trigger for the rest.
+KEDA_METRICS_RULE = (
+    "!has(self.engine) || self.engine != 'keda' || !has(self.metrics) || self.metrics.all(m, "
+    "m.type == 'Resource' && has(m.resource) && m.resource.name in ['cpu', 'memory'] "
+    "&& m.resource.target.type in ['Utilization', 'AverageValue'])"
+)
+KEDA_METRICS_MESSAGE = (
+    "autoscaling.metrics with engine keda takes only Resource cpu or memory metrics (Utilization or "
+    "AverageValue); use the shorthands or engine hpa for other metrics"
+)
+
+
+def _keda_expressible(metric: Any) -> bool:
+    resource = metric.get("resource") or {}
+    return (
+        metric["type"] == "Resource"
+        and resource.get("name") in ("cpu", "memory")
+        and resource["target"]["type"] in ("Utilization", "AverageValue")
+    )
+
 
 # ---------------------------------------------------------------- spec: rollout
 
 
 class SuccessRateCheck(Model):
+    enabled: bool = Field(True, description="false turns the built-in success-rate check off. Default true.")
     min: float = Field(0.99, ge=0, le=1, description="Lowest acceptable share of successful requests (0..1).")
 
 
@@ -231,10 +362,16 @@ class CustomCheck(Model):
 
 class Analysis(Model):
     prometheus_url: str | None = Field(
-        None, max_length=1024, description="Prometheus base URL. Default: the operator's --prometheus-url."
+        None,
+        max_length=1024,
+        pattern=r"^https?://\S+$",
+        description="Prometheus base URL. Default: the operator's --prometheus-url.",
     )
+    # None means off. On the wire that is {enabled: false}: the API server drops nulls, so
+    # `successRate: null` keeps the default check, here as in a cluster.
     success_rate: SuccessRateCheck | None = Field(
-        default_factory=SuccessRateCheck, description="Built-in success-rate check. Default min 0.99."
+        default_factory=SuccessRateCheck,
+        description="Built-in success-rate check. Default on, min 0.99; {enabled: false} turns it off.",
     )
     latency: LatencyCheck | None = Field(None, description="Built-in latency check. Off unless set.")
     comparative: ComparativeCheck | None = Field(
@@ -244,15 +381,26 @@ class Analysis(Model):
     min_requests: int = Field(
         20,
         ge=0,
+        le=1_000_000_000,
         description="Fewer canary requests than this in the window means no data, not a verdict. Default 20.",
     )
-    no_data_timeout: str = Field(
+    no_data_timeout: NoDataDuration = Field(
         "5m",
-        pattern=DURATION_PATTERN,
-        max_length=32,
         description="How long analysis may see no data (Prometheus down, query errors, too few requests) "
-        "before each further no-data analysis counts as a failed check. Default 5m.",
+        "before each further no-data analysis counts as a failed check; 0s..24h. Default 5m.",
     )
+
+    @field_validator("success_rate")
+    @classmethod
+    def _success_rate_off(cls, check: SuccessRateCheck | None) -> SuccessRateCheck | None:
+        return check if check is None or check.enabled else None
+
+    @model_serializer(mode="wrap")
+    def _dump_off_checks(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.success_rate is None:
+            data["successRate" if info.by_alias else "success_rate"] = {"enabled": False}
+        return data
 
 
 class AcceptanceTensor(Model):
@@ -260,7 +408,7 @@ class AcceptanceTensor(Model):
     datatype: str = Field(
         ..., pattern=r"^(BOOL|UINT8|UINT16|UINT32|UINT64|INT8|INT16|INT32|INT64|FP16|FP32|FP64|BYTES)$"
     )
-    shape: list[int] = Field(..., max_length=8)
+    shape: list[Annotated[int, Field(ge=-1, le=1_000_000_000)]] = Field(..., max_length=8)
     data: list[Any] = Field(..., description="Flat row-major values.")
 
 
@@ -278,7 +426,9 @@ class AcceptanceCase(Model):
 
 class Acceptance(Model):
     cases: list[AcceptanceCase] = Field(..., min_length=1, max_length=16)
-    timeout: str = Field("30s", pattern=DURATION_PATTERN, max_length=32, description="Per-request timeout.")
+    timeout: AcceptanceTimeout = Field(
+        "30s", description="Per-request timeout, longer than 0s and at most 5m. Default 30s."
+    )
 
 
 class Rollout(Model):
@@ -288,36 +438,25 @@ class Rollout(Model):
         description="Canary traffic percent per step, strictly increasing in 1..99; after the last "
         "step passes, the canary is promoted to 100%. Default [10, 25, 50].",
     )
-    interval: str = Field(
-        "1m", pattern=DURATION_PATTERN, max_length=32, description="Analysis period per step. Default 1m."
-    )
+    interval: IntervalDuration = Field("1m", description="Analysis period per step; 1s..24h. Default 1m.")
     failure_threshold: int = Field(3, ge=1, le=100, description="Failed checks before rollback. Default 3.")
     paused: bool = Field(False, description="Hold the canary at its current weight.")
-    readiness_timeout: str = Field(
+    readiness_timeout: ReadinessDuration = Field(
         "10m",
-        pattern=DURATION_PATTERN,
-        max_length=32,
         description="Deadline for a new revision's Triton to be ready with the model loaded before the "
-        "rollout fails. Default 10m.",
+        "rollout fails; 1s..24h. Default 10m.",
     )
     analysis: Analysis = Field(default_factory=Analysis, description="How each step is judged.")
     acceptance: Acceptance | None = Field(
         None, description="Sample inferences sent to the canary before it gets traffic."
     )
 
-    @field_validator("interval", "readiness_timeout")
-    @classmethod
-    def _positive(cls, text: str) -> str:
-        if parse_duration(text) <= 0:
-            raise ValueError("must be longer than 0s")
-        return text
-
     @field_validator("steps")
     @classmethod
     def _steps(cls, steps: list[int]) -> list[int]:
         if any(not 1 <= s <= 99 for s in steps):
             raise ValueError("rollout.steps must each be within 1..99")
-        if any(b <= a for a, b in zip(steps, steps[1:])):
+        if any(b <= a for a, b in pairwise(steps)):
             raise ValueError("rollout.steps must be strictly increasing")
         return steps
 
@@ -333,22 +472,45 @@ class TrafficProvider(str, Enum):
 
 
 class GatewayRouting(Model):
-    parent_refs: list[KubeObject] = Field(
-        default_factory=list, max_length=16, description="HTTPRoute parentRefs (the Gateway(s))."
+    parent_refs: Annotated[list[ParentReference], KeepOrder] = Field(
+        default_factory=list,
+        max_length=16,
+        description="HTTPRoute parentRefs (the Gateway(s)): each needs a name; group, kind, namespace, "
+        "sectionName and port are optional.",
     )
-    hostnames: list[str] = Field(default_factory=list, max_length=16)
+    hostnames: list[Hostname] = Field(
+        default_factory=list, max_length=16, description="Route hostnames: DNS names, optionally *.wildcard."
+    )
     grpc: bool = Field(False, description="Also route Triton gRPC with a GRPCRoute with the same weights.")
 
 
+ISTIO_HOST = r"^(\*|" + HOSTNAME_BODY + r")$"
+ISTIO_GATEWAY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?" + DNS_SUBDOMAIN[1:]
+IstioHost = Annotated[str, Field(min_length=1, max_length=253, pattern=ISTIO_HOST)]
+IstioGateway = Annotated[str, Field(min_length=1, max_length=317, pattern=ISTIO_GATEWAY)]
+
+
 class IstioRouting(Model):
-    hosts: list[str] = Field(default_factory=list, max_length=16, description="VirtualService hosts.")
-    gateways: list[str] = Field(default_factory=list, max_length=16, description="VirtualService gateways.")
+    hosts: list[IstioHost] = Field(
+        default_factory=list,
+        max_length=16,
+        description="VirtualService hosts: DNS names, optionally *.wildcard, or *. Default: the entry Service.",
+    )
+    gateways: list[IstioGateway] = Field(
+        default_factory=list, max_length=16, description="VirtualService gateways: [NAMESPACE/]NAME or mesh."
+    )
 
 
 class NginxRouting(Model):
-    host: str = Field(..., max_length=253)
-    ingress_class_name: str = Field("nginx", max_length=253)
-    path: str = Field("/", max_length=1024)
+    host: Hostname = Field(..., description="Ingress host: a DNS name, optionally *.wildcard.")
+    ingress_class_name: str = Field("nginx", max_length=253, pattern=DNS_SUBDOMAIN, description="IngressClass.")
+    path: str = Field(
+        "/",
+        min_length=1,
+        max_length=1024,
+        pattern=NGINX_PATH,
+        description="Ingress path prefix: / or /-separated segments of letters, digits, _ and -. Default /.",
+    )
 
 
 class Traffic(Model):

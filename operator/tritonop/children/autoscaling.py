@@ -6,6 +6,7 @@ See docs/autoscaling.md for the metrics behind each shorthand.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from tritonop.analysis.promql import label_matchers
@@ -60,7 +61,7 @@ def build_hpa(ref: IsvcRef, autoscaling: Autoscaling, revision: str) -> dict[str
 
 def hpa_metrics(autoscaling: Autoscaling) -> list[dict[str, Any]]:
     """The raw MetricSpecs, then one per shorthand; CPU at 80% when nothing is set."""
-    metrics = copy.deepcopy(autoscaling.metrics)
+    metrics = [copy.deepcopy(dict(metric)) for metric in autoscaling.metrics]
     if autoscaling.cpu_utilization is not None:
         metrics.append(_cpu_metric(autoscaling.cpu_utilization))
     if autoscaling.gpu_utilization is not None:
@@ -150,7 +151,8 @@ def _pods_metric(metric_name: str, average: float) -> dict[str, Any]:
     }
 
 
-def _keda_trigger_from_metric(metric: dict[str, Any]) -> dict[str, Any]:
+def _keda_trigger_from_metric(metric: Mapping[str, Any]) -> dict[str, Any]:
+    # The CRD and the models admit only these with engine keda; the error guards direct callers.
     resource = metric.get("resource") or {}
     target = resource.get("target") or {}
     if metric.get("type") == "Resource" and resource.get("name") in KEDA_RESOURCE_TRIGGERS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tritonop.api.models import InferenceServiceSpec
@@ -76,7 +77,7 @@ def _pod_template(ref: IsvcRef, spec: InferenceServiceSpec, revision: str, confi
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         ],
     }
-    env = storage.env + [copy.deepcopy(e) for e in triton.env]
+    env: list[Any] = [*storage.env, *copy.deepcopy(triton.env)]
     if env:
         container["env"] = env
     if storage.env_from:
@@ -120,9 +121,9 @@ def _pod_template(ref: IsvcRef, spec: InferenceServiceSpec, revision: str, confi
     return {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec}
 
 
-def gpu_resources(resources: dict[str, Any], gpus: int) -> dict[str, Any]:
+def gpu_resources(resources: Mapping[str, Any], gpus: int) -> dict[str, Any]:
     """triton.resources with nvidia.com/gpu set from gpus in limits and requests (gpus wins)."""
-    merged = copy.deepcopy(resources)
+    merged = copy.deepcopy(dict(resources))
     for section in ("limits", "requests"):
         values = dict(merged.get(section) or {})
         values.pop(GPU_RESOURCE, None)
@@ -135,9 +136,9 @@ def gpu_resources(resources: dict[str, Any], gpus: int) -> dict[str, Any]:
     return merged
 
 
-def gpu_tolerations(tolerations: list[dict[str, Any]], gpus: int) -> list[dict[str, Any]]:
+def gpu_tolerations(tolerations: Sequence[Mapping[str, Any]], gpus: int) -> list[dict[str, Any]]:
     """The pod's tolerations, plus the GPU taint's when it runs on GPUs and none covers it yet."""
-    result = copy.deepcopy(tolerations)
+    result = [copy.deepcopy(dict(toleration)) for toleration in tolerations]
     if gpus > 0 and GPU_TOLERATION not in result:
         result.append(dict(GPU_TOLERATION))
     return result

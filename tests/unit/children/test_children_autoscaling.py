@@ -6,11 +6,12 @@ from typing import Any
 
 import promql_parser
 import pytest
+from pydantic import ValidationError
 
 from tritonop.children import BuildError, IsvcRef, build_revision
-from tritonop.kinds import REVISION_CHILD_KINDS
-from tritonop.children.autoscaling import quantity
+from tritonop.children.autoscaling import keda_triggers, quantity
 from tritonop.config import OperatorConfig
+from tritonop.kinds import REVISION_CHILD_KINDS
 
 REV = "abcdef0123"
 HPA = ("autoscaling/v2", "HorizontalPodAutoscaler")
@@ -184,11 +185,19 @@ def test_scaled_object_maps_raw_resource_metrics_and_defaults_to_cpu(ref, make_s
     assert default["spec"]["triggers"] == [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "80"}}]
 
 
-def test_scaled_object_rejects_raw_metrics_keda_cannot_express(ref, make_spec, config) -> None:
-    pods = {"type": "Pods", "pods": {"metric": {"name": "x"}, "target": {"type": "AverageValue", "averageValue": "1"}}}
-    spec = make_spec(autoscaling={"engine": "keda", "maxReplicas": 3, "metrics": [pods]})
+PODS_METRIC = {"type": "Pods", "pods": {"metric": {"name": "x"}, "target": {"type": "AverageValue", "averageValue": "1"}}}
+
+
+def test_the_spec_refuses_raw_metrics_keda_cannot_express(make_spec) -> None:
+    # Refused where the CRD refuses it (a CEL rule), not later by the builder.
+    with pytest.raises(ValidationError, match="engine keda takes only Resource cpu or memory metrics"):
+        make_spec(autoscaling={"engine": "keda", "maxReplicas": 3, "metrics": [PODS_METRIC]})
+
+
+def test_scaled_object_still_refuses_raw_metrics_keda_cannot_express(ref, make_spec) -> None:
+    hpa_spec = make_spec(autoscaling={"maxReplicas": 3, "metrics": [PODS_METRIC]})
     with pytest.raises(BuildError) as raised:
-        build_revision(ref, spec, REV, config)
+        keda_triggers(hpa_spec.autoscaling, "http://prometheus:9090", 'rev="r"')
     assert raised.value.reason == "UnsupportedKedaMetric"
 
 

@@ -133,7 +133,8 @@ def test_labels_annotations_and_owner(ref, make_spec, config) -> None:
 
 
 def test_pod_placement_and_identity_pass_through(ref, make_spec, config) -> None:
-    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}
+    term = {"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["a100"]}]}
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
     spec = make_spec(
         triton={
             "nodeSelector": {"pool": "gpu"},

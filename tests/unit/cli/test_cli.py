@@ -59,3 +59,19 @@ def test_render_of_a_missing_file_or_broken_yaml_is_one_line(tmp_path: Path) -> 
 def test_crd_prints_the_generated_crd() -> None:
     result = tritonop("crd")
     assert result.returncode == 0 and result.stdout == crd_yaml()
+
+
+def test_render_refuses_what_the_api_server_refuses(tmp_path: Path) -> None:
+    """`tritonop render` validates like admission: no lax coercion of "1", and names that make Services."""
+    for name, spec, needle in [
+        ("bad", "{model: {storageUri: 's3://b/r'}, triton: {gpus: '1'}}", "spec.triton.gpus: must be a valid integer"),
+        ("my.model", "{model: {storageUri: 's3://b/r'}}", "must be a DNS-1035 label"),
+        ("slow", "{model: {storageUri: 's3://b/r'}, rollout: {interval: 9999999999h}}", "spec.rollout.interval"),
+    ]:
+        path = tmp_path / "isvc.yaml"
+        path.write_text(
+            f"apiVersion: serving.tritonop.dev/v1alpha1\nkind: InferenceService\nmetadata: {{name: '{name}'}}\nspec: {spec}\n"
+        )
+        result = tritonop("render", "-f", str(path))
+        assert result.returncode == 1 and result.stdout == "", result.stderr
+        assert needle in result.stderr and result.stderr.count("\n") == 1
