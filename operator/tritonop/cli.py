@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import yaml
 
@@ -36,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true")
 
     render = sub.add_parser("render", help="print the children an InferenceService becomes (no cluster needed)")
-    render.add_argument("-f", "--filename", required=True, help="YAML file with one or more InferenceServices ('-' for stdin)")
+    render.add_argument(
+        "-f", "--filename", required=True, help="YAML file with one or more InferenceServices ('-' for stdin)"
+    )
     render.add_argument("--triton-image", help="default tritonserver image")
 
     sub.add_parser("crd", help="print the CustomResourceDefinition")
@@ -87,12 +90,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from tritonop.render import render
     from tritonop.children.errors import BuildError
+    from tritonop.render import render
 
     source = args.filename
     try:
-        text = sys.stdin.read() if source == "-" else open(source, encoding="utf-8").read()
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
         docs = [d for d in yaml.safe_load_all(text) if d]
     except (OSError, yaml.YAMLError) as err:
         print(f"tritonop render: {source}: {' '.join(str(err).split())}", file=sys.stderr)

@@ -12,6 +12,7 @@ from tritonop.children.refs import IsvcRef
 from tritonop.children.service import build_revision_service
 from tritonop.config import OperatorConfig
 
+
 def build_revision(
     ref: IsvcRef,
     spec: InferenceServiceSpec,

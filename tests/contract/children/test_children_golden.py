@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from tritonop.render import render
 from tritonop.config import OperatorConfig
+from tritonop.render import render
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 

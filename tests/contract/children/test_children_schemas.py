@@ -27,8 +27,8 @@ from referencing import Registry, Resource
 
 from tritonop.api.models import TrafficTarget
 from tritonop.children import IsvcRef, build_entry_service, build_revision, parse_spec, revision_of
-from tritonop.render import render
 from tritonop.config import OperatorConfig
+from tritonop.render import render
 from tritonop.traffic import provider_for
 
 KUBERNETES_VERSION = "1.30.0"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from tritonop.children import BuildError, parse_spec, revision_of
-from tritonop.render import render
 from tritonop.children.refs import PLACEHOLDER_UID
 from tritonop.config import OperatorConfig
+from tritonop.render import render
 
 ISVC: dict[str, Any] = {
     "apiVersion": "serving.tritonop.dev/v1alpha1",
