@@ -589,6 +589,12 @@ class CanaryStatus(Model):
     next_analysis_at: str | None = None
     waiting_for: str | None = Field(None, description="What the canary waits for before it gets traffic.")
     last_analysis: list[CheckResult] = Field(default_factory=list)
+    ignored_annotations: list[Literal["promote", "abort"]] | None = Field(
+        None,
+        max_length=2,
+        description="Manual annotations that already named this revision when the canary started: "
+        "stale (set for an earlier canary of the same revision), so ignored until removed and set again.",
+    )
 
 
 class ModelFacts(Model):

@@ -47,6 +47,7 @@ from tritonop.rollout import (
     advance,
     analysis_due,
     manual_action,
+    manual_actions,
     mark_available,
     plan,
     recovered_state,
@@ -137,7 +138,8 @@ class Controller:
             recovered: list[Event] = []
             if state.stable is None:
                 state, recovered = await self._recover(ref, revision)
-            decision = plan(state, revision, now)
+            annotations = (body.get("metadata") or {}).get("annotations") or {}
+            decision = plan(state, revision, now, manual_at_start=manual_actions(annotations, revision))
             decision = replace(decision, events=(*recovered, *decision.events))
             await self._converge(body, ref, spec, revision, decision, status, now, force=force)
             await self.children.remove_other_providers(ref, spec)
@@ -170,41 +172,57 @@ class Controller:
             return
         decision = Decision(state)
         if state.canary is not None:
-            policy = RolloutPolicy.from_spec(spec.rollout)
-            manual = manual_action((body.get("metadata") or {}).get("annotations") or {}, state.canary)
-            if manual == "promote" and not await self._serves(ref, state.canary):
-                log.info("%s/%s: promote annotation ignored: canary %s has no ready pods", ref.namespace, ref.name, state.canary)
-                manual = None
-            gate = None
-            if waiting_for_traffic(state) and manual is None:
-                gate = await self.triton.gate(ref, spec, state.canary)
-            verdict: Verdict | None = None
-            checks: tuple[CheckResult, ...] = ()
-            if manual is None and analysis_due(state, policy, now):
-                prometheus = await self.prometheus.for_url(
-                    spec.rollout.analysis.prometheus_url or self.config.prometheus_url
-                )
-                outcome = await analyse(
-                    prometheus,
-                    spec.rollout.analysis,
-                    namespace=ref.namespace,
-                    name=ref.name,
-                    model=triton_model_name(ref, spec),
-                    canary_revision=state.canary,
-                    stable_revision=state.stable,
-                    window_s=policy.interval_s,
-                    config=self.config,
-                    at=now,
-                )
-                verdict, checks = outcome.verdict, tuple(outcome.checks)
-                metrics.ANALYSES.labels(ref.namespace, ref.name, verdict).inc()
-            decision = advance(state, policy, now, gate=gate, verdict=verdict, checks=checks, manual=manual)
+            decision = await self._advance(body, ref, spec, state, state.canary, now)
         desired = revision_of(spec, self.config.triton_image)
         try:
             await self._converge(body, ref, spec, desired, decision, status, now, force=False)
         except ChildConflict as err:
             # Status may have been written earlier in this pass: report on top of what is stored.
             await self._report_invalid(body, self.status.read(body), BuildError("ChildConflict", str(err)), now)
+
+    async def _advance(
+        self,
+        body: Mapping[str, Any],
+        ref: IsvcRef,
+        spec: InferenceServiceSpec,
+        state: RolloutState,
+        canary: str,
+        now: datetime,
+    ) -> Decision:
+        """One tick of a running canary: a manual action, else its gate, else its analysis when due."""
+        policy = RolloutPolicy.from_spec(spec.rollout)
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        named = manual_actions(annotations, canary)
+        # A stale annotation stays ignored while it stays; once removed, setting it again acts.
+        state = replace(state, ignored_manual=tuple(a for a in state.ignored_manual if a in named))
+        manual = manual_action(annotations, canary, state.ignored_manual)
+        if manual == "promote" and not await self._serves(ref, canary):
+            log.info("%s/%s: promote ignored: canary %s has no ready pods", ref.namespace, ref.name, canary)
+            manual = None
+        gate = None
+        if waiting_for_traffic(state) and manual is None:
+            gate = await self.triton.gate(ref, spec, canary)
+        verdict: Verdict | None = None
+        checks: tuple[CheckResult, ...] = ()
+        if manual is None and analysis_due(state, policy, now):
+            prometheus = await self.prometheus.for_url(
+                spec.rollout.analysis.prometheus_url or self.config.prometheus_url
+            )
+            outcome = await analyse(
+                prometheus,
+                spec.rollout.analysis,
+                namespace=ref.namespace,
+                name=ref.name,
+                model=triton_model_name(ref, spec),
+                canary_revision=canary,
+                stable_revision=state.stable,
+                window_s=policy.interval_s,
+                config=self.config,
+                at=now,
+            )
+            verdict, checks = outcome.verdict, tuple(outcome.checks)
+            metrics.ANALYSES.labels(ref.namespace, ref.name, verdict).inc()
+        return advance(state, policy, now, gate=gate, verdict=verdict, checks=checks, manual=manual)
 
     async def _converge(
         self,

@@ -3,7 +3,7 @@
 from tritonop.api.models import Verdict
 from tritonop.rollout.decisions import Action, ApplyRevision, Decision, Event, ScaleRevision
 from tritonop.rollout.machine import GateResult, advance, mark_available, plan, recovered_state, removable_revisions
-from tritonop.rollout.manual import ABORT_ANNOTATION, PROMOTE_ANNOTATION, ManualAction, manual_action
+from tritonop.rollout.manual import ABORT_ANNOTATION, PROMOTE_ANNOTATION, ManualAction, manual_action, manual_actions
 from tritonop.rollout.policy import RolloutPolicy
 from tritonop.rollout.schedule import analysis_due
 from tritonop.rollout.state import RolloutState, next_analysis_at, traffic, waiting_for_traffic
@@ -24,6 +24,7 @@ __all__ = [
     "advance",
     "analysis_due",
     "manual_action",
+    "manual_actions",
     "mark_available",
     "next_analysis_at",
     "plan",

@@ -36,8 +36,14 @@ class GateResult:
     acceptance_passed: bool | None = None  # None: not run (not required, or not ready yet)
 
 
-def plan(state: RolloutState, desired: str, now: datetime) -> Decision:
-    """React to the revision the current spec hashes to."""
+def plan(
+    state: RolloutState, desired: str, now: datetime, *, manual_at_start: tuple[ManualAction, ...] = ()
+) -> Decision:
+    """React to the revision the current spec hashes to.
+
+    ``manual_at_start``: the manual annotations that already name ``desired``; should it
+    start as a canary, they are stale (set for an earlier canary) and ignored (I6).
+    """
     require_aware(now)
     if state.stable is None:
         # First revision: nothing to compare against, it serves 100% once available.
@@ -61,7 +67,7 @@ def plan(state: RolloutState, desired: str, now: datetime) -> Decision:
         return Decision(state, (ApplyRevision(desired),))
     if desired == state.failed and state.canary is None:
         return Decision(replace(state, message=_with_not_retried(state.message, desired)))
-    return _start_canary(state, desired, now)
+    return _start_canary(state, desired, now, manual_at_start)
 
 
 def mark_available(state: RolloutState) -> RolloutState:
@@ -107,7 +113,9 @@ def advance(
 # ---------------------------------------------------------------- transitions
 
 
-def _start_canary(state: RolloutState, desired: str, now: datetime) -> Decision:
+def _start_canary(
+    state: RolloutState, desired: str, now: datetime, stale: tuple[ManualAction, ...] = ()
+) -> Decision:
     # A superseded canary and an earlier failed revision are no longer named by the state:
     # their children go once it is persisted (see removable_revisions).
     actions = (ApplyRevision(desired),)
@@ -115,6 +123,12 @@ def _start_canary(state: RolloutState, desired: str, now: datetime) -> Decision:
     if state.canary is not None:
         events.append(Event("Normal", "CanaryAbandoned", f"canary {state.canary} superseded by revision {desired}"))
     events.append(Event("Normal", "CanaryStarted", f"revision {desired} started as canary of {state.stable}"))
+    if stale:
+        message = (
+            f"{' and '.join(stale)} annotation already named revision {desired} before this canary started: "
+            "ignored as stale; remove it and set it again to act on this canary"
+        )
+        events.append(Event("Warning", "AnnotationIgnored", message))
     started = state.without_canary(
         canary=desired,
         failed=None,
@@ -122,6 +136,7 @@ def _start_canary(state: RolloutState, desired: str, now: datetime) -> Decision:
         started_at=now,
         waiting_for=WAITING_READINESS,
         message=f"canary {desired} waits for readiness before it gets traffic",
+        ignored_manual=stale,
     )
     return Decision(started, actions, tuple(events))
 

@@ -17,6 +17,7 @@ from tritonop.api.models import (
     Phase,
     TrafficTarget,
 )
+from tritonop.rollout.manual import ManualAction
 from tritonop.rollout.policy import RolloutPolicy
 from tritonop.timestamps import format_time, parse_time
 
@@ -36,6 +37,7 @@ class RolloutState:
     no_data_since: datetime | None = None
     waiting_for: str | None = None
     last_analysis: tuple[CheckResult, ...] = ()
+    ignored_manual: tuple[ManualAction, ...] = ()  # stale annotations found at the canary's start (I6)
     message: str | None = None  # what happened last, in a sentence (status.message)
 
     def without_canary(self, **changes: Any) -> RolloutState:
@@ -50,6 +52,7 @@ class RolloutState:
             "no_data_since": None,
             "waiting_for": None,
             "last_analysis": (),
+            "ignored_manual": (),
         }
         return replace(self, **(reset | changes))
 
@@ -76,6 +79,7 @@ class RolloutState:
             no_data_since=_parse(canary.no_data_since),
             waiting_for=canary.waiting_for,
             last_analysis=tuple(canary.last_analysis),
+            ignored_manual=tuple(canary.ignored_annotations or ()),
         )
 
     def apply_to(self, status: InferenceServiceStatus, policy: RolloutPolicy, now: datetime) -> InferenceServiceStatus:
@@ -95,6 +99,7 @@ class RolloutState:
                 next_analysis_at=_format(next_analysis_at(self, policy)),
                 waiting_for=self.waiting_for,
                 last_analysis=list(self.last_analysis),
+                ignored_annotations=list(self.ignored_manual) or None,
             )
         return status.model_copy(
             update={

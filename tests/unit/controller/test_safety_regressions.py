@@ -117,6 +117,27 @@ async def test_3_stale_promote_annotation_does_not_promote_a_canary_without_read
     assert backend(h, V2) in h.deployments()
 
 
+async def test_3b_stale_promote_annotation_is_ignored_and_reported_until_set_again() -> None:
+    h = Harness(T0)
+    await canary_at_last_step(h)
+    await h.tick()  # v2 promoted; v1 removed
+    h.annotate({PROMOTE_ANNOTATION: rev(V1, h)})  # left over: it once meant the v1 canary
+    h.apply(V1)  # Git revert: v1 becomes a canary again, pods come up
+    await h.reconcile()
+    assert "AnnotationIgnored" in h.reasons()
+    assert h.status()["canary"]["ignoredAnnotations"] == ["promote"]
+    await h.tick()  # gate opens: step 1, not a promotion
+    assert h.status()["stableRevision"] == rev(V2, h)
+    assert h.route_weights() == {backend(h, V2): 80, backend(h, V1): 20}
+    h.annotate({PROMOTE_ANNOTATION: None})
+    await h.tick()
+    assert h.status()["canary"].get("ignoredAnnotations", []) == []
+    h.annotate({PROMOTE_ANNOTATION: rev(V1, h)})  # set again, for this canary: it acts
+    await h.tick()
+    assert h.status()["stableRevision"] == rev(V1, h)
+    assert "Promoted" in h.reasons()
+
+
 async def test_4_first_revision_serving_from_some_pods_is_kept() -> None:
     h = Harness(T0)
     spec = model_spec("s3://models/v1", traffic=GATEWAY, autoscaling={"minReplicas": 3, "maxReplicas": 3})
