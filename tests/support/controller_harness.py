@@ -81,8 +81,14 @@ class FakePrometheus:
         pass
 
 
-def isvc(spec: Mapping[str, Any], *, name: str = NAME, annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "namespace": NAMESPACE, "uid": UID}
+def isvc(
+    spec: Mapping[str, Any],
+    *,
+    name: str = NAME,
+    annotations: Mapping[str, str] | None = None,
+    uid: str = UID,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": NAMESPACE, "uid": uid}
     if annotations:
         meta["annotations"] = dict(annotations)
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": copy.deepcopy(dict(spec))}
@@ -109,6 +115,7 @@ class Harness:
         self.config = config or OperatorConfig(triton_image="tritonserver:test")
         self.events: list[Event] = []
         self.prometheus = FakePrometheus()
+        self.uid = UID
         self.controller = self.new_controller()
 
     def new_controller(self) -> Controller:
@@ -127,7 +134,7 @@ class Harness:
         """kubectl apply of the spec: status is kept, generation bumps on spec change."""
         key = (API_VERSION, KIND, NAMESPACE, NAME)
         live = self.kube.objects.get(key)
-        obj = isvc(spec, annotations=annotations)
+        obj = isvc(spec, annotations=annotations, uid=self.uid)
         if live is not None:
             obj["status"] = copy.deepcopy(live.get("status"))
             if annotations is None and live["metadata"].get("annotations"):
@@ -147,6 +154,15 @@ class Harness:
         obj = copy.deepcopy(live)
         obj["metadata"]["annotations"] = current
         self.kube.put(obj)
+
+    def delete(self) -> None:
+        """kubectl delete: the object goes, the garbage collector takes what it owned, and the
+        operator's delete handler forgets it."""
+        body = self.body()
+        del self.kube.objects[(API_VERSION, KIND, NAMESPACE, NAME)]
+        self.kube.collect_garbage(body["metadata"]["uid"])
+        self.controller.forget(body)
+        self.uid = f"{UID[:-4]}{int(UID[-4:], 16) + len(self.kube.calls) % 4096:04x}"
 
     def body(self) -> dict[str, Any]:
         return self.kube.body(API_VERSION, KIND, NAMESPACE, NAME)

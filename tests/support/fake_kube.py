@@ -182,6 +182,13 @@ class FakeKube:
     def of_kind(self, kind: str) -> dict[str, dict[str, Any]]:
         return {k[3]: o for k, o in self.objects.items() if k[1] == kind}
 
+    def collect_garbage(self, owner_uid: str) -> None:
+        """kube-controller-manager's garbage collector: dependents of a deleted owner go."""
+        for key, obj in list(self.objects.items()):
+            refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+            if any(ref.get("uid") == owner_uid for ref in refs):
+                del self.objects[key]
+
     def writes(self) -> list[Call]:
         return [c for c in self.calls if c.verb in WRITES]
 

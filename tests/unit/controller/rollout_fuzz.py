@@ -111,6 +111,14 @@ class RolloutMachine(RuleBasedStateMachine):
     def remove_annotations(self) -> None:
         self.h.annotate({PROMOTE_ANNOTATION: None, ABORT_ANNOTATION: None})
 
+    @rule(uri=st.sampled_from(MODELS))
+    def delete_and_create_again(self, uri: str) -> None:
+        """kubectl delete, then apply again: a new object (new uid) starts from nothing."""
+        self.h.delete()
+        self.served = False
+        self.h.apply(spec_for(uri))
+        self._run(self.h.reconcile())
+
     @rule()
     def clear_status(self) -> None:
         """`kubectl patch --subresource=status -p '{"status": null}'` (or a lost status)."""
