@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ from tests.support.triton import free_ports
 __all__ = [
     "BUILD_COMMAND",
     "DEFAULT_CONTROLLERS",
+    "APIError",
     "ControlPlane",
     "control_plane_bin_dir",
     "control_plane_binaries",
@@ -65,6 +67,15 @@ DEFAULT_CONTROLLERS = (
 )
 SERVICE_CIDR = "10.0.0.0/24"
 SERVICE_IP = "10.0.0.1"  # the `kubernetes` Service's ClusterIP in SERVICE_CIDR
+
+
+class APIError(Exception):
+    """An API request the server refused: its HTTP status and the Status message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
 
 
 def _require(message: str) -> None:
@@ -334,6 +345,50 @@ class ControlPlane:
         request = urllib.request.Request(self.url + path, headers={"Accept": "application/json"})
         with urllib.request.urlopen(request, context=self._admin_tls(), timeout=10.0) as response:
             return json.load(response)
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        params: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> Any:
+        """Any API request as the admin user (a JSON body, sent with ``content_type``); the
+        decoded answer, or APIError with the server's status and message."""
+        url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"} | ({"Content-Type": content_type} if data is not None else {})
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, context=self._admin_tls(), timeout=timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as err:
+            text = err.read().decode(errors="replace")
+            try:
+                message = json.loads(text).get("message", text)
+            except ValueError:
+                message = text
+            raise APIError(err.code, f"{method} {path}: {message}") from None
+        return json.loads(raw) if raw else {}
+
+    def token_kubeconfig(self, token: str, path: Path) -> Path:
+        """Write a kubeconfig for this API server that authenticates with a bearer token
+        (e.g. a ServiceAccount's, from the TokenRequest API) to ``path``; returns ``path``."""
+        assert self.workdir is not None, "start the ControlPlane first"
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "tritonop-test", "cluster": {
+                "server": self.url, "certificate-authority": str(self.workdir / "pki" / "ca.crt")}}],
+            "users": [{"name": "token", "user": {"token": token}}],
+            "contexts": [{"name": "tritonop-test", "context": {"cluster": "tritonop-test", "user": "token"}}],
+            "current-context": "tritonop-test",
+        }  # fmt: skip
+        path.write_text(json.dumps(config, indent=2))
+        return path
 
     def running(self, name: str) -> bool:
         process = self._processes.get(name)

@@ -15,7 +15,10 @@ objects, LIST, WATCH, PATCH and DELETE; it lacks some API-server bookkeeping, ad
 - every request recorded (kmock does this) for write counting and RBAC checks.
 
 Server-side apply replaces the applied fields as the sole field manager would (no
-managedFields bookkeeping): enough for an operator that owns every field it writes.
+managedFields bookkeeping): enough for an operator that owns every field it writes. An
+apply to an absent object creates it, as on a real API server (apply-on-create); the
+request stays recorded as a PATCH with the create action, and the real server authorizes it
+as both `patch` and `create`.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ class Emulator(kmock.KubernetesEmulator):
             if pending:
                 status = pending.pop(0)
                 raise kmock.KubernetesError(status=status, reason="Injected", message=f"injected {status} for test")
+            self._apply_on_create(request)
             data = request.data if isinstance(request.data, dict) else None
             if request.action == kmock.action.CREATE and data is not None:
                 meta = data.setdefault("metadata", {})
@@ -164,6 +168,37 @@ class Emulator(kmock.KubernetesEmulator):
                     for field in [k for k in data if k not in ("status", "metadata")]:
                         del data[field]
         return await super()._handle(request)
+
+    def _apply_on_create(self, request: kmock.Request) -> None:
+        """A server-side apply (PATCH, application/apply-patch+yaml) of an absent object creates
+        it, as the real API server does: it is served as a create of the applied object.
+
+        kmock matches a request to its handler by identity with the recorded request, so the
+        recorded request itself becomes a create (its `action`) and its method stays PATCH:
+        the real server authorizes such a request as `patch` and as `create`, and RBAC tests
+        read both from it.
+        """
+        if (
+            request.action != kmock.action.UPDATE
+            or not request.name
+            or request.subresource
+            or "apply-patch" not in request.headers.get("Content-Type", "")
+            or not isinstance(request.data, dict)
+        ):
+            return
+        key = (request.resource, request.namespace, request.name)
+        if key in self.objects and not self.objects[key].deleted:
+            return
+        meta = request.data.setdefault("metadata", {})
+        if meta.get("name", request.name) != request.name:
+            raise kmock.KubernetesError(
+                status=400, reason="BadRequest", message="the name of the object does not match the name on the URL"
+            )
+        meta["name"] = request.name
+        if request.namespace:
+            meta["namespace"] = request.namespace
+        request.data.pop("status", None)  # a create ignores status, as the real server does
+        object.__setattr__(request, "action", kmock.action.CREATE)  # kmock's Request is a frozen attrs class
 
     async def _serve_list(self, request: kmock.Request) -> Any:
         result = await super()._serve_list(request)

@@ -73,8 +73,9 @@ the same verbs. Keep in sync with tests/contract/chart/test_rbac.py.
   resources: ["events"]
   verbs: ["create"]
 # Children of an InferenceService: read before writing (no watches), server-side applied,
-# deleted when a revision or provider goes. Deployments are also listed (by label) to find
-# every revision that exists, so none is lost when status is.
+# deleted when a revision or provider goes. Creation is a server-side apply too, which the
+# API server authorizes as `patch` and, because it creates, as `create` as well. Deployments
+# are also listed (by label) to find every revision that exists, so none is lost when status is.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "create", "patch", "delete"]

@@ -3,8 +3,11 @@
 Each child carries the hash of the manifest we last applied. A reconcile compares the
 live object's hash with the desired one and writes nothing when they match, so a
 level-based reconcile that runs every few seconds costs reads, never writes. When they
-differ the object is server-side applied with field manager `tritonop` (created first
-when absent, so the same path works on servers without apply-on-create).
+differ, or the object is absent, it is server-side applied with field manager `tritonop`
+(force): creation is an apply too, which the API server turns into a create. So every
+field of a child is owned by `tritonop` with operation Apply from its first write, and a
+later apply that no longer names a field removes it. A POST would leave the fields it
+created owned by an `Update` manager, which a later apply never removes (kubernetes#99003).
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ async def apply(client: KubeClient, obj: Mapping[str, Any], *, force: bool = Fal
     desired = with_hash(obj)
     live = await client.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
     if live is None:
-        await client.create(desired)
+        await client.server_side_apply(desired)  # apply-on-create: every field owned by Apply
         return ApplyResult(obj["kind"], meta["name"], "created")
     if owner_uid(live) != owner_uid(obj):
         raise ChildConflict(obj["kind"], meta["name"], meta["namespace"])

@@ -12,6 +12,8 @@ from tritonop.kinds import CHILD_KINDS
 Render = Callable[[str], list[dict[str, Any]]]
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
 
+# Children are read, server-side applied and deleted. Creation is a server-side apply as well,
+# which the API server authorizes as both `patch` and `create`.
 CHILD_VERBS = ("get", "create", "patch", "delete")
 # Every kind the operator creates (the registry in tritonop.kinds, which the client's URL
 # paths and the prune lists also come from).
@@ -105,6 +107,18 @@ def test_operator_may_read_secrets_only_by_name(render: Render) -> None:
     assert is_allowed(rules, "get", "", "secrets", namespace="ml", name="model-creds")
     for verb in ("list", "watch", "create", "patch", "update", "delete"):
         assert not is_allowed(rules, verb, "", "secrets", namespace="ml")
+
+
+def test_children_may_be_created_by_server_side_apply(render: Render) -> None:
+    """Children are created by a server-side apply (a PATCH), never a POST: a POST makes an
+    `Update` manager own the fields it wrote, which a later apply never removes
+    (kubernetes#99003). The API server authorizes an apply that creates as `patch` and as
+    `create` (tests/integration/control_plane/test_operator_on_real_apiserver.py: without
+    `create` it answers 403 "cannot create resource")."""
+    rules = load_rules(render("default"), "tritonop")
+    for kind in CHILD_KINDS:
+        for verb in ("patch", "create"):
+            assert is_allowed(rules, verb, kind.group, kind.plural, namespace="ml"), (verb, kind.plural)
 
 
 def test_operator_never_writes_inference_service_specs_or_pods(render: Render) -> None:

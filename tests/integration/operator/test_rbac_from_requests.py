@@ -6,6 +6,8 @@ emulated API (kmock; see tests/support/kube.py), which records every request. A 
 drives it through every kind it can manage: all four traffic providers, HPA, KEDA, PDB,
 a credentials Secret, a canary that is abandoned, and a deletion. Requests are told
 apart from the test's own by User-Agent (kopf/…, tritonop/…).
+Children are created by server-side apply: a PATCH the API server authorizes as `patch`
+and, as it creates, as `create` too (the emulator records it as a create action).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 
+import kmock
 import pytest
 
 from tests.support.helm import helm_template
@@ -44,13 +47,18 @@ UNEXERCISED = {
 }
 
 
-def verb_of(request) -> str:
+def verbs_of(request) -> tuple[str, ...]:
+    """The RBAC verbs the API server authorizes a request as."""
     method = request.method.value
     if method == "GET":
         if request.name:
-            return "get"
-        return "watch" if request.params.get("watch") in ("true", "1") else "list"
-    return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+            return ("get",)
+        return ("watch",) if request.params.get("watch") in ("true", "1") else ("list",)
+    if method == "PATCH" and request.action == kmock.action.CREATE:
+        # A server-side apply that creates (the emulator serves it as a create, as the real
+        # server does): authorized as `patch` and as `create`.
+        return ("patch", "create")
+    return ({"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method],)
 
 
 def operator_requests(kube: Cluster) -> set[tuple[str, str, str, str | None, str | None]]:
@@ -59,7 +67,8 @@ def operator_requests(kube: Cluster) -> set[tuple[str, str, str, str | None, str
         agent = r.headers.get("User-Agent", "")
         if r.resource is None or not r.resource.plural or not agent.startswith(("kopf/", "tritonop/")):
             continue  # API discovery (/apis/GROUP/VERSION) is open to every authenticated user
-        seen.add((verb_of(r), r.resource.group or "", r.resource.plural, r.subresource, r.namespace))
+        for verb in verbs_of(r):
+            seen.add((verb, r.resource.group or "", r.resource.plural, r.subresource, r.namespace))
     return seen
 
 

@@ -232,7 +232,7 @@ async def test_invalid_objects_are_reported_and_do_not_block_others(kube: Cluste
 
 
 async def test_api_errors_are_retried(kube: Cluster, run_operator) -> None:
-    kube.emulator.fail_next("POST", "deployments", status=500, times=2)
+    kube.emulator.fail_next("PATCH", "deployments", status=500, times=2)  # creation is an apply
     kube.emulator.fail_next("PATCH", "inferenceservices", status=409, times=1)
     op = run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
