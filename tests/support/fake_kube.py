@@ -111,7 +111,9 @@ class FakeKube:
             raise KubeError(409, f"{key[1]} {key[3]} already exists")
         return self._store(key, copy.deepcopy(dict(obj)), None)
 
-    async def server_side_apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    async def server_side_apply(
+        self, obj: Mapping[str, Any], *, field_manager: str = "tritonop", force: bool = True
+    ) -> dict[str, Any]:
         key = _key(obj)
         self._record(Call("apply", *key, body=obj))
         live = self.objects.get(key)

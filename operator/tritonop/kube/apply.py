@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tritonop import GROUP
+from tritonop import FIELD_MANAGER, GROUP
 from tritonop.kube.client import KubeClient
 
 HASH_ANNOTATION = f"{GROUP}/applied-hash"
@@ -92,8 +92,46 @@ async def apply(client: KubeClient, obj: Mapping[str, Any], *, force: bool = Fal
     live_hash = (live.get("metadata", {}).get("annotations") or {}).get(HASH_ANNOTATION)
     if live_hash == desired["metadata"]["annotations"][HASH_ANNOTATION] and not force:
         return ApplyResult(obj["kind"], meta["name"], "unchanged")
+    await _hand_over_replicas(client, live, desired)
     await client.server_side_apply(desired)
     return ApplyResult(obj["kind"], meta["name"], "updated")
+
+
+# The field manager that keeps a Deployment's replicas when tritonop stops setting them.
+REPLICAS_HANDOVER_MANAGER = "tritonop-handover"
+
+
+async def _hand_over_replicas(client: KubeClient, live: Mapping[str, Any], desired: Mapping[str, Any]) -> None:
+    """Keep the live replica count when an apply stops setting it (pinned -> autoscaled).
+
+    An apply that drops a field it owned removes it, and a Deployment without replicas is
+    defaulted to 1: going from 3 pinned replicas to an HPA would cut capacity to 1 until the
+    HPA catches up. So the count is first applied, unchanged, under another manager
+    (Kubernetes' documented hand-over): it then shares the field, keeps it when tritonop lets
+    go, and the HPA takes it from there. (A plain patch of an unchanged value is a no-op and
+    records no owner, so it has to be an apply.)
+    """
+    if desired["kind"] != "Deployment" or "replicas" in (desired.get("spec") or {}):
+        return
+    replicas = (live.get("spec") or {}).get("replicas")
+    if replicas is None or not _applies_replicas(live):
+        return
+    meta = desired["metadata"]
+    handover = {
+        "apiVersion": desired["apiVersion"],
+        "kind": desired["kind"],
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": replicas},
+    }
+    await client.server_side_apply(handover, field_manager=REPLICAS_HANDOVER_MANAGER, force=False)
+
+
+def _applies_replicas(live: Mapping[str, Any]) -> bool:
+    """tritonop's apply owns spec.replicas (managedFields; absent on servers without them)."""
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply":
+            return "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+    return False
 
 
 async def apply_all(client: KubeClient, objs: Iterable[Mapping[str, Any]], *, force: bool = False) -> list[ApplyResult]:

@@ -141,23 +141,37 @@ class KubeClient:
         path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"])
         return await self._request("POST", path, params={"fieldManager": FIELD_MANAGER}, json=obj)
 
-    async def server_side_apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    async def server_side_apply(
+        self, obj: Mapping[str, Any], *, field_manager: str = FIELD_MANAGER, force: bool = True
+    ) -> dict[str, Any]:
         meta = obj["metadata"]
         path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        params = {"fieldManager": field_manager, **({"force": "true"} if force else {})}
         return await self._request(
             "PATCH",
             path,
-            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            params=params,
             content=json.dumps(obj),
             headers={"Content-Type": "application/apply-patch+yaml"},
         )
 
     async def merge_patch(
-        self, api_version: str, kind: str, namespace: str, name: str, patch: Mapping[str, Any], *, subresource: str = ""
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str = "",
     ) -> dict[str, Any]:
         path = object_path(api_version, kind, namespace, name) + (f"/{subresource}" if subresource else "")
         return await self._request(
-            "PATCH", path, content=json.dumps(patch), headers={"Content-Type": "application/merge-patch+json"}
+            "PATCH",
+            path,
+            params={"fieldManager": FIELD_MANAGER},
+            content=json.dumps(patch),
+            headers={"Content-Type": "application/merge-patch+json"},
         )
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:

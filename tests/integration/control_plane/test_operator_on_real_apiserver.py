@@ -300,6 +300,32 @@ def test_a_field_the_desired_child_drops_is_removed_live(cluster: ControlPlane, 
     assert (ready(cluster) or {}).get("status", {}).get("stableRevision") == served["status"]["stableRevision"]
 
 
+def test_pinned_replicas_handed_to_an_autoscaler_keep_their_count(cluster: ControlPlane, served: dict[str, Any]) -> None:
+    """min == max pins the Deployment's replicas (no HPA); widening the range hands them to an
+    HPA. An apply that just drops spec.replicas would reset them to 1 (the API default) until
+    the HPA acts: the operator hands the count over to another field manager first."""
+    revision_name = f"{NAME}-{served['status']['stableRevision']}"
+    apply_json(cluster, inference_service({"minReplicas": 3, "maxReplicas": 3}))
+    eventually(
+        lambda: (d := child(cluster, "Deployment", revision_name)) and d["spec"].get("replicas") == 3 and d,
+        "the Deployment pinned at 3 replicas",
+    )
+    eventually(lambda: child(cluster, "HorizontalPodAutoscaler", revision_name) is None, "no HPA while pinned")
+
+    apply_json(cluster, inference_service({"minReplicas": 2, "maxReplicas": 6}))
+    eventually(lambda: child(cluster, "HorizontalPodAutoscaler", revision_name), "the HPA for the widened range")
+    deployment = child(cluster, "Deployment", revision_name)
+    assert deployment is not None
+    assert deployment["spec"]["replicas"] == 3, deployment["metadata"]["managedFields"]
+    owners = {
+        entry["manager"]
+        for entry in deployment["metadata"]["managedFields"]
+        if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+    }
+    assert owners == {"tritonop-handover"}
+    eventually(lambda: ready(cluster), "Ready again")
+
+
 def test_a_dry_run_apply_of_each_desired_child_changes_nothing(cluster: ControlPlane, served: dict[str, Any]) -> None:
     """GitOps sanity: what the operator would apply now is what is live, as the API server sees it."""
     isvc = eventually(lambda: ready(cluster), "the InferenceService Ready")
