@@ -32,6 +32,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--triton-endpoints-file", help="JSON map namespace/service -> URL (operator outside a cluster)")
     run.add_argument("--metrics-port", type=int, help="port for /metrics and /healthz (default 8080)")
     run.add_argument("--tick-seconds", type=float, help="rollout timer interval (default 5)")
+    run.add_argument(
+        "--network-policy",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a NetworkPolicy per InferenceService whose spec.networkPolicy.enabled is unset (default: on) "
+        "[TRITONOP_NETWORK_POLICY]",
+    )
+    run.add_argument(
+        "--metrics-namespace-selector",
+        metavar="KEY=VALUE,...",
+        help="namespaces whose pods may scrape Triton's metrics port; '' for all "
+        "(default kubernetes.io/metadata.name=monitoring) [TRITONOP_METRICS_NAMESPACE_SELECTOR]",
+    )
+    run.add_argument(
+        "--metrics-pod-selector",
+        metavar="KEY=VALUE,...",
+        help="which pods of those namespaces may scrape it (default: all) [TRITONOP_METRICS_POD_SELECTOR]",
+    )
     run.add_argument("--peering", metavar="NAME", help="kopf peering name for HA (default: standalone)")
     run.add_argument("--priority", default="0", help="peering priority: a number, or 'auto' (from the pod name)")
     run.add_argument("-v", "--verbose", action="store_true")
@@ -77,6 +95,9 @@ def _run(args: argparse.Namespace) -> int:
         triton_endpoints_file=args.triton_endpoints_file,
         metrics_port=args.metrics_port,
         tick_seconds=args.tick_seconds,
+        network_policy=args.network_policy,
+        metrics_namespace_selector=args.metrics_namespace_selector,
+        metrics_pod_selector=args.metrics_pod_selector,
     )
     kopf.run(
         registry=build_registry(config),

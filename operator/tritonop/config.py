@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from tritonop.selectors import parse_selector
+
 DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
 
 
@@ -32,6 +34,18 @@ class OperatorConfig:
     tick_seconds: float = 5.0
     prometheus_timeout_seconds: float = 10.0
     init_image: str = "curlimages/curl:8.10.1"  # fetches http(s):// model archives
+    # A NetworkPolicy per InferenceService (spec.networkPolicy.enabled overrides this default):
+    # inference ports open to the cluster, the metrics port only to the pods these select.
+    # Equality-based label selectors "key=value,..." (see selectors.py); an empty namespace
+    # selector means every namespace, an empty pod selector every pod of those namespaces.
+    network_policy: bool = True
+    metrics_namespace_selector: str = "kubernetes.io/metadata.name=monitoring"
+    metrics_pod_selector: str = ""
+
+    def __post_init__(self) -> None:
+        # Fail at start, not at the first NetworkPolicy built.
+        parse_selector(self.metrics_namespace_selector)
+        parse_selector(self.metrics_pod_selector)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> OperatorConfig:
@@ -48,7 +62,19 @@ class OperatorConfig:
                 values[f.name] = int(raw)
             elif f.type in ("float", float):
                 values[f.name] = float(raw)
+            elif f.type in ("bool", bool):
+                values[f.name] = _parse_bool(f.name, raw)
             else:
                 values[f.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    """An environment variable's boolean: true/false, 1/0, yes/no, on/off (any case)."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"TRITONOP_{name.upper()}={raw!r} is not a boolean (true or false)")

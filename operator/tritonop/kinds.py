@@ -40,6 +40,7 @@ HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 GRPC_ROUTE = Kind("gateway.networking.k8s.io/v1", "GRPCRoute", "grpcroutes")
 VIRTUAL_SERVICE = Kind("networking.istio.io/v1", "VirtualService", "virtualservices")
 INGRESS = Kind("networking.k8s.io/v1", "Ingress", "ingresses")
+NETWORK_POLICY = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
 
 # Each revision's children, named NAME-REV, in the order they are best applied. Which of
 # them a build returns depends on autoscaling and pinned replicas, so kinds a new build no
@@ -48,8 +49,10 @@ REVISION_CHILD_KINDS: tuple[Kind, ...] = (DEPLOYMENT, SERVICE, HPA, SCALED_OBJEC
 AUTOSCALER_KINDS: tuple[Kind, ...] = (HPA, SCALED_OBJECT)
 # What the traffic providers create (each provider names its own subset).
 ROUTING_KINDS: tuple[Kind, ...] = (HTTP_ROUTE, GRPC_ROUTE, VIRTUAL_SERVICE, INGRESS)
+# One per InferenceService, named NAME, beside the entry Service (spec.networkPolicy).
+ISVC_CHILD_KINDS: tuple[Kind, ...] = (NETWORK_POLICY,)
 # Every kind the operator creates, patches and deletes (RBAC: get, create, patch, delete).
-CHILD_KINDS: tuple[Kind, ...] = (*REVISION_CHILD_KINDS, *ROUTING_KINDS)
+CHILD_KINDS: tuple[Kind, ...] = (*REVISION_CHILD_KINDS, *ROUTING_KINDS, *ISVC_CHILD_KINDS)
 # Kinds only read: a canary's pods (why are they not ready) and the model-credentials Secret.
 READ_ONLY_KINDS: tuple[Kind, ...] = (POD, SECRET)
 ALL_KINDS: tuple[Kind, ...] = (INFERENCE_SERVICE, *CHILD_KINDS, *READ_ONLY_KINDS)

@@ -100,6 +100,10 @@ the same verbs. Keep in sync with tests/contract/chart/test_rbac.py.
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["get", "create", "patch", "delete"]
+# One NetworkPolicy per InferenceService over its Triton pods (spec.networkPolicy).
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "create", "patch", "delete"]
 # A canary whose pods are not ready: ask the pods why (image pull, Triton's model load error).
 - apiGroups: [""]
   resources: ["pods"]

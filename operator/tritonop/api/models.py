@@ -533,6 +533,19 @@ class Traffic(Model):
         return self
 
 
+# ---------------------------------------------------------------- spec: network policy
+
+
+class NetworkPolicySettings(Model):
+    enabled: bool | None = Field(
+        None,
+        description="Create a NetworkPolicy NAME over this InferenceService's Triton pods: HTTP (8000) and "
+        "gRPC (8001) from any pod in the cluster, metrics (8002) only from the monitoring namespaces the "
+        "operator is configured with, every other ingress denied; egress is left open. Default: the "
+        "operator's --network-policy setting (on unless the operator was installed without it).",
+    )
+
+
 # ---------------------------------------------------------------- spec
 
 
@@ -544,6 +557,10 @@ class InferenceServiceSpec(Model):
         default_factory=Rollout, description="How a new revision (a change of model or triton) is rolled out."
     )
     traffic: Traffic = Field(default_factory=Traffic, description="How traffic is split between revisions.")
+    network_policy: NetworkPolicySettings = Field(
+        default_factory=NetworkPolicySettings,
+        description="Which peers may reach the Triton pods (a NetworkPolicy); see docs/security.md.",
+    )
 
 
 # ---------------------------------------------------------------- status

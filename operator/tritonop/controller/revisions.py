@@ -19,9 +19,10 @@ from tritonop.api.models import InferenceServiceSpec, TrafficTarget
 from tritonop.children import build_entry_service, build_revision
 from tritonop.children.labels import ISVC_LABEL, REVISION_LABEL
 from tritonop.children.names import revision_child_name
+from tritonop.children.network_policy import build_network_policy, network_policy_enabled
 from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
-from tritonop.kinds import AUTOSCALER_KINDS, DEPLOYMENT, REVISION_CHILD_KINDS, Kind
+from tritonop.kinds import AUTOSCALER_KINDS, DEPLOYMENT, NETWORK_POLICY, REVISION_CHILD_KINDS, Kind
 from tritonop.kube.apply import apply_all, ensure_absent, owner_uid
 from tritonop.kube.client import KubeClient
 from tritonop.rollout import ApplyRevision, RolloutState, ScaleRevision, traffic
@@ -97,12 +98,18 @@ class Children:
             await self.apply_revision(ref, spec, state.canary, state, stable, force=force)
         serving = [t.revision for t in targets if t.percent > 0] if targets else [state.stable]
         objs = [build_entry_service(ref, spec, self.config, revisions=serving)]
+        fenced = network_policy_enabled(spec, self.config)
+        if fenced:
+            # The InferenceService's NetworkPolicy (docs/security.md) goes first, before what exposes the pods.
+            objs.insert(0, build_network_policy(ref, self.config))
         if targets is not None:
             objs += provider.build(ref, spec, targets, self.config)
         await apply_all(self.kube, objs, force=force)
         if targets is not None:
             for kind, name in stale_objects(provider, ref, objs):
                 await ensure_absent(self.kube, *kind.key, ref.namespace, name, owner=ref.uid)
+        if not fenced:
+            await ensure_absent(self.kube, *NETWORK_POLICY.key, ref.namespace, ref.name, owner=ref.uid)
 
     async def remove_other_providers(self, ref: IsvcRef, spec: InferenceServiceSpec) -> None:
         for kind, name in other_providers_objects(provider_for(spec), ref):

@@ -11,6 +11,7 @@ from tritonop.children.names import GRPC_PORT, HTTP_PORT, revision_child_name, s
 from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.kinds import VIRTUAL_SERVICE, Kind
+from tritonop.traffic.exposure import GRPC_METHODS, HTTP_EXACT_PATHS, HTTP_PATH_PREFIXES, grpc_path
 from tritonop.traffic.targets import first_concrete_host, routed_targets
 
 
@@ -27,8 +28,9 @@ class IstioProvider:
     ) -> list[dict[str, Any]]:
         """VirtualService NAME: hosts default to the entry Service's FQDN, so mesh clients get the split.
 
-        Requests arriving on port 8001 (Triton gRPC through the entry Service) go to
-        the revisions' port 8001; everything else to port 8000.
+        gRPC calls of the exposed methods arriving on port 8001 (Triton gRPC through the
+        entry Service) go to the revisions' port 8001; requests for the exposed HTTP paths
+        to port 8000. Nothing else matches, so Istio answers it with 404 itself.
         """
         istio = spec.traffic.istio
         routed = routed_targets(targets)
@@ -38,8 +40,8 @@ class IstioProvider:
         if istio and istio.gateways:
             vs_spec["gateways"] = list(istio.gateways)
         vs_spec["http"] = [
-            {"name": "grpc", "match": [{"port": GRPC_PORT}], "route": _destinations(ref, routed, GRPC_PORT)},
-            {"name": "http", "route": _destinations(ref, routed, HTTP_PORT)},
+            {"name": "grpc", "match": _grpc_matches(), "route": _destinations(ref, routed, GRPC_PORT)},
+            {"name": "http", "match": _http_matches(), "route": _destinations(ref, routed, HTTP_PORT)},
         ]
         return [
             {
@@ -72,3 +74,15 @@ def _destinations(ref: IsvcRef, routed: list[TrafficTarget], port: int) -> list[
         }
         for t in routed
     ]
+
+
+def _grpc_matches() -> list[dict[str, Any]]:
+    """One exact :path per exposed method, on the gRPC port (gRPC is HTTP/2 to /Service/Method)."""
+    return [{"port": GRPC_PORT, "uri": {"exact": grpc_path(method)}} for method in GRPC_METHODS]
+
+
+def _http_matches() -> list[dict[str, Any]]:
+    """The exposed HTTP paths. Istio's uri prefix is a plain string prefix, so it ends in "/"
+    (a segment boundary): /v2/models/ matches /v2/models/m/infer, never /v2/modelsx."""
+    prefixes = [{"uri": {"prefix": f"{path}/"}} for path in HTTP_PATH_PREFIXES]
+    return prefixes + [{"uri": {"exact": path}} for path in HTTP_EXACT_PATHS]

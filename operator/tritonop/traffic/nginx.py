@@ -1,7 +1,8 @@
 """ingress-nginx canary annotations: an Ingress to the stable revision and a weighted canary Ingress.
 
 ingress-nginx is retired (maintenance ended March 2026); this provider exists for
-clusters that still run it.
+clusters that still run it. Both Ingresses list only the HTTP paths traffic.exposure
+exposes, under nginx.path.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tritonop.children.names import HTTP_PORT, revision_child_name
 from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.kinds import INGRESS, Kind
+from tritonop.traffic.exposure import HTTP_EXACT_PATHS, HTTP_PATH_PREFIXES
 from tritonop.traffic.targets import first_concrete_host, routed_targets
 
 CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
@@ -65,7 +67,6 @@ def _canary_name(ref: IsvcRef) -> str:
 def _ingress(
     ref: IsvcRef, nginx: NginxRouting, name: str, revision: str, annotations: dict[str, str] | None
 ) -> dict[str, Any]:
-    backend = {"service": {"name": revision_child_name(ref, revision), "port": {"number": HTTP_PORT}}}
     return {
         "apiVersion": INGRESS.api_version,
         "kind": INGRESS.kind,
@@ -75,8 +76,20 @@ def _ingress(
             "rules": [
                 {
                     "host": nginx.host,
-                    "http": {"paths": [{"path": nginx.path, "pathType": "Prefix", "backend": backend}]},
+                    "http": {"paths": _paths(nginx.path, revision_child_name(ref, revision))},
                 }
             ],
         },
     }
+
+
+def _paths(base: str, service: str) -> list[dict[str, Any]]:
+    """The exposed paths under ``base`` (nginx.path), each to ``service``'s HTTP port. Prefix
+    matches whole segments, so /v2/models never matches /v2/modelsx."""
+    root = base.rstrip("/")
+    paths = [(f"{root}{path}", "Prefix") for path in HTTP_PATH_PREFIXES]
+    paths += [(f"{root}{path}", "Exact") for path in HTTP_EXACT_PATHS]
+    return [
+        {"path": path, "pathType": kind, "backend": {"service": {"name": service, "port": {"number": HTTP_PORT}}}}
+        for path, kind in paths
+    ]

@@ -3,6 +3,9 @@
 Kubernetes balances connections, not requests, across ready pods: the canary's
 share is its share of ready pods, and an HTTP/2 or gRPC client keeps one backend
 for the life of its connection. A coarse fallback for clusters without a router.
+
+With no router nothing filters paths either: a client of the entry Service reaches
+every API on Triton's ports, control APIs included (see docs/security.md).
 """
 
 from __future__ import annotations

@@ -155,6 +155,8 @@ def test_default_args_watch_all_namespaces(render: Render) -> None:
     assert args == [
         "run",
         "--all-namespaces",
+        "--network-policy",
+        "--metrics-namespace-selector=kubernetes.io/metadata.name=monitoring",
         "--prometheus-url=http://prometheus-operated.monitoring.svc:9090",
         "--metrics-port=8080",
     ]
@@ -311,6 +313,27 @@ def test_rendered_args_are_accepted_by_the_operator_cli(scenario: str, render: R
     assert parsed.command == "run"
     assert parsed.prometheus_url == "http://prometheus-operated.monitoring.svc:9090"
     assert parsed.metrics_port == 8080
+
+
+def test_network_policy_values_reach_the_operator() -> None:
+    from tritonop.cli import _parser
+    from tritonop.config import OperatorConfig
+
+    defaults = _parser().parse_args(operator_container(helm_template({}))["args"])
+    assert (defaults.network_policy, defaults.metrics_namespace_selector, defaults.metrics_pod_selector) == (
+        True, OperatorConfig().metrics_namespace_selector, None,
+    )
+    values = {
+        "networkPolicy": {
+            "enabled": False,
+            "metricsNamespaceSelector": "",
+            "metricsPodSelector": "app.kubernetes.io/name=prometheus,team=obs",
+        }
+    }
+    parsed = _parser().parse_args(operator_container(helm_template(values))["args"])
+    assert parsed.network_policy is False
+    assert parsed.metrics_namespace_selector == ""
+    assert parsed.metrics_pod_selector == "app.kubernetes.io/name=prometheus,team=obs"
 
 
 def test_packaged_chart_renders_like_the_source(tmp_path: Path) -> None:

@@ -106,10 +106,12 @@ def test_validation_rejects_broken_children(examples: list[Any]) -> None:
     deployment["spec"]["template"]["spec"]["containers"][0]["port"] = 8000
     route = _first(render(by_name["canary-gateway-api"].isvc, OperatorConfig()), "HTTPRoute")
     route["spec"]["rules"][0]["backendRefs"][0]["weight"] = -1
+    grpc_route = _first(render(by_name["canary-gateway-api"].isvc, OperatorConfig()), "GRPCRoute")
+    grpc_route["spec"]["rules"][0]["matches"] = [m for rule in grpc_route["spec"]["rules"] for m in rule["matches"]]
     virtual_service = _first(render(by_name["canary-istio"].isvc, OperatorConfig()), "VirtualService")
     del virtual_service["spec"]["http"][0]["route"][0]["destination"]["host"]
     scaled_object = _first(render(by_name["keda-queue-time"].isvc, OperatorConfig()), "ScaledObject")
     scaled_object["spec"]["triggers"][0]["metadata"]["threshold"] = 20
-    for broken in (deployment, route, virtual_service, scaled_object):
+    for broken in (deployment, route, grpc_route, virtual_service, scaled_object):
         with pytest.raises((kubernetes_validate.ValidationError, jsonschema.ValidationError)):
             validate_child(broken)

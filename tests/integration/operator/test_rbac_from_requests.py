@@ -4,8 +4,8 @@ chart's ClusterRole, and the ClusterRole grants nothing the operator never used.
 The operator (the real `tritonop run` process, with kopf peering on) runs against the
 emulated API (kmock; see tests/support/kube.py), which records every request. A scenario
 drives it through every kind it can manage: all four traffic providers, HPA, KEDA, PDB,
-a credentials Secret, a canary that is abandoned, and a deletion. Requests are told
-apart from the test's own by User-Agent (kopf/…, tritonop/…).
+a credentials Secret, a NetworkPolicy switched off, a canary that is abandoned, and a
+deletion. Requests are told apart from the test's own by User-Agent (kopf/…, tritonop/…).
 Children are created by server-side apply: a PATCH the API server authorizes as `patch`
 and, as it creates, as `create` too (the emulator records it as a create action).
 """
@@ -124,6 +124,13 @@ async def test_chart_rbac_is_sufficient_and_minimal(kube: Cluster, run_operator)
         await eventually(lambda: handled(kube, isvc["spec"]), timeout=30, what="the change handled")
         # A restart re-applies every child once (server-side apply: PATCH) to repair drift.
         operator = await restart(kube, operator, run_operator, applied_last)
+    # The NetworkPolicy (on by default) switched off: deleted; the next change brings it back.
+    isvc["spec"]["networkPolicy"] = {"enabled": False}
+    await kube.replace_spec(NS, "rbac", isvc["spec"])
+    await eventually(
+        lambda: not kube.emulator.live("networking.k8s.io/v1/networkpolicies"), timeout=30, what="NetworkPolicy gone"
+    )
+    del isvc["spec"]["networkPolicy"]
     isvc["spec"]["autoscaling"] = {"engine": "keda", "minReplicas": 1, "maxReplicas": 3, "queueTimeMs": 20}
     isvc["spec"]["triton"]["image"] = "nvcr.io/nvidia/tritonserver:24.11-py3"  # a canary
     await kube.replace_spec(NS, "rbac", isvc["spec"])

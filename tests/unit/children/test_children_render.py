@@ -36,6 +36,7 @@ def test_render_builds_revision_entry_service_and_routes_at_100_percent() -> Non
     assert [(c["kind"], c["metadata"]["name"]) for c in children] == [
         ("Deployment", f"resnet-{revision}"),
         ("Service", f"resnet-{revision}"),
+        ("NetworkPolicy", "resnet"),
         ("Service", "resnet"),
         ("HTTPRoute", "resnet"),
     ]
@@ -46,6 +47,15 @@ def test_render_builds_revision_entry_service_and_routes_at_100_percent() -> Non
     assert route["spec"]["rules"][0]["backendRefs"] == [
         {"kind": "Service", "name": f"resnet-{revision}", "port": 8000, "weight": 100}
     ]
+
+
+def test_render_leaves_out_a_disabled_network_policy() -> None:
+    def kinds(obj: dict[str, Any], config: OperatorConfig) -> list[str]:
+        return [c["kind"] for c in render(obj, config)]
+
+    assert "NetworkPolicy" not in kinds(with_spec(networkPolicy={"enabled": False}), OperatorConfig())
+    assert "NetworkPolicy" not in kinds(ISVC, OperatorConfig(network_policy=False))
+    assert "NetworkPolicy" in kinds(with_spec(networkPolicy={"enabled": True}), OperatorConfig(network_policy=False))
 
 
 def test_render_keeps_a_given_namespace_and_uid() -> None:

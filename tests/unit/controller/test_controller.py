@@ -9,6 +9,7 @@ import pytest
 from tests.support.controller_harness import NAME, Harness, model_spec
 from tritonop.api.models import InferenceServiceSpec
 from tritonop.children import revision_of
+from tritonop.config import OperatorConfig
 from tritonop.kube.client import KubeError
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -121,3 +122,31 @@ async def test_unreadable_status_stops_with_a_condition_and_one_event() -> None:
     ready = next(c for c in h.status()["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "InvalidStatus"
     assert h.reasons().count("InvalidStatus") == 1
+
+
+async def test_network_policy_is_applied_with_the_routes_and_pruned_when_switched_off() -> None:
+    spec = model_spec(traffic=GATEWAY)
+    h = await deployed(spec)
+    (policy,) = h.kube.of_kind("NetworkPolicy").values()
+    assert policy["metadata"]["name"] == NAME
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == h.body()["metadata"]["uid"]
+    h.apply({**spec, "networkPolicy": {"enabled": False}})
+    await h.reconcile()
+    assert not h.kube.of_kind("NetworkPolicy")
+    assert h.route_weights()  # the routes stay
+    h.apply(spec)
+    await h.reconcile()
+    assert set(h.kube.of_kind("NetworkPolicy")) == {NAME}
+
+
+async def test_operator_default_off_creates_no_network_policy_unless_the_spec_asks() -> None:
+    h = Harness(T0, config=OperatorConfig(triton_image="tritonserver:test", network_policy=False))
+    spec = model_spec(traffic=GATEWAY)
+    h.apply(spec)
+    await h.reconcile()
+    await h.tick()
+    assert h.status()["phase"] == "Ready"
+    assert not h.kube.of_kind("NetworkPolicy")
+    h.apply({**spec, "networkPolicy": {"enabled": True}})
+    await h.reconcile()
+    assert set(h.kube.of_kind("NetworkPolicy")) == {NAME}

@@ -24,6 +24,7 @@ def test_stable_only_is_one_ingress(ref, make_spec, config) -> None:
     assert "annotations" not in ingress["metadata"]
     assert ingress["metadata"]["labels"] == isvc_labels("resnet")
     assert ingress["metadata"]["ownerReferences"] == [ref.owner_reference()]
+    backend = {"service": {"name": "resnet-aaaaaaaaaa", "port": {"number": 8000}}}
     assert ingress["spec"] == {
         "ingressClassName": "nginx-public",
         "rules": [
@@ -31,16 +32,27 @@ def test_stable_only_is_one_ingress(ref, make_spec, config) -> None:
                 "host": "resnet.example.com",
                 "http": {
                     "paths": [
-                        {
-                            "path": "/",
-                            "pathType": "Prefix",
-                            "backend": {"service": {"name": "resnet-aaaaaaaaaa", "port": {"number": 8000}}},
-                        }
+                        {"path": "/v2/models", "pathType": "Prefix", "backend": backend},
+                        {"path": "/v2/health", "pathType": "Prefix", "backend": backend},
+                        {"path": "/v2", "pathType": "Exact", "backend": backend},
                     ]
                 },
             }
         ],
     }
+
+
+@pytest.mark.parametrize("path", ["/triton", "/triton/"])
+def test_exposed_paths_are_under_the_configured_path(ref, make_spec, config, path) -> None:
+    traffic = {"provider": "nginx", "nginx": {"host": "resnet.example.com", "path": path}}
+    targets = [TrafficTarget(revision="aaaaaaaaaa", percent=70), TrafficTarget(revision="bbbbbbbbbb", percent=30)]
+    for ingress in NginxProvider().build(ref, make_spec(traffic=traffic), targets, config):
+        paths = ingress["spec"]["rules"][0]["http"]["paths"]
+        assert [(p["path"], p["pathType"]) for p in paths] == [
+            ("/triton/v2/models", "Prefix"),
+            ("/triton/v2/health", "Prefix"),
+            ("/triton/v2", "Exact"),
+        ]
 
 
 def test_canary_ingress_carries_the_canary_weight(ref, make_spec, config) -> None:
