@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
@@ -76,6 +77,11 @@ class LocalStack:
         self.settings = settings
         self.models_root = workdir / "models"
         self.endpoints_file = kubelet.endpoints_file
+        # What the chart mounts: one operator secret for every operator process, so a restarted
+        # operator derives the same Triton control-API keys the running pods were started with.
+        self.api_key_secret_file = workdir / "api-key-secret"
+        if not self.api_key_secret_file.exists():
+            self.api_key_secret_file.write_text(secrets.token_hex(32))
         self.operator: OperatorProcess | None = None
         self.background: list[asyncio.Task[None]] = []  # the kubelet and router loops
         self._operators_started = 0
@@ -98,6 +104,11 @@ class LocalStack:
             self.prometheus.url,
             "--triton-endpoints-file",
             str(self.endpoints_file),
+            # Local "pods" read their model repositories from these directories (file://).
+            "--allow-file-path",
+            str(self.models_root),
+            "--api-key-secret-file",
+            str(self.api_key_secret_file),
             log=self.workdir / f"operator-{self._operators_started}.log",
         ).start()
         return self.operator

@@ -3,7 +3,9 @@
 It polls the emulator's Deployments and, like a Deployment controller plus kubelet:
 
 - starts one ``TritonProcess`` per desired replica from the Deployment's own container
-  command line (ports localized, the model repository mapped from its hostPath volume);
+  command line (ports localized, the model repository mapped from its hostPath volume,
+  ``$(VAR)`` expanded from the container's env, secretKeyRef values read from the
+  emulator's Secrets, e.g. the Triton key Secret the operator wrote);
 - restarts a process that exits (with a back-off), replaces pods when the template changes,
   and stops pods on scale-down and when the Deployment is deleted;
 - probes ``/v2/health/ready`` (the container's readinessProbe) and writes
@@ -33,6 +35,8 @@ import httpx
 from e2e.local.podspec import (
     PodPlan,
     PodSpecError,
+    command_line,
+    container_env,
     deployment_status,
     desired_replicas,
     pod_plan,
@@ -47,6 +51,7 @@ log = logging.getLogger("e2e.kubelet")
 
 DEPLOYMENTS = "apps/v1/deployments"
 SERVICES = "v1/services"
+SECRETS = "v1/secrets"
 ISVC_LABEL = "serving.tritonop.dev/inferenceservice"
 REVISION_LABEL = "serving.tritonop.dev/revision"
 # Seconds before a crashed container is started again (kubelet's CrashLoopBackOff, shortened).
@@ -180,8 +185,10 @@ class Kubelet:
 
     async def _sync_deployment(self, key: tuple[str, str], deployment: Mapping[str, Any]) -> None:
         state = self._deployments.setdefault(key, _DeploymentPods())
+        namespace = key[0]
         try:
             plan = pod_plan(deployment)
+            env = container_env(plan, lambda name: self.cluster.emulator.get(SECRETS, namespace, name))
         except PodSpecError as err:
             state.problem = f"kubelet stand-in cannot run this pod: {err}"
             for pod in state.pods.values():
@@ -197,24 +204,24 @@ class Kubelet:
             self._terminate(state.pods.pop(index))
         for index in range(desired):
             if index not in state.pods:
-                state.pods[index] = await self._start_pod(key, index, plan)
+                state.pods[index] = await self._start_pod(key, index, plan, env)
         now = time.monotonic()
         for pod in state.pods.values():
             await self._restart_if_exited(pod, now)
 
-    async def _start_pod(self, key: tuple[str, str], index: int, plan: PodPlan) -> Pod:
+    async def _start_pod(self, key: tuple[str, str], index: int, plan: PodPlan, env: dict[str, str]) -> Pod:
         namespace, deployment = key
         name = f"{deployment}-{plan.template_hash[:5]}-{index}"
         http_port, grpc_port, metrics_port = free_ports(3)
         args = localize_args(
-            plan.args,
+            command_line(plan, env),
             model_repository=plan.repository,
             http_port=http_port,
             grpc_port=grpc_port,
             metrics_port=metrics_port,
         )
         process = TritonProcess(
-            args, env=triton_env({**os.environ, **plan.env}), log_path=self.log_dir / f"{namespace}.{name}.log"
+            args, env=triton_env({**os.environ, **env}), log_path=self.log_dir / f"{namespace}.{name}.log"
         )
         pod = Pod(name, namespace, deployment, plan, process.start(), http_port, metrics_port)
         log.info("started pod %s/%s (pid %s, http %s)", namespace, name, process.pid, pod.http_url)

@@ -2,20 +2,24 @@
 
 A Deployment's pod template becomes a local tritonserver command line: the container's
 own ``command`` + ``args``, with the model repository path mapped from the container's
-mount to the hostPath folder behind it. Nothing here starts processes or reads files.
+mount to the hostPath folder behind it, and ``$(VAR)`` references expanded from the
+container's env (literal values, and secretKeyRef values from Secrets the caller looks
+up, as the kubelet does). Nothing here starts processes or reads files.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.triton import flag_value
+from tests.support.triton import expand_env_references, flag_value
 
 MODEL_REPOSITORY_FLAG = "--model-repository"
 
@@ -31,6 +35,7 @@ class PodPlan:
     args: list[str]  # the container's command + args, before ports and paths are localized
     repository: Path  # the model repository folder on this machine
     env: dict[str, str]  # the container's literal env values
+    secret_env: dict[str, tuple[str, str]]  # env var -> (Secret name, key) of secretKeyRef entries
     labels: dict[str, str]  # the pod template's labels
     template_hash: str  # changes whenever the pod template changes (as pod-template-hash does)
 
@@ -61,6 +66,7 @@ def pod_plan(deployment: Mapping[str, Any]) -> PodPlan:
         args=args,
         repository=local_repository(repository_arg, container, pod_spec.get("volumes") or []),
         env=literal_env(container),
+        secret_env=secret_env_refs(container),
         labels=dict((template.get("metadata") or {}).get("labels") or {}),
         template_hash=template_hash(template),
     )
@@ -97,6 +103,51 @@ def local_repository(container_path: str, container: Mapping[str, Any], volumes:
 def literal_env(container: Mapping[str, Any]) -> dict[str, str]:
     """Env vars with literal values (secretKeyRef and friends need a real kubelet)."""
     return {e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e}
+
+
+def secret_env_refs(container: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """Env vars taken from Secrets: name -> (Secret name, key)."""
+    refs = {}
+    for entry in container.get("env") or []:
+        ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            refs[entry["name"]] = (ref["name"], ref["key"])
+    return refs
+
+
+def container_env(plan: PodPlan, secret: Callable[[str], Mapping[str, Any] | None]) -> dict[str, str]:
+    """The container's environment: literal values and values from Secrets (``secret(name)``
+    returns the Secret object, None when absent). PodSpecError for a missing Secret or key,
+    where a kubelet reports CreateContainerConfigError."""
+    env = dict(plan.env)
+    for name, (secret_name, key) in plan.secret_env.items():
+        obj = secret(secret_name)
+        if obj is None:
+            raise PodSpecError(f"secret {secret_name!r} not found")
+        value = secret_value(obj, key)
+        if value is None:
+            raise PodSpecError(f"couldn't find key {key} in Secret {secret_name}")
+        env[name] = value
+    return env
+
+
+def secret_value(secret: Mapping[str, Any], key: str) -> str | None:
+    """A Secret's value for ``key``: ``stringData`` as written, ``data`` base64-decoded."""
+    string_data = secret.get("stringData") or {}
+    if key in string_data:
+        return str(string_data[key])
+    data = secret.get("data") or {}
+    if key not in data:
+        return None
+    try:
+        return base64.b64decode(data[key], validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as err:
+        raise PodSpecError(f"key {key} of a Secret is not base64-encoded UTF-8") from err
+
+
+def command_line(plan: PodPlan, env: Mapping[str, str]) -> list[str]:
+    """The container's command + args with ``$(VAR)`` expanded from its env, as the kubelet runs it."""
+    return expand_env_references(plan.args, env)
 
 
 def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:

@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE,...",
         help="which pods of those namespaces may scrape it (default: all) [TRITONOP_METRICS_POD_SELECTOR]",
     )
+    run.add_argument(
+        "--api-key-secret-file",
+        metavar="PATH",
+        help="file with the secret Triton control-API keys derive from [TRITONOP_API_KEY_SECRET_FILE]",
+    )
     run.add_argument("--peering", metavar="NAME", help="kopf peering name for HA (default: standalone)")
     run.add_argument("--priority", default="0", help="peering priority: a number, or 'auto' (from the pod name)")
     run.add_argument("-v", "--verbose", action="store_true")
@@ -75,6 +80,7 @@ def _priority(text: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
+    from tritonop.controller.triton_keys import read_operator_secret
     from tritonop.handlers import build_registry
 
     logging.basicConfig(
@@ -95,10 +101,16 @@ def _run(args: argparse.Namespace) -> int:
         triton_endpoints_file=args.triton_endpoints_file,
         metrics_port=args.metrics_port,
         tick_seconds=args.tick_seconds,
+        api_key_secret_file=args.api_key_secret_file,
         network_policy=args.network_policy,
         metrics_namespace_selector=args.metrics_namespace_selector,
         metrics_pod_selector=args.metrics_pod_selector,
     )
+    try:
+        read_operator_secret(config.api_key_secret_file)  # a broken secret file stops here, not in kopf
+    except ValueError as err:
+        print(f"tritonop run: {err}", file=sys.stderr)
+        return 2
     kopf.run(
         registry=build_registry(config),
         clusterwide=not config.namespaces,

@@ -34,6 +34,10 @@ class OperatorConfig:
     tick_seconds: float = 5.0
     prometheus_timeout_seconds: float = 10.0
     init_image: str = "curlimages/curl:8.10.1"  # fetches http(s):// model archives
+    # File holding the operator secret each InferenceService's Triton control-API key derives
+    # from (HMAC-SHA256 of the object's uid). None, or a missing file: a random secret per
+    # process, with a warning (keys change on restart). See docs/security.md.
+    api_key_secret_file: str | None = None
     # A NetworkPolicy per InferenceService (spec.networkPolicy.enabled overrides this default):
     # inference ports open to the cluster, the metrics port only to the pods these select.
     # Equality-based label selectors "key=value,..." (see selectors.py); an empty namespace

@@ -55,7 +55,10 @@ ISVC_CHILD_KINDS: tuple[Kind, ...] = (NETWORK_POLICY,)
 CHILD_KINDS: tuple[Kind, ...] = (*REVISION_CHILD_KINDS, *ROUTING_KINDS, *ISVC_CHILD_KINDS)
 # Kinds only read: a canary's pods (why are they not ready) and the model-credentials Secret.
 READ_ONLY_KINDS: tuple[Kind, ...] = (POD, SECRET)
-ALL_KINDS: tuple[Kind, ...] = (INFERENCE_SERVICE, *CHILD_KINDS, *READ_ONLY_KINDS)
+# Kinds only written, never read (RBAC: create, patch): each InferenceService's Triton key
+# Secret, created (AlreadyExists is done) and server-side applied on resume.
+WRITE_ONLY_KINDS: tuple[Kind, ...] = (SECRET,)
+ALL_KINDS: tuple[Kind, ...] = (INFERENCE_SERVICE, *CHILD_KINDS, *READ_ONLY_KINDS, *WRITE_ONLY_KINDS)
 
 _BY_KEY = {k.key: k for k in ALL_KINDS}
 

@@ -13,6 +13,8 @@ import pytest
 
 from e2e.local.podspec import (
     PodSpecError,
+    command_line,
+    container_env,
     deployment_status,
     desired_replicas,
     local_repository,
@@ -24,6 +26,7 @@ from e2e.scenario import PROFILES, inference_service
 from tritonop.api.models import InferenceServiceSpec
 from tritonop.children.deployment import build_deployment
 from tritonop.children.refs import IsvcRef
+from tritonop.children.triton_key import build_key_secret, derive_key
 from tritonop.config import OperatorConfig
 
 
@@ -49,6 +52,21 @@ def test_storage_that_is_not_a_host_path_cannot_run_locally() -> None:
         pod_plan(operator_deployment("pvc://claim/models"))
     with pytest.raises(PodSpecError, match="remote storage"):
         pod_plan(operator_deployment("s3://bucket/models"))
+
+
+def test_the_control_api_key_comes_from_the_operators_secret_into_the_command_line() -> None:
+    plan = pod_plan(operator_deployment("file:///srv/models/v2"))
+    key = derive_key(b"e2e-operator-secret-0123456789abcdef", "u1")
+    secret = build_key_secret(IsvcRef(name="isvc", namespace="e2e", uid="u1"), key)
+    env = container_env(plan, {"isvc-triton-key": secret}.get)
+    assert env["TRITONOP_API_KEY"] == key
+    restricted = [a for a in command_line(plan, env) if a.startswith("--http-restricted-api=")]
+    assert restricted and restricted[0].endswith(f":tritonop-key={key}")
+    assert key not in " ".join(plan.args)
+    with pytest.raises(PodSpecError, match="secret 'isvc-triton-key' not found"):
+        container_env(plan, {}.get)
+    with pytest.raises(PodSpecError, match="couldn't find key key"):
+        container_env(plan, {"isvc-triton-key": {"data": {}}}.get)
 
 
 def test_the_longest_mount_containing_the_path_wins() -> None:

@@ -59,6 +59,7 @@ __all__ = [
     "TritonProcess",
     "TritonServer",
     "backend_directory",
+    "expand_env_references",
     "free_port",
     "free_ports",
     "localize_args",
@@ -319,6 +320,32 @@ def _without_flags(args: Sequence[str], flags: Iterable[str]) -> list[str]:
         elif not arg.startswith(tuple(f + "=" for f in flags)):
             kept.append(arg)
     return kept
+
+
+def expand_env_references(args: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """``$(VAR)`` in each argument replaced by ``env[VAR]``, as the kubelet expands a container's
+    command and args: an undefined ``$(VAR)`` stays as written, ``$$`` is a literal ``$``."""
+    return [_expand(arg, env) for arg in args]
+
+
+def _expand(text: str, env: Mapping[str, str]) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] != "$" or i + 1 == len(text):
+            out.append(text[i])
+            i += 1
+        elif text[i + 1] == "$":
+            out.append("$")
+            i += 2
+        elif text[i + 1] == "(" and (end := text.find(")", i + 2)) != -1:
+            name = text[i + 2 : end]
+            out.append(env[name] if name in env else text[i : end + 1])
+            i = end + 1
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def localize_args(

@@ -51,6 +51,11 @@ helm.sh/chart: {{ include "tritonop.chart" . }}
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret holding the operator secret Triton control-API keys derive from. */}}
+{{- define "tritonop.apiKeySecretName" -}}
+{{- default (printf "%s-api-key" (include "tritonop.fullname" .)) .Values.tritonApiKey.secretName -}}
+{{- end -}}
+
 {{- define "tritonop.replicas" -}}
 {{- if .Values.ha.enabled -}}{{ .Values.ha.replicas }}{{- else -}}1{{- end -}}
 {{- end -}}
@@ -108,6 +113,12 @@ the same verbs. Keep in sync with tests/contract/chart/test_rbac.py.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
+# Each InferenceService's Triton control-API key Secret (NAME-triton-key): created, and
+# server-side applied on resume; never read (no get, list or watch), never deleted
+# (it goes with its InferenceService through its ownerReference).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "patch"]
 # Only to say clearly that a model-credentials Secret is missing; never list or watch.
 - apiGroups: [""]
   resources: ["secrets"]

@@ -14,6 +14,7 @@ from tritonop.children.refs import IsvcRef
 from tritonop.children.security import container_security_context, pod_security_context
 from tritonop.children.storage import storage_for
 from tritonop.children.triton_args import tritonserver_args
+from tritonop.children.triton_key import key_env
 from tritonop.config import OperatorConfig
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -77,9 +78,8 @@ def _pod_template(ref: IsvcRef, spec: InferenceServiceSpec, revision: str, confi
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         ],
     }
-    env: list[Any] = [*storage.env, *copy.deepcopy(triton.env)]
-    if env:
-        container["env"] = env
+    # The control-API key last, so no user env var of the same name shadows it.
+    container["env"] = [*storage.env, *copy.deepcopy(triton.env), key_env(ref)]
     if storage.env_from:
         container["envFrom"] = storage.env_from
     container |= {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tritonop.api.models import InferenceServiceSpec, ModelControlMode
 from tritonop.children.names import GRPC_PORT, HTTP_PORT, METRICS_PORT
+from tritonop.children.triton_key import restricted_api_args
 
 
 def _flag(value: bool) -> str:
@@ -29,6 +30,8 @@ def tritonserver_args(spec: InferenceServiceSpec, model_name: str, model_reposit
     ]
     if triton.summary_latencies:
         args.append("--metrics-config=summary_latencies=true")
+    # Loading, unloading and the other control categories need this InferenceService's key.
+    args += restricted_api_args()
     # A model that fails to load must leave the server up, so the operator can read
     # the reason from the model repository API instead of watching a crash loop.
     args.append("--exit-on-error=false")

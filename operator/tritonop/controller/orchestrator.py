@@ -35,6 +35,7 @@ from tritonop.controller.revisions import Children
 from tritonop.controller.status_store import StatusStore, UnreadableStatus, object_key, rollout_state
 from tritonop.controller.telemetry import RolloutTelemetry
 from tritonop.controller.triton_checks import TritonChecks
+from tritonop.controller.triton_keys import TritonKeys
 from tritonop.endpoints import TritonEndpoints
 from tritonop.kinds import SECRET, SERVICE
 from tritonop.kube.apply import ChildConflict, owner_uid
@@ -85,8 +86,9 @@ class Controller:
         endpoints = TritonEndpoints(
             config.triton_url_template, config.triton_endpoints_file, config.triton_pod_url_template
         )
-        self.triton = TritonChecks(kube, endpoints)
-        self.children = Children(kube, config)
+        keys = TritonKeys.from_config(config)  # the pods' control-API keys derive from it
+        self.triton = TritonChecks(kube, endpoints, keys)
+        self.children = Children(kube, config, keys)
         self.status = StatusStore(kube)
         self.prometheus = PrometheusClients(timeout_s=config.prometheus_timeout_seconds)
         self.telemetry = RolloutTelemetry()
@@ -115,6 +117,7 @@ class Controller:
         self.status.forget(body)
         self._locks.pop(key, None)
         self.telemetry.forget(*key)
+        self.children.forget(*key)
 
     async def aclose(self) -> None:
         await self.prometheus.aclose()

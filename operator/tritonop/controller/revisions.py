@@ -5,6 +5,8 @@ PDB (expected -> apply -> prune the kinds a new build no longer lists), and its 
 when scaled; then the entry Service and the active provider's routing objects, pruning
 the provider's objects it no longer builds and every object of the other providers.
 Revisions the persisted status no longer names are removed by `remove_revision`.
+Before a revision is applied, the InferenceService's Triton key Secret is written (never
+read): created once per process (AlreadyExists is done), server-side applied on resume.
 
 Only objects whose controller ownerReference is this InferenceService are patched or
 deleted (kube.apply raises ChildConflict for a foreign object in the way).
@@ -21,10 +23,12 @@ from tritonop.children.labels import ISVC_LABEL, REVISION_LABEL
 from tritonop.children.names import revision_child_name
 from tritonop.children.network_policy import build_network_policy, network_policy_enabled
 from tritonop.children.refs import IsvcRef
+from tritonop.children.triton_key import build_key_secret
 from tritonop.config import OperatorConfig
+from tritonop.controller.triton_keys import TritonKeys
 from tritonop.kinds import AUTOSCALER_KINDS, DEPLOYMENT, NETWORK_POLICY, REVISION_CHILD_KINDS, Kind
 from tritonop.kube.apply import apply_all, ensure_absent, owner_uid
-from tritonop.kube.client import KubeClient
+from tritonop.kube.client import KubeClient, KubeError
 from tritonop.rollout import ApplyRevision, RolloutState, ScaleRevision, traffic
 from tritonop.status import DeploymentReadiness
 from tritonop.traffic import other_providers_objects, provider_for, stale_objects
@@ -33,9 +37,11 @@ log = logging.getLogger("tritonop")
 
 
 class Children:
-    def __init__(self, kube: KubeClient, config: OperatorConfig) -> None:
+    def __init__(self, kube: KubeClient, config: OperatorConfig, keys: TritonKeys) -> None:
         self.kube = kube
         self.config = config
+        self.keys = keys
+        self._keyed: dict[tuple[str, str], str] = {}  # (namespace, name) -> uid whose key Secret exists
 
     async def perform(
         self,
@@ -71,10 +77,34 @@ class Children:
             # Providers without a router (`service`) split by replica ratio: size the canary to its weight.
             base = stable.replicas if stable and stable.replicas else spec.autoscaling.min_replicas
             replicas = provider_for(spec).canary_replicas(base, state.weight)
+        await self.ensure_key_secret(ref, force=force)
         objs = build_revision(ref, spec, revision, self.config, replicas=replicas)
         await apply_all(self.kube, objs, force=force)
         built = {(o["apiVersion"], o["kind"]) for o in objs}
         await self._remove(ref, revision, [k for k in REVISION_CHILD_KINDS if k.key not in built])
+
+    async def ensure_key_secret(self, ref: IsvcRef, *, force: bool) -> None:
+        """The Secret the pods take the control-API key from, before any pod needs it.
+
+        Written without reading (the operator may not read Secrets): created, with 409
+        AlreadyExists taken as done; with ``force`` (resume) server-side applied as well, so
+        a changed operator secret or an edited Secret is put right. Known to exist once per
+        process, so a settled object writes nothing.
+        """
+        if self._keyed.get((ref.namespace, ref.name)) == ref.uid and not force:
+            return
+        secret = build_key_secret(ref, self.keys.key_for(ref))
+        try:
+            await self.kube.create(secret)
+        except KubeError as err:
+            if err.status != 409:
+                raise
+            if force:
+                await self.kube.server_side_apply(secret)
+        self._keyed[(ref.namespace, ref.name)] = ref.uid
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._keyed.pop((namespace, name), None)
 
     async def route(
         self,

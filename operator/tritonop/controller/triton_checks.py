@@ -12,6 +12,7 @@ from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus
 from tritonop.children.labels import ISVC_LABEL, REVISION_LABEL
 from tritonop.children.names import revision_child_name, triton_model_name
 from tritonop.children.refs import IsvcRef
+from tritonop.controller.triton_keys import TritonKeys
 from tritonop.endpoints import TritonEndpoints
 from tritonop.kinds import DEPLOYMENT, POD
 from tritonop.kube.client import KubeClient
@@ -24,9 +25,14 @@ MAX_PODS_ASKED = 3
 
 
 class TritonChecks:
-    def __init__(self, kube: KubeClient, endpoints: TritonEndpoints) -> None:
+    def __init__(self, kube: KubeClient, endpoints: TritonEndpoints, keys: TritonKeys | None = None) -> None:
         self.kube = kube
         self.endpoints = endpoints
+        self.keys = keys
+
+    def _key(self, ref: IsvcRef) -> str | None:
+        """The InferenceService's control-API key, sent with every call (never logged)."""
+        return self.keys.key_for(ref) if self.keys is not None else None
 
     async def readiness(self, ref: IsvcRef, revision: str | None) -> DeploymentReadiness | None:
         """What the revision's Deployment reports; None for no revision."""
@@ -46,12 +52,12 @@ class TritonChecks:
             )
         url = self.endpoints.url_for(ref.namespace, ref.name, canary)
         model = triton_model_name(ref, spec)
-        readiness = await check_readiness(url, model, spec.model.version)
+        readiness = await check_readiness(url, model, spec.model.version, key=self._key(ref))
         if not readiness.ready:
             return GateResult(False, readiness.reason, readiness.message)
         if spec.rollout.acceptance is None:
             return GateResult(True, readiness.reason, readiness.message)
-        result = await run_acceptance(url, model, spec.model.version, spec.rollout.acceptance)
+        result = await run_acceptance(url, model, spec.model.version, spec.rollout.acceptance, key=self._key(ref))
         return GateResult(True, result.reason, result.message, acceptance_passed=result.passed)
 
     async def _pod_gate(self, ref: IsvcRef, spec: InferenceServiceSpec, canary: str) -> GateResult | None:
@@ -76,7 +82,7 @@ class TritonChecks:
             url = self.endpoints.url_for_pod(ref.namespace, name, (pod.get("status") or {}).get("podIP"))
             if url is None:
                 continue
-            readiness = await check_readiness(url, triton_model_name(ref, spec), spec.model.version)
+            readiness = await check_readiness(url, triton_model_name(ref, spec), spec.model.version, key=self._key(ref))
             if not readiness.ready and readiness.reason != "ServerUnreachable":
                 return GateResult(False, readiness.reason, f"pod {name}: {readiness.message}")
         return None
@@ -95,7 +101,7 @@ class TritonChecks:
         if current is not None and current.revision == status.stable_revision:
             return current
         url = self.endpoints.url_for(ref.namespace, ref.name, status.stable_revision)
-        facts = await model_facts(url, triton_model_name(ref, spec), spec.model.version)
+        facts = await model_facts(url, triton_model_name(ref, spec), spec.model.version, key=self._key(ref))
         if facts is None:
             return current
         return facts.model_copy(update={"revision": status.stable_revision})

@@ -12,10 +12,13 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from tritonclient.http.aio import InferenceServerClient
+
+from tritonop.children.triton_key import KEY_HEADER
 
 # What a request that never reached a working Triton raises (connection refused, DNS,
 # reset, timeout). Triton's own error answers raise InferenceServerException instead.
@@ -42,9 +45,26 @@ def client_target(url: str) -> ClientTarget:
     return ClientTarget(address=parts.netloc + parts.path.rstrip("/"), ssl=parts.scheme == "https")
 
 
+class _KeyHeader:
+    """A tritonclient plugin adding the InferenceService's control-API key to every request
+    (docs/security.md); tritonclient calls it with each request before sending it."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def __call__(self, request: Any) -> None:
+        request.headers[KEY_HEADER] = self._key
+
+    def __repr__(self) -> str:
+        return "_KeyHeader(<redacted>)"
+
+
 @asynccontextmanager
-async def triton_client(url: str, *, timeout_s: float) -> AsyncIterator[InferenceServerClient]:
-    """An aio client for ``url`` whose every request times out after ``timeout_s`` seconds."""
+async def triton_client(
+    url: str, *, timeout_s: float, key: str | None = None
+) -> AsyncIterator[InferenceServerClient]:
+    """An aio client for ``url`` whose every request times out after ``timeout_s`` seconds,
+    and carries ``key`` (the InferenceService's control-API key) when given."""
     target = client_target(url)
     client = InferenceServerClient(
         target.address,
@@ -52,6 +72,8 @@ async def triton_client(url: str, *, timeout_s: float) -> AsyncIterator[Inferenc
         ssl=target.ssl,
         ssl_context=ssl.create_default_context() if target.ssl else None,
     )
+    if key:
+        client.register_plugin(_KeyHeader(key))
     try:
         yield client
     finally:

@@ -46,15 +46,18 @@ def _model_label(model: str, version: str | None) -> str:
 # ---------------------------------------------------------------- readiness
 
 
-async def check_readiness(url: str, model: str, version: str | None, *, timeout_s: float = 5.0) -> Readiness:
+async def check_readiness(
+    url: str, model: str, version: str | None, *, timeout_s: float = 5.0, key: str | None = None
+) -> Readiness:
     """Whether Triton at ``url`` serves ``model`` (at ``version`` when pinned), and if not, why.
 
     Reads only: liveness, the repository index (to tell loading from failed, with
-    Triton's reason), model readiness, then server readiness (with strict readiness a
-    server is not ready while any of its models is unavailable).
+    Triton's reason; a restricted API, so ``key`` is sent), model readiness, then server
+    readiness (with strict readiness a server is not ready while any of its models is
+    unavailable).
     """
     try:
-        async with triton_client(url, timeout_s=timeout_s) as client:
+        async with triton_client(url, timeout_s=timeout_s, key=key) as client:
             return await _readiness(client, url, model, version)
     except ValueError as error:
         return Readiness(False, Reason.SERVER_UNREACHABLE, str(error))
@@ -90,7 +93,9 @@ async def _readiness(client: InferenceServerClient, url: str, model: str, versio
 # ---------------------------------------------------------------- acceptance
 
 
-async def run_acceptance(url: str, model: str, version: str | None, acceptance: Acceptance) -> AcceptanceResult:
+async def run_acceptance(
+    url: str, model: str, version: str | None, acceptance: Acceptance, *, key: str | None = None
+) -> AcceptanceResult:
     """Send each acceptance case to Triton and compare the outputs it names.
 
     All cases run (so status can list each), except that an unreachable server ends the
@@ -99,7 +104,7 @@ async def run_acceptance(url: str, model: str, version: str | None, acceptance: 
     timeout_s = parse_duration(acceptance.timeout)
     results: list[CaseResult] = []
     try:
-        async with triton_client(url, timeout_s=timeout_s) as client:
+        async with triton_client(url, timeout_s=timeout_s, key=key) as client:
             for case in acceptance.cases:
                 result = await _run_case(client, url, model, version, case, timeout_s)
                 results.append(result)
@@ -157,14 +162,17 @@ async def _run_case(
 # ---------------------------------------------------------------- facts
 
 
-async def model_facts(url: str, model: str, version: str | None, *, timeout_s: float = 5.0) -> ModelFacts | None:
+async def model_facts(
+    url: str, model: str, version: str | None, *, timeout_s: float = 5.0, key: str | None = None
+) -> ModelFacts | None:
     """What Triton says about the model: platform (or backend), versions, inputs, outputs.
 
     None when Triton cannot be reached or does not serve the model; facts are
-    informational (status.model), so there is no reason to report.
+    informational (status.model), so there is no reason to report. The model config is a
+    restricted API, so ``key`` is sent.
     """
     try:
-        async with triton_client(url, timeout_s=timeout_s) as client:
+        async with triton_client(url, timeout_s=timeout_s, key=key) as client:
             metadata = await client.get_model_metadata(model, version or "")
             platform = metadata.get("platform") or (await client.get_model_config(model)).get("backend")
     except (ValueError, InferenceServerException, *NETWORK_ERRORS):

@@ -31,6 +31,7 @@ NAMESPACED_GOLDEN = grants(
     ("", "events", ("create",)),
     ("", "secrets", ("get",)),
     ("", "pods", ("list",)),
+    ("", "secrets", ("create", "patch")),  # each InferenceService's Triton key Secret, written blind
     ("apps", "deployments", ("list",)),  # every revision that exists, for recovery and removal
     *[(group, resource, CHILD_VERBS) for group, resource in CHILDREN],
 )
@@ -105,7 +106,7 @@ def test_namespaced_mode_allows_nothing_outside_watched_namespaces(
 def test_operator_may_read_secrets_only_by_name(render: Render) -> None:
     rules = load_rules(render("default"), "tritonop")
     assert is_allowed(rules, "get", "", "secrets", namespace="ml", name="model-creds")
-    for verb in ("list", "watch", "create", "patch", "update", "delete"):
+    for verb in ("list", "watch", "update", "delete"):
         assert not is_allowed(rules, verb, "", "secrets", namespace="ml")
 
 
@@ -142,3 +143,11 @@ def test_user_roles_aggregate_but_are_not_bound_to_the_operator(render: Render) 
     )
     bound = {b["roleRef"]["name"] for b in objects_of_kind(objects, "ClusterRoleBinding")}
     assert bound == {"tritonop"}
+
+
+def test_operator_writes_triton_key_secrets_but_never_lists_watches_or_deletes_them(render: Render) -> None:
+    rules = load_rules(render("default"), "tritonop")
+    for verb in ("create", "patch"):
+        assert is_allowed(rules, verb, "", "secrets", namespace="ml", name="resnet-triton-key")
+    for verb in ("list", "watch", "update", "delete"):
+        assert not is_allowed(rules, verb, "", "secrets", namespace="ml", name="resnet-triton-key")

@@ -136,7 +136,10 @@ def test_default_deployment_is_one_hardened_replica(render: Render) -> None:
     assert security["readOnlyRootFilesystem"] is True
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert container["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "api-key", "mountPath": "/etc/tritonop/api-key", "readOnly": True},  # test_chart_api_key.py
+    ]
     assert pod["volumes"][0]["name"] == "tmp" and "emptyDir" in pod["volumes"][0]
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     assert not objects_of_kind(objects, "PodDisruptionBudget")
@@ -158,6 +161,7 @@ def test_default_args_watch_all_namespaces(render: Render) -> None:
         "--network-policy",
         "--metrics-namespace-selector=kubernetes.io/metadata.name=monitoring",
         "--prometheus-url=http://prometheus-operated.monitoring.svc:9090",
+        "--api-key-secret-file=/etc/tritonop/api-key/secret",
         "--metrics-port=8080",
     ]
 
@@ -350,4 +354,5 @@ def test_packaged_chart_renders_like_the_source(tmp_path: Path) -> None:
         "tritonop/dashboards/tritonop.json",
     } <= members
     values = {"dashboard": {"enabled": True}, "ha": {"enabled": True}}
+    values["tritonApiKey"] = {"create": False}  # a generated API key secret differs per render
     assert helm_template(values, chart=archive, include_crds=True) == helm_template(values, include_crds=True)

@@ -8,6 +8,7 @@ a credentials Secret, a NetworkPolicy switched off, a canary that is abandoned, 
 deletion. Requests are told apart from the test's own by User-Agent (kopf/…, tritonop/…).
 Children are created by server-side apply: a PATCH the API server authorizes as `patch`
 and, as it creates, as `create` too (the emulator records it as a create action).
+Each restart re-applies the Triton key Secret, which the operator writes without reading.
 """
 
 from __future__ import annotations
@@ -170,3 +171,6 @@ async def test_chart_rbac_is_sufficient_and_minimal(kube: Cluster, run_operator)
     exercised = {(verb, group, resource if sub is None else f"{resource}/{sub}") for verb, group, resource, sub, _ in used}
     unused = sorted(g for g in granted if g not in exercised and (*g, None) not in UNEXERCISED)
     assert unused == [], f"the chart grants what the operator never used: {unused}"
+    # The Triton key Secret is written blind: created, server-side applied on resume, never listed.
+    secret_verbs = {verb for verb, _, resource, _, _ in used if resource == "secrets"}
+    assert {"create", "patch"} <= secret_verbs and not {"list", "watch", "update", "delete"} & secret_verbs

@@ -150,7 +150,7 @@ def test_pod_placement_and_identity_pass_through(ref, make_spec, config) -> None
     assert pod["affinity"] == affinity
     assert pod["serviceAccountName"] == "triton"
     assert pod["imagePullSecrets"] == [{"name": "ngc"}]
-    assert container_of(deployment)["env"] == [{"name": "LOG", "value": "1"}]
+    assert container_of(deployment)["env"][:-1] == [{"name": "LOG", "value": "1"}]  # then the control-API key
 
 
 def test_rolling_update_never_drops_below_current_capacity(ref, make_spec, config) -> None:

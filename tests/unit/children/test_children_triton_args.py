@@ -17,6 +17,8 @@ def test_explicit_mode_loads_the_model_and_keeps_the_server_up_on_load_errors(ma
         "--metrics-port=8002",
         "--allow-metrics=true",
         "--allow-gpu-metrics=true",
+        "--http-restricted-api=model-repository,model-config,shared-memory,trace,logging:tritonop-key=$(TRITONOP_API_KEY)",
+        "--grpc-restricted-protocol=model-repository,model-config,shared-memory,trace,logging:tritonop-key=$(TRITONOP_API_KEY)",
         "--exit-on-error=false",
         "--log-verbose=1",
     ]

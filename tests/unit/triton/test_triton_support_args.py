@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.triton import localize_args
+from tests.support.triton import expand_env_references, localize_args
 
 
 def test_localize_args_replaces_repository_and_ports_in_both_spellings() -> None:
@@ -33,3 +33,15 @@ def test_localize_args_keeps_flags_that_merely_share_a_prefix() -> None:
     args = ["--http-port-extra=9", "--model-repository-x=y"]
     localized = localize_args(args, model_repository="/r", http_port=1, grpc_port=2, metrics_port=3)
     assert localized[:2] == args
+
+
+def test_env_references_expand_as_the_kubelet_expands_them() -> None:
+    env = {"TRITONOP_API_KEY": "k3y"}
+    args = ["--http-restricted-api=logging:tritonop-key=$(TRITONOP_API_KEY)", "$$(TRITONOP_API_KEY)", "$(UNSET)", "$(", "a$"]
+    assert expand_env_references(args, env) == [
+        "--http-restricted-api=logging:tritonop-key=k3y",
+        "$(TRITONOP_API_KEY)",
+        "$(UNSET)",
+        "$(",
+        "a$",
+    ]
