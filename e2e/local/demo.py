@@ -22,7 +22,7 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -155,11 +155,15 @@ async def run_demo(out: TextIO, workdir: Path | None) -> list[Check]:
 
             stage(f"2. roll out v2 ({VARIANTS['v2'].description}): expect promotion")
             promoted = await roll_out(stack, "v2")
-            old = stack.deployment(f"{NAME}-{promoted.stable_before}")
-            checks += check_promotion(promoted, profile.steps, old is not None)
+            # The old revision goes once the promotion is stored (docs/rollout.md, "Safety").
+            old_gone = await _eventually(lambda: stack.deployment(f"{NAME}-{promoted.stable_before}") is None)
+            checks += check_promotion(promoted, profile.steps, not old_gone)
 
             stage(f"3. roll out v3 ({VARIANTS['v3'].description}): expect rollback")
             rolled_back = await roll_out(stack, "v3")
+            await _eventually(
+                lambda: (stack.deployment(f"{NAME}-{rolled_back.canary}") or {}).get("spec", {}).get("replicas") == 0
+            )
             canary = stack.deployment(f"{NAME}-{rolled_back.canary}")
             checks += check_rollback(rolled_back, None if canary is None else canary["spec"].get("replicas"))
         finally:
@@ -174,6 +178,16 @@ async def run_demo(out: TextIO, workdir: Path | None) -> list[Check]:
 def _window_stats(stack: LocalStack, window_s: float) -> dict[str, WindowStats]:
     now = time.monotonic()
     return {rev: t.window(now, window_s) for rev, t in stack.router.revisions(NAMESPACE, NAME).items()}
+
+
+async def _eventually(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Whether ``check`` holds within ``timeout`` seconds (polled); the demo reports, never raises."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.2)
+    return True
 
 
 def _timing(label: str, record: RolloutRecord) -> str:

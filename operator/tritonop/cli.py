@@ -33,6 +33,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, help="port for /metrics and /healthz (default 8080)")
     run.add_argument("--tick-seconds", type=float, help="rollout timer interval (default 5)")
     run.add_argument(
+        "--allow-prometheus-url",
+        action="append",
+        dest="allowed_prometheus_urls",
+        metavar="URL",
+        help="a Prometheus URL (prefix) specs may name besides --prometheus-url (repeat) "
+        "[TRITONOP_ALLOWED_PROMETHEUS_URLS, comma-separated]",
+    )
+    run.add_argument(
+        "--allow-file-path",
+        action="append",
+        dest="allowed_file_paths",
+        metavar="PREFIX",
+        help="a node directory (prefix) file:// storage may mount (repeat; default: file:// refused) "
+        "[TRITONOP_ALLOWED_FILE_PATHS, comma-separated]",
+    )
+    run.add_argument(
         "--network-policy",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -102,6 +118,8 @@ def _run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         tick_seconds=args.tick_seconds,
         api_key_secret_file=args.api_key_secret_file,
+        allowed_prometheus_urls=tuple(args.allowed_prometheus_urls) if args.allowed_prometheus_urls else None,
+        allowed_file_paths=tuple(args.allowed_file_paths) if args.allowed_file_paths else None,
         network_policy=args.network_policy,
         metrics_namespace_selector=args.metrics_namespace_selector,
         metrics_pod_selector=args.metrics_pod_selector,

@@ -38,6 +38,11 @@ class OperatorConfig:
     # from (HMAC-SHA256 of the object's uid). None, or a missing file: a random secret per
     # process, with a warning (keys change on restart). See docs/security.md.
     api_key_secret_file: str | None = None
+    # Prometheus URLs (prefixes) a spec's rollout.analysis.prometheusUrl may name, besides
+    # prometheus_url itself; anything else is refused (SSRF). See operator_policy.py.
+    allowed_prometheus_urls: tuple[str, ...] = ()
+    # Node directories (prefixes) file:// storage may mount; empty: file:// is refused.
+    allowed_file_paths: tuple[str, ...] = ()
     # A NetworkPolicy per InferenceService (spec.networkPolicy.enabled overrides this default):
     # inference ports open to the cluster, the metrics port only to the pods these select.
     # Equality-based label selectors "key=value,..." (see selectors.py); an empty namespace
@@ -60,8 +65,8 @@ class OperatorConfig:
             raw = env.get(f"TRITONOP_{f.name.upper()}")
             if raw is None:
                 continue
-            if f.name == "namespaces":
-                values[f.name] = tuple(ns for ns in raw.split(",") if ns)
+            if f.name in ("namespaces", "allowed_prometheus_urls", "allowed_file_paths"):
+                values[f.name] = tuple(item for item in raw.split(",") if item)
             elif f.type in ("int", int):
                 values[f.name] = int(raw)
             elif f.type in ("float", float):

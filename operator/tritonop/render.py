@@ -10,6 +10,7 @@ from tritonop.api.models import TrafficTarget
 from tritonop.children import BuildError, IsvcRef, build_entry_service, build_revision, parse_spec, revision_of
 from tritonop.children.network_policy import build_network_policy, network_policy_enabled
 from tritonop.config import OperatorConfig
+from tritonop.operator_policy import check_spec
 from tritonop.traffic import provider_for
 
 
@@ -27,6 +28,7 @@ def render(obj: Mapping[str, Any], config: OperatorConfig) -> list[dict[str, Any
         )
     ref = IsvcRef.from_object(obj)
     spec = parse_spec(obj)
+    check_spec(spec, config)
     revision = revision_of(spec, config.triton_image)
     return [
         *build_revision(ref, spec, revision, config),

@@ -119,10 +119,6 @@ the same verbs. Keep in sync with tests/contract/chart/test_rbac.py.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["create", "patch"]
-# Only to say clearly that a model-credentials Secret is missing; never list or watch.
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
 {{- end -}}
 
 {{/* kopf discovers resources by scanning CustomResourceDefinitions, in every mode. */}}

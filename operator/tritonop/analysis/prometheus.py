@@ -3,6 +3,11 @@
 Unreachable servers, timeouts, HTTP errors, ``status: error`` answers and results
 that are not one number all come back as ``QueryResult.error``; an empty vector
 or NaN comes back as ``QueryResult.no_data``.
+
+Error texts end up in status, so they are bounded and sanitised: the URL is redacted,
+Prometheus' own error text is cut to a line of printable characters, and every way of
+not getting a Prometheus answer (refused, timed out, not HTTP, not JSON) reads the same,
+so the messages say nothing about which ports are open where.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any, Self
 import httpx
 
 from tritonop.analysis.result import QueryResult
+from tritonop.redact import redact_uri
 
 
 class PrometheusClient:
@@ -44,12 +50,9 @@ class PrometheusClient:
         try:
             # POST keeps long queries out of URL length limits.
             response = await self._http.post("/api/v1/query", data=params)
-        except httpx.TimeoutException:
-            return QueryResult.error(f"Prometheus at {self.base_url} timed out")
-        except httpx.HTTPError as exc:
-            reason = str(exc) or type(exc).__name__
-            return QueryResult.error(f"Prometheus at {self.base_url} unreachable: {reason}")
-        return _interpret(response)
+        except httpx.HTTPError:
+            return QueryResult.error(no_answer(self.base_url))
+        return _interpret(response, self.base_url)
 
 
 class PrometheusClients:
@@ -78,17 +81,30 @@ def _as_utc(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
-def _interpret(response: httpx.Response) -> QueryResult:
+MAX_ERROR_TEXT = 200
+
+
+def no_answer(base_url: str) -> str:
+    return f"no Prometheus answer from {redact_uri(base_url)}"
+
+
+def sanitise(text: object) -> str:
+    """One line of printable characters, at most MAX_ERROR_TEXT long."""
+    line = "".join(c if c.isprintable() else " " for c in str(text)).strip()
+    return line if len(line) <= MAX_ERROR_TEXT else line[: MAX_ERROR_TEXT - 1] + "…"
+
+
+def _interpret(response: httpx.Response, base_url: str) -> QueryResult:
     try:
         body: Any = response.json()
     except ValueError:
-        return QueryResult.error(f"Prometheus answered HTTP {response.status_code} with a non-JSON body")
-    if not isinstance(body, dict):
-        return QueryResult.error(f"Prometheus answered HTTP {response.status_code} with an unexpected body")
+        return QueryResult.error(no_answer(base_url))
+    if not isinstance(body, dict) or body.get("status") not in ("success", "error"):
+        return QueryResult.error(no_answer(base_url))
     if body.get("status") != "success":
         # Prometheus puts a JSON error body on 400/422/503 too; its text is the useful part.
-        detail = body.get("error") or f"HTTP {response.status_code}"
-        kind = body.get("errorType")
+        detail = sanitise(body.get("error") or f"HTTP {response.status_code}")
+        kind = sanitise(body.get("errorType") or "")
         return QueryResult.error(f"Prometheus query failed ({kind}): {detail}" if kind else f"Prometheus: {detail}")
     data = body.get("data") or {}
     result_type, result = data.get("resultType"), data.get("result")

@@ -14,6 +14,7 @@ from tritonop.api.models import ModelSource
 from tritonop.children.errors import BuildError
 from tritonop.children.security import container_security_context
 from tritonop.config import OperatorConfig
+from tritonop.redact import redact_uri
 
 MODEL_MOUNT = "/mnt/models"
 MODEL_VOLUME = "model-repository"
@@ -44,7 +45,7 @@ def storage_for(model: ModelSource, config: OperatorConfig) -> StorageMount:
     uri = model.storage_uri
     scheme, sep, rest = uri.partition("://")
     if not sep or not rest:
-        raise BuildError("UnsupportedStorageUri", f"storageUri {uri!r} has no scheme://")
+        raise BuildError("UnsupportedStorageUri", f"storageUri {redact_uri(uri)!r} has no scheme://")
     if model.storage_secret_name and scheme not in NATIVE_SCHEMES:
         raise BuildError(
             "UnsupportedStorageSecret",
@@ -97,7 +98,8 @@ def _archive(uri: str, config: OperatorConfig) -> StorageMount:
     suffix = next((s for s in ARCHIVE_SUFFIXES if path.endswith(s)), None)
     if suffix is None:
         raise BuildError(
-            "UnsupportedStorageUri", f"http(s) storageUri must point to a .tar.gz, .tgz or .zip archive: {uri}"
+            "UnsupportedStorageUri",
+            f"http(s) storageUri must point to a .tar.gz, .tgz or .zip archive: {redact_uri(uri)}",
         )
     archive = f"{MODEL_MOUNT}/.archive"
     extract = f"unzip -q -o {archive} -d {MODEL_MOUNT}" if suffix == ".zip" else f"tar -xzf {archive} -C {MODEL_MOUNT}"
@@ -133,7 +135,7 @@ def _host_path(rest: str) -> StorageMount:
 def _path_segments(path: str, uri: str) -> list[str]:
     segments = [s for s in path.split("/") if s and s != "."]
     if ".." in segments:
-        raise BuildError("InvalidStorageUri", f"storageUri {uri} must not contain '..'")
+        raise BuildError("InvalidStorageUri", f"storageUri {redact_uri(uri)} must not contain '..'")
     return segments
 
 

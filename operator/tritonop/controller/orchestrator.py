@@ -37,9 +37,10 @@ from tritonop.controller.telemetry import RolloutTelemetry
 from tritonop.controller.triton_checks import TritonChecks
 from tritonop.controller.triton_keys import TritonKeys
 from tritonop.endpoints import TritonEndpoints
-from tritonop.kinds import SECRET, SERVICE
+from tritonop.kinds import SERVICE
 from tritonop.kube.apply import ChildConflict, owner_uid
 from tritonop.kube.client import KubeClient, KubeError
+from tritonop.operator_policy import check_spec
 from tritonop.rollout import (
     Decision,
     Event,
@@ -61,7 +62,7 @@ from tritonop.traffic import status_url
 log = logging.getLogger("tritonop")
 
 # Reasons a change outside the spec can fix (reconcile retried on every tick).
-RETRYABLE_REASONS = {"StorageSecretNotFound", "ChildConflict"}
+RETRYABLE_REASONS = {"ChildConflict"}
 
 EventSink = Callable[[Mapping[str, Any], Event], None]
 
@@ -130,7 +131,7 @@ class Controller:
         ref = IsvcRef.from_object(body)
         try:
             spec = parse_spec(body)
-            await self._check_secret(ref, spec)
+            check_spec(spec, self.config)
             revision = revision_of(spec, self.config.triton_image)
         except BuildError as err:
             metrics.RECONCILES.labels("invalid").inc()
@@ -163,6 +164,7 @@ class Controller:
             return
         try:
             spec = parse_spec(body)
+            check_spec(spec, self.config)
         except BuildError:
             return  # reported by reconcile; nothing can progress until the spec changes
         now = self.clock()
@@ -255,6 +257,11 @@ class Controller:
             # Serving from some pods is serving (2 of 3 pods up, one waiting for a GPU): keep it.
             state = mark_available(state)
             events.append(Event("Normal", "RevisionReady", f"revision {state.stable} serves 100%"))
+        elif state.phase == Phase.pending and stable is not None and state.stable is not None:
+            # Say why a first revision does not come up (e.g. its storage Secret is missing).
+            why = await self.triton.why_not_ready(ref, spec, state.stable)
+            if why is not None:
+                stable = replace(stable, message=f"{stable.message}; {why.reason}: {why.message}")
         for action in decision.before_routing:
             await self.children.perform(ref, spec, desired, action, state, stable, force=force)
 
@@ -299,15 +306,6 @@ class Controller:
         return readiness is not None and readiness.serving
 
     # ------------------------------------------------------------------ what stops a rollout
-
-    async def _check_secret(self, ref: IsvcRef, spec: InferenceServiceSpec) -> None:
-        secret = spec.model.storage_secret_name
-        if secret and await self.kube.get(*SECRET.key, ref.namespace, secret) is None:
-            raise BuildError(
-                "StorageSecretNotFound",
-                f"model.storageSecretName {secret!r} does not exist in namespace {ref.namespace}; "
-                "create it (keys become the Triton container's environment) and tritonop retries",
-            )
 
     async def _report_invalid(
         self, body: Mapping[str, Any], status: InferenceServiceStatus, err: BuildError, now: datetime

@@ -47,7 +47,7 @@ class TritonChecks:
         deployment = await self.readiness(ref, canary)
         assert deployment is not None
         if not deployment.available:
-            return await self._pod_gate(ref, spec, canary) or GateResult(
+            return await self.why_not_ready(ref, spec, canary) or GateResult(
                 False, "DeploymentNotAvailable", deployment.message
             )
         url = self.endpoints.url_for(ref.namespace, ref.name, canary)
@@ -60,14 +60,15 @@ class TritonChecks:
         result = await run_acceptance(url, model, spec.model.version, spec.rollout.acceptance, key=self._key(ref))
         return GateResult(True, result.reason, result.message, acceptance_passed=result.passed)
 
-    async def _pod_gate(self, ref: IsvcRef, spec: InferenceServiceSpec, canary: str) -> GateResult | None:
+    async def why_not_ready(self, ref: IsvcRef, spec: InferenceServiceSpec, revision: str) -> GateResult | None:
         """Why a revision's pods are not ready, from the pods themselves.
 
         The revision Service reaches ready pods only, so for the cause (an image that does
-        not pull, a model that fails to load) ask the kubelet's view of the containers,
-        then Triton in a running pod directly. None when neither says more.
+        not pull, a model that fails to load, a storage Secret that does not exist:
+        CreateContainerConfigError) ask the kubelet's view of the containers, then Triton in a
+        running pod directly. None when neither says more.
         """
-        selector = f"{ISVC_LABEL}={ref.name},{REVISION_LABEL}={canary}"
+        selector = f"{ISVC_LABEL}={ref.name},{REVISION_LABEL}={revision}"
         pods = await self.kube.list(*POD.key, ref.namespace, selector)
         for pod in pods[:MAX_PODS_ASKED]:
             name = pod["metadata"]["name"]

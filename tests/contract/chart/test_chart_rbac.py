@@ -29,7 +29,6 @@ NAMESPACED_GOLDEN = grants(
     ("serving.tritonop.dev", "inferenceservices", ("list", "watch", "patch")),
     ("serving.tritonop.dev", "inferenceservices/status", ("patch",)),
     ("", "events", ("create",)),
-    ("", "secrets", ("get",)),
     ("", "pods", ("list",)),
     ("", "secrets", ("create", "patch")),  # each InferenceService's Triton key Secret, written blind
     ("apps", "deployments", ("list",)),  # every revision that exists, for recovery and removal
@@ -103,11 +102,11 @@ def test_namespaced_mode_allows_nothing_outside_watched_namespaces(
     assert is_allowed(rules, "watch", "apiextensions.k8s.io", "customresourcedefinitions")
 
 
-def test_operator_may_read_secrets_only_by_name(render: Render) -> None:
+def test_operator_never_reads_secrets(render: Render) -> None:
+    """Storage credentials go from the Secret to the pod; a missing one is the kubelet's to report."""
     rules = load_rules(render("default"), "tritonop")
-    assert is_allowed(rules, "get", "", "secrets", namespace="ml", name="model-creds")
-    for verb in ("list", "watch", "update", "delete"):
-        assert not is_allowed(rules, verb, "", "secrets", namespace="ml")
+    for verb in ("get", "list", "watch"):
+        assert not is_allowed(rules, verb, "", "secrets", namespace="ml", name="model-creds")
 
 
 def test_children_may_be_created_by_server_side_apply(render: Render) -> None:

@@ -319,6 +319,22 @@ def test_rendered_args_are_accepted_by_the_operator_cli(scenario: str, render: R
     assert parsed.metrics_port == 8080
 
 
+def test_allowlists_reach_the_operator_as_repeated_flags() -> None:
+    from tritonop.cli import _parser
+
+    values = {
+        "operator": {
+            "allowedPrometheusUrls": ["http://team-prom.ml:9090", "http://other:9090/prom"],
+            "allowedFilePaths": ["/var/lib/models"],
+        }
+    }
+    args = operator_container(helm_template(values))["args"]
+    parsed = _parser().parse_args(args)
+    assert parsed.allowed_prometheus_urls == ["http://team-prom.ml:9090", "http://other:9090/prom"]
+    assert parsed.allowed_file_paths == ["/var/lib/models"]
+    assert "--allow-file-path" not in " ".join(operator_container(helm_template({}))["args"])
+
+
 def test_network_policy_values_reach_the_operator() -> None:
     from tritonop.cli import _parser
     from tritonop.config import OperatorConfig

@@ -25,6 +25,8 @@ BAD_VALUES: dict[str, dict[str, Any]] = {
     "privileged-metrics-port": {"operator": {"metricsPort": 80}},
     "single-replica-ha": {"ha": {"enabled": True, "replicas": 1}},
     "prometheus-url-without-scheme": {"operator": {"prometheusUrl": "prometheus:9090"}},
+    "allowed-prometheus-url-with-userinfo": {"operator": {"allowedPrometheusUrls": ["http://u:p@prom:9090"]}},
+    "allowed-file-path-relative": {"operator": {"allowedFilePaths": ["models"]}},
     "metrics-selector-as-a-map": {"networkPolicy": {"metricsNamespaceSelector": {"name": "monitoring"}}},
     "metrics-selector-without-value": {"networkPolicy": {"metricsPodSelector": "app"}},
 }

@@ -10,9 +10,15 @@ import pytest
 import yaml
 
 from tritonop import KIND
+from tritonop.config import OperatorConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES_DIR = REPO_ROOT / "manifests" / "examples"
+
+
+# The operator settings examples are rendered with: the defaults, plus the node directory
+# manifests/examples/local-file.yaml mounts (file:// is refused unless allowed).
+EXAMPLES_CONFIG = OperatorConfig(allowed_file_paths=("/var/lib/tritonop",))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tritonop.config import OperatorConfig
+from tests.contract.children.conftest import EXAMPLES_CONFIG
 from tritonop.render import render
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
@@ -24,10 +24,11 @@ GOLDEN_DIR = Path(__file__).parent / "golden"
 
 def golden_text(example: Any) -> str:
     header = (
-        f"# render() of manifests/examples/{example.path.name} with the default OperatorConfig.\n"
-        "# Generated: UPDATE_GOLDEN=1 pytest tests/contract/children/test_children_golden.py\n"
+        f"# render() of manifests/examples/{example.path.name} with the default OperatorConfig"
+        + (" (file:// allowed under /var/lib/tritonop).\n" if example.name == "local-file" else ".\n")
+        + "# Generated: UPDATE_GOLDEN=1 pytest tests/contract/children/test_children_golden.py\n"
     )
-    return header + yaml.safe_dump_all(render(example.isvc, OperatorConfig()), sort_keys=False)
+    return header + yaml.safe_dump_all(render(example.isvc, EXAMPLES_CONFIG), sort_keys=False)
 
 
 def test_rendered_children_match_golden_file(example: Any) -> None:

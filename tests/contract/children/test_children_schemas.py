@@ -25,9 +25,9 @@ import pytest
 import yaml
 from referencing import Registry, Resource
 
+from tests.contract.children.conftest import EXAMPLES_CONFIG
 from tritonop.api.models import TrafficTarget
 from tritonop.children import IsvcRef, build_entry_service, build_revision, parse_spec, revision_of
-from tritonop.config import OperatorConfig
 from tritonop.render import render
 from tritonop.traffic import provider_for
 
@@ -63,7 +63,7 @@ def validate_child(obj: dict[str, Any]) -> None:
 
 
 def children_in_both_states(isvc: dict[str, Any]) -> list[dict[str, Any]]:
-    config = OperatorConfig()
+    config = EXAMPLES_CONFIG
     ref = IsvcRef.from_object(isvc)
     spec = parse_spec(isvc)
     stable = revision_of(spec)
@@ -102,15 +102,15 @@ def _first(children: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 def test_validation_rejects_broken_children(examples: list[Any]) -> None:
     """The validators are not vacuous: a broken child of each family fails."""
     by_name = {e.name: e for e in examples}
-    deployment = _first(render(by_name["minimal-cpu"].isvc, OperatorConfig()), "Deployment")
+    deployment = _first(render(by_name["minimal-cpu"].isvc, EXAMPLES_CONFIG), "Deployment")
     deployment["spec"]["template"]["spec"]["containers"][0]["port"] = 8000
-    route = _first(render(by_name["canary-gateway-api"].isvc, OperatorConfig()), "HTTPRoute")
+    route = _first(render(by_name["canary-gateway-api"].isvc, EXAMPLES_CONFIG), "HTTPRoute")
     route["spec"]["rules"][0]["backendRefs"][0]["weight"] = -1
-    grpc_route = _first(render(by_name["canary-gateway-api"].isvc, OperatorConfig()), "GRPCRoute")
+    grpc_route = _first(render(by_name["canary-gateway-api"].isvc, EXAMPLES_CONFIG), "GRPCRoute")
     grpc_route["spec"]["rules"][0]["matches"] = [m for rule in grpc_route["spec"]["rules"] for m in rule["matches"]]
-    virtual_service = _first(render(by_name["canary-istio"].isvc, OperatorConfig()), "VirtualService")
+    virtual_service = _first(render(by_name["canary-istio"].isvc, EXAMPLES_CONFIG), "VirtualService")
     del virtual_service["spec"]["http"][0]["route"][0]["destination"]["host"]
-    scaled_object = _first(render(by_name["keda-queue-time"].isvc, OperatorConfig()), "ScaledObject")
+    scaled_object = _first(render(by_name["keda-queue-time"].isvc, EXAMPLES_CONFIG), "ScaledObject")
     scaled_object["spec"]["triggers"][0]["metadata"]["threshold"] = 20
     for broken in (deployment, route, grpc_route, virtual_service, scaled_object):
         with pytest.raises((kubernetes_validate.ValidationError, jsonschema.ValidationError)):

@@ -262,4 +262,4 @@ async def test_unreachable_prometheus_is_error() -> None:
     assert outcome.verdict == "Error"
     assert outcome.canary_requests is None
     assert [c.result for c in outcome.checks] == ["Error", "Error"]
-    assert all("unreachable" in c.message for c in outcome.checks)
+    assert all("no Prometheus answer" in c.message for c in outcome.checks)

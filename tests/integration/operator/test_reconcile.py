@@ -202,6 +202,7 @@ async def test_invalid_objects_are_reported_and_do_not_block_others(kube: Cluste
     secretless = copy.deepcopy(ISVC)
     secretless["metadata"]["name"] = "secretless"
     secretless["spec"]["model"]["storageSecretName"] = "s3-creds"
+    kube.never_ready.add("secretless-")  # its pods cannot start: the Secret is missing
     await kube.apply_isvc(secretless)
     good = copy.deepcopy(ISVC)
     good["metadata"]["name"] = "good"
@@ -216,15 +217,33 @@ async def test_invalid_objects_are_reported_and_do_not_block_others(kube: Cluste
     assert not [d for d in deployment_names(kube) if d.startswith("bad-")]
     await wait_for_event(kube, NS, "bad", "InvalidSpec", type="Warning")
 
-    missing = await eventually(lambda: condition(kube.status(NS, "secretless"), "Ready"), timeout=20)
-    assert missing["reason"] == "StorageSecretNotFound" and "s3-creds" in missing["message"]
-    # Creating the Secret is enough: the operator retries on its own.
-    await kube.request(
-        "POST", f"/api/v1/namespaces/{NS}/secrets",
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-creds", "namespace": NS},
-         "stringData": {"AWS_ACCESS_KEY_ID": "x"}},
+    # The operator never reads Secrets: the pod references the storage Secret, and the kubelet's
+    # CreateContainerConfigError is what says it is missing. No kubelet runs here: its pod
+    # report is written by the test, as the kubelet would.
+    revision_name = await eventually(
+        lambda: next((d for d in deployment_names(kube) if d.startswith("secretless-")), None), timeout=20
     )
-    await eventually(lambda: kube.status(NS, "secretless").get("phase") == "Ready", timeout=30, what="retry")
+    revision = revision_name.removeprefix("secretless-")
+    await kube.request(
+        "POST", f"/api/v1/namespaces/{NS}/pods",
+        {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": f"{revision_name}-abc", "namespace": NS,
+                      "labels": {"serving.tritonop.dev/inferenceservice": "secretless",
+                                 "serving.tritonop.dev/revision": revision}},
+         "status": {"phase": "Pending", "containerStatuses": [{"name": "triton", "ready": False, "state": {
+             "waiting": {"reason": "CreateContainerConfigError", "message": 'secret "s3-creds" not found'}}}]}},
+    )
+    missing = await eventually(
+        lambda: (c := condition(kube.status(NS, "secretless"), "Ready")) and "CreateContainerConfigError" in c["message"]
+        and c,
+        timeout=20,
+        what="the kubelet's reason in status",
+    )
+    assert 's3-creds' in missing["message"] and missing["status"] == "False"
+    assert not operator_requests(kube, plural_path="v1/secrets", method="GET"), "the operator read a Secret"
+    # Creating the Secret is enough: the pod starts (here: the kubelet stand-in says so).
+    await kube.request("DELETE", f"/api/v1/namespaces/{NS}/pods/{revision_name}-abc")
+    kube.never_ready.discard("secretless-")
     deployment = next(d for d in kube.emulator.live(DEPLOYMENTS) if d["metadata"]["name"].startswith("secretless-"))
     env_from = deployment["spec"]["template"]["spec"]["containers"][0].get("envFrom") or []
     assert {"secretRef": {"name": "s3-creds"}} in env_from

@@ -51,8 +51,10 @@ async def test_numbers_and_no_data(status: int, body: Any, expected: QueryResult
             'Prometheus query failed (bad_data): parse error: unexpected "}"',
         ),
         (503, {"status": "error", "errorType": "unavailable", "error": "not ready"}, "(unavailable): not ready"),
-        (502, "<html>Bad Gateway</html>", "HTTP 502 with a non-JSON body"),
-        (200, [1, 2], "unexpected body"),
+        # Not Prometheus talking: the same words as a refused connection (no port-scan oracle).
+        (502, "<html>Bad Gateway</html>", "no Prometheus answer from http://prometheus.test"),
+        (200, [1, 2], "no Prometheus answer from http://prometheus.test"),
+        (200, {"hello": "world"}, "no Prometheus answer from http://prometheus.test"),
         (200, {"status": "success", "data": {"resultType": "matrix", "result": []}}, "returned a matrix"),
         (200, {"status": "success", "data": {"resultType": "string", "result": [1.0, "x"]}}, "returned a string"),
         (200, {"status": "success", "data": {"resultType": "scalar", "result": [1.0, "abc"]}}, "malformed sample"),
@@ -72,7 +74,7 @@ async def test_timeout_is_an_error() -> None:
         raise httpx.ReadTimeout("read timed out", request=request)
 
     async with PrometheusClient("http://prometheus.test", transport=httpx.MockTransport(time_out)) as client:
-        assert await client.query("up") == QueryResult.error("Prometheus at http://prometheus.test timed out")
+        assert await client.query("up") == QueryResult.error("no Prometheus answer from http://prometheus.test")
 
 
 async def test_connection_refused_is_an_error() -> None:
@@ -83,7 +85,18 @@ async def test_connection_refused_is_an_error() -> None:
     async with PrometheusClient(f"http://127.0.0.1:{port}/") as client:
         result = await client.query("up")
     assert result.status == "error"
-    assert result.message.startswith(f"Prometheus at http://127.0.0.1:{port} unreachable:")
+    assert result.message == f"no Prometheus answer from http://127.0.0.1:{port}"
+
+
+async def test_error_text_is_bounded_printable_and_the_url_redacted() -> None:
+    body = {"status": "error", "errorType": "bad_data", "error": "line1\nline2\x1b[31m" + "x" * 500}
+    async with PrometheusClient("http://user:pw@prometheus.test/?token=t", transport=answering(400, body)) as client:
+        result = await client.query("up")
+    assert "\n" not in result.message and "\x1b" not in result.message
+    assert len(result.message) < 260
+    async with PrometheusClient("http://user:pw@prometheus.test/?token=t", transport=answering(502, "x")) as client:
+        refused = await client.query("up")
+    assert "pw" not in refused.message and "token" not in refused.message
 
 
 async def test_query_and_time_are_sent() -> None:
