@@ -30,14 +30,13 @@ with TRITONOP_REQUIRE_TOOLS=1.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from tests.support.control_plane import DEFAULT_CONTROLLERS, APIError, ControlPlane
+from tests.support.control_plane import DEFAULT_CONTROLLERS, APIError, ControlPlane, eventually
 from tests.support.helm import helm_template
 from tests.support.kube import OperatorProcess, free_port
 from tests.support.node_standin import NodeStandIn, reported_ready
@@ -48,7 +47,6 @@ from tritonop.render import render
 
 pytestmark = pytest.mark.slow
 
-T = TypeVar("T")
 NS = "ml"
 NAME = "cpu"
 CRD_NAME = "inferenceservices.serving.tritonop.dev"
@@ -70,18 +68,6 @@ COLLECTIONS = {
 }
 # Scale down slowly (a spec.autoscaling.behavior the HPA gets as spec.behavior).
 BEHAVIOR = {"scaleDown": {"stabilizationWindowSeconds": 60}}
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.5) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def get(cp: ControlPlane, path: str) -> dict[str, Any] | None:
@@ -217,7 +203,9 @@ def labelled(cp: ControlPlane, kind: str) -> list[dict[str, Any]]:
 
 def managers(obj: dict[str, Any]) -> list[tuple[str, str]]:
     """(manager, operation) of each managedFields entry of the object itself (not status or scale)."""
-    return [(e["manager"], e["operation"]) for e in obj["metadata"].get("managedFields") or [] if not e.get("subresource")]
+    return [
+        (e["manager"], e["operation"]) for e in obj["metadata"].get("managedFields") or [] if not e.get("subresource")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +231,9 @@ def test_an_inference_service_is_served_by_the_real_controllers(
         kind, name = wanted["kind"], wanted["metadata"]["name"]
         obj = live(cluster, wanted)
         assert obj is not None, f"{kind} {name} missing"
-        refs = [(r["kind"], r["name"], r["uid"], r.get("controller")) for r in obj["metadata"].get("ownerReferences", [])]
+        refs = [
+            (r["kind"], r["name"], r["uid"], r.get("controller")) for r in obj["metadata"].get("ownerReferences", [])
+        ]
         assert refs == [("InferenceService", NAME, uid, True)], f"{kind} {name}: {refs}"
 
     # The real ReplicaSet and its Pods (the HPA raised the Deployment to minReplicas 2), Ready
@@ -300,7 +290,9 @@ def test_a_field_the_desired_child_drops_is_removed_live(cluster: ControlPlane, 
     assert (ready(cluster) or {}).get("status", {}).get("stableRevision") == served["status"]["stableRevision"]
 
 
-def test_pinned_replicas_handed_to_an_autoscaler_keep_their_count(cluster: ControlPlane, served: dict[str, Any]) -> None:
+def test_pinned_replicas_handed_to_an_autoscaler_keep_their_count(
+    cluster: ControlPlane, served: dict[str, Any]
+) -> None:
     """min == max pins the Deployment's replicas (no HPA); widening the range hands them to an
     HPA. An apply that just drops spec.replicas would reset them to 1 (the API default) until
     the HPA acts: the operator hands the count over to another field manager first."""
@@ -351,7 +343,9 @@ def test_deleting_the_inference_service_lets_the_garbage_collector_delete_the_ch
     eventually(lambda: get(cluster, f"{ISVC_PATH}/{NAME}") is None, "the InferenceService gone (kopf's finalizer off)")
 
     def leftovers() -> dict[str, list[str]]:
-        return {kind: names for kind in COLLECTIONS if (names := [o["metadata"]["name"] for o in labelled(cluster, kind)])}
+        return {
+            kind: names for kind in COLLECTIONS if (names := [o["metadata"]["name"] for o in labelled(cluster, kind)])
+        }
 
     eventually(lambda: not leftovers(), "the garbage collector to delete every child", timeout=90)
     for obj in desired(served):  # by name as well

@@ -10,35 +10,19 @@ from __future__ import annotations
 import copy
 import json
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.support.control_plane import REPO_ROOT, ControlPlane
+from tests.support.control_plane import REPO_ROOT, ControlPlane, eventually
 
 pytestmark = pytest.mark.slow
 
 CRD_NAME = "inferenceservices.serving.tritonop.dev"
 EXAMPLES = sorted((REPO_ROOT / "manifests" / "examples").glob("*.yaml"))
 MINIMAL = yaml.safe_load((REPO_ROOT / "manifests" / "examples" / "minimal-cpu.yaml").read_text())
-
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
 
 
 def ensure_namespace(cp: ControlPlane, name: str) -> None:
