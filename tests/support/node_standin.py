@@ -13,7 +13,10 @@ What it does, as a kubelet would through the API:
 - for each Pod the scheduler binds to the Node (spec.nodeName), writes the status a healthy
   kubelet would: phase Running, podIP and hostIP 127.0.0.1 (``pod_ip``), PodReadyToStartContainers,
   Initialized, ContainersReady and Ready True, every init container terminated with exit
-  code 0, and every container running, started and ready;
+  code 0, and every container running, started and ready; a Pod whose name starts with one of
+  ``never_ready`` runs but stays unready (a failing readiness probe), and a Pod whose env
+  needs a Secret that does not exist waits in CreateContainerConfigError (``secret "x" not
+  found``), a secret volume's in ContainerCreating, as a kubelet reports them;
 - for each Pod being deleted (deletionTimestamp set), finishes the deletion (grace period 0,
   uid precondition) as a kubelet does once its containers stopped; without that, a Pod bound
   to a Node stays Terminating forever and garbage collection never completes.
@@ -55,15 +58,33 @@ def _micro_now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def pod_status(pod: Mapping[str, Any], *, now: str, pod_ip: str = POD_IP) -> dict[str, Any]:
-    """The status a kubelet writes for a pod whose containers all started and passed their probes."""
+def pod_status(
+    pod: Mapping[str, Any],
+    *,
+    now: str,
+    pod_ip: str = POD_IP,
+    ready: bool = True,
+    waiting: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """The status a kubelet writes for a pod whose containers all started and passed their
+    probes; with ``ready=False``, running but failing their readiness probes; with
+    ``waiting=(reason, message)``, containers that could not be created (e.g.
+    CreateContainerConfigError for a missing Secret)."""
     spec = pod.get("spec") or {}
     uid = (pod.get("metadata") or {}).get("uid", "")
     previous = (pod.get("status") or {}).get("startTime")
     started = previous or now
 
-    def true(kind: str) -> dict[str, Any]:
-        return {"type": kind, "status": "True", "lastProbeTime": None, "lastTransitionTime": started}
+    def condition(kind: str, status: bool = True) -> dict[str, Any]:
+        value = "True" if status else "False"
+        return {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": started}
+
+    containers_ready = ready and waiting is None
+
+    def state(container: Mapping[str, Any]) -> dict[str, Any]:
+        if waiting is not None:
+            return {"waiting": {"reason": waiting[0], "message": waiting[1]}}
+        return {"running": {"startedAt": started}}
 
     def ids(container: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -86,11 +107,11 @@ def pod_status(pod: Mapping[str, Any], *, now: str, pod_ip: str = POD_IP) -> dic
     return {
         "phase": "Running",
         "conditions": [
-            true("PodReadyToStartContainers"),
-            true("Initialized"),
-            true("Ready"),
-            true("ContainersReady"),
-            true("PodScheduled"),
+            condition("PodReadyToStartContainers"),
+            condition("Initialized"),
+            condition("Ready", containers_ready),
+            condition("ContainersReady", containers_ready),
+            condition("PodScheduled"),
         ],
         "hostIP": pod_ip,
         "hostIPs": [{"ip": pod_ip}],
@@ -107,7 +128,7 @@ def pod_status(pod: Mapping[str, Any], *, now: str, pod_ip: str = POD_IP) -> dic
             for c in spec.get("initContainers") or []
         ],
         "containerStatuses": [
-            {**ids(c), "ready": True, "started": True, "state": {"running": {"startedAt": started}}}
+            {**ids(c), "ready": containers_ready, "started": waiting is None, "state": state(c)}
             for c in spec.get("containers") or []
         ],
     }
@@ -115,22 +136,58 @@ def pod_status(pod: Mapping[str, Any], *, now: str, pod_ip: str = POD_IP) -> dic
 
 def reported_ready(pod: Mapping[str, Any], pod_ip: str = POD_IP) -> bool:
     """Whether the Pod shows the status this stand-in writes: Running, Ready, at ``pod_ip``."""
+    return reported(pod, pod_ip, ready=True, waiting=None)
+
+
+def reported(pod: Mapping[str, Any], pod_ip: str, *, ready: bool, waiting: tuple[str, str] | None) -> bool:
+    """Whether the Pod already shows the status this stand-in would write now."""
     status = pod.get("status") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    return status.get("phase") == "Running" and ready and status.get("podIP") == pod_ip
+    is_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    reasons = [
+        ((c.get("state") or {}).get("waiting") or {}).get("reason") for c in status.get("containerStatuses") or []
+    ]
+    want = waiting[0] if waiting else None
+    return (
+        status.get("phase") == "Running"
+        and status.get("podIP") == pod_ip
+        and is_ready == (ready and waiting is None)
+        and bool(reasons)
+        and all(r == want for r in reasons)
+    )
+
+
+def referenced_secrets(pod: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+    """Secrets a Pod needs (not marked optional): (for container env, for volumes)."""
+    spec = pod.get("spec") or {}
+    env: set[str] = set()
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for var in container.get("env") or []:
+            ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+            if ref and not ref.get("optional"):
+                env.add(ref["name"])
+        for source in container.get("envFrom") or []:
+            ref = source.get("secretRef")
+            if ref and not ref.get("optional"):
+                env.add(ref["name"])
+    volumes = {
+        v["secret"]["secretName"]
+        for v in spec.get("volumes") or []
+        if v.get("secret") and not v["secret"].get("optional")
+    }
+    return env, volumes
 
 
 class NodeStandIn:
     """One Node, registered on ``start()``; a thread polls its Pods every ``period`` seconds."""
 
-    def __init__(
-        self, cp: ControlPlane, name: str = "standin-0", *, period: float = 0.3, pod_ip: str = POD_IP
-    ) -> None:
+    def __init__(self, cp: ControlPlane, name: str = "standin-0", *, period: float = 0.3, pod_ip: str = POD_IP) -> None:
         self.cp = cp
         self.name = name
         self.period = period
         self.pod_ip = pod_ip
         self.errors: list[str] = []  # API errors the loop met (a test may assert there are none)
+        # Pods whose name starts with one of these run but never pass their readiness probe.
+        self.never_ready: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._renewed_at = 0.0
@@ -258,8 +315,24 @@ class NodeStandIn:
                 if err.status not in (404, 409):
                     raise
             return
-        if reported_ready(pod, self.pod_ip):
+        ready = not any(meta["name"].startswith(prefix) for prefix in set(self.never_ready))
+        waiting = self._waiting(pod)
+        if reported(pod, self.pod_ip, ready=ready, waiting=waiting):
             return
-        status = pod_status(pod, now=_now(), pod_ip=self.pod_ip)
+        status = pod_status(pod, now=_now(), pod_ip=self.pod_ip, ready=ready, waiting=waiting)
         patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
         self.cp.request_json("PATCH", path + "/status", patch, content_type="application/merge-patch+json")
+
+    def _waiting(self, pod: Mapping[str, Any]) -> tuple[str, str] | None:
+        """Why the containers cannot be created, as a kubelet reports it: a missing Secret."""
+        namespace = pod["metadata"]["namespace"]
+        env, volumes = referenced_secrets(pod)
+        for names, reason in ((env, "CreateContainerConfigError"), (volumes, "ContainerCreating")):
+            for name in sorted(names):
+                try:
+                    self.cp.request_json("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+                except APIError as err:
+                    if err.status != 404:
+                        raise
+                    return reason, f'secret "{name}" not found'
+        return None
