@@ -11,6 +11,7 @@ Both hold a per-object lock, so a timer tick never interleaves with a reconcile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -31,6 +32,7 @@ from tritonop.api.models import (
 from tritonop.children import BuildError, IsvcRef, parse_spec, revision_of, triton_model_name
 from tritonop.children.labels import REVISION_LABEL
 from tritonop.config import OperatorConfig
+from tritonop.controller import forbidden
 from tritonop.controller.revisions import Children
 from tritonop.controller.status_store import StatusStore, UnreadableStatus, object_key, rollout_state
 from tritonop.controller.telemetry import RolloutTelemetry
@@ -61,8 +63,9 @@ from tritonop.traffic import status_url
 
 log = logging.getLogger("tritonop")
 
-# Reasons a change outside the spec can fix (reconcile retried on every tick).
-RETRYABLE_REASONS = {"ChildConflict"}
+# Reasons a change outside the spec can fix (reconcile retried on every tick; a Forbidden one
+# with back-off, see `forbidden.Backoff`).
+RETRYABLE_REASONS = {"ChildConflict", forbidden.REASON}
 
 EventSink = Callable[[Mapping[str, Any], Event], None]
 
@@ -94,6 +97,7 @@ class Controller:
         self.prometheus = PrometheusClients(timeout_s=config.prometheus_timeout_seconds)
         self.telemetry = RolloutTelemetry()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._forbidden: dict[tuple[str, str], forbidden.Backoff] = {}
 
     # ------------------------------------------------------------------ entry points
 
@@ -104,6 +108,12 @@ class Controller:
                     await self._reconcile(body, force=force)
                 except UnreadableStatus as err:
                     await self._report_unreadable(body, err)
+                except KubeError as err:
+                    if forbidden.is_forbidden(err):
+                        await self._report_forbidden(body, err)
+                    raise
+                else:
+                    self._forbidden.pop(object_key(body), None)
 
     async def tick(self, body: Mapping[str, Any]) -> None:
         async with self._lock(body):
@@ -112,11 +122,16 @@ class Controller:
                     await self._tick(body)
                 except UnreadableStatus as err:
                     await self._report_unreadable(body, err)
+                except KubeError as err:
+                    if forbidden.is_forbidden(err):
+                        await self._report_forbidden(body, err)
+                    raise
 
     def forget(self, body: Mapping[str, Any]) -> None:
         key = object_key(body)
         self.status.forget(body)
         self._locks.pop(key, None)
+        self._forbidden.pop(key, None)
         self.telemetry.forget(*key)
         self.children.forget(*key)
 
@@ -160,7 +175,11 @@ class Controller:
         status = self.status.read(body)
         ready = next((c for c in status.conditions if c.type == "Ready"), None)
         if ready is not None and ready.reason in RETRYABLE_REASONS:
+            backoff = self._forbidden.get(object_key(body))
+            if ready.reason == forbidden.REASON and backoff is not None and not backoff.due(self.clock()):
+                return  # refused moments ago: wait before asking the API server again
             await self._reconcile(body, force=False)
+            self._forbidden.pop(object_key(body), None)
             return
         try:
             spec = parse_spec(body)
@@ -346,6 +365,36 @@ class Controller:
             condition = Condition(type=type_, status=status, reason="InvalidStatus", message=message)
             stopped = set_condition(stopped, condition, self.clock())
         await self.status.write_conditions(body, [c.dump() for c in stopped])
+
+    async def _report_forbidden(self, body: Mapping[str, Any], err: KubeError) -> None:
+        """RBAC refused a request this pass needed: say which, where a user looks (Ready=False and
+        Stalled=True with reason Forbidden, a Warning Event when the message is new), and retry
+        with back-off (the caller re-raises for kopf; the timer waits out `forbidden.Backoff`).
+        Only conditions change: the rollout state in status stays as it was. The next pass that
+        gets through computes the conditions afresh, which clears the report."""
+        now = self.clock()
+        self._forbidden.setdefault(object_key(body), forbidden.Backoff()).failed(now)
+        message = forbidden.describe(err, (body.get("metadata") or {}).get("namespace") or "")
+        log.warning("%s/%s: %s", *object_key(body), message)
+        try:
+            status = self.status.read(body)
+        except UnreadableStatus:
+            return
+        previous = next((c for c in status.conditions if c.type == "Ready"), None)
+        if previous is None or previous.reason != forbidden.REASON or previous.message != message:
+            self.post_event(body, Event("Warning", forbidden.REASON, message))
+        new = status.model_copy(deep=True)
+        new.conditions = conditions_for(
+            new,
+            generation=_generation(body),
+            stable=None,
+            invalid_reason=forbidden.REASON,
+            invalid_message=message,
+            now=now,
+        )
+        # Refused too (status is RBAC-guarded as well), or a 409: the log line and kopf's retry remain.
+        with contextlib.suppress(KubeError):
+            await self.status.write(body, status, new)
 
     def _lock(self, body: Mapping[str, Any]) -> asyncio.Lock:
         return self._locks.setdefault(object_key(body), asyncio.Lock())

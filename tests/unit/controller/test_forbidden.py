@@ -1,0 +1,116 @@
+"""A 403 from the API server (a permission missing from the chart's RBAC) is visible on the
+InferenceService: Ready=False and Stalled=True with reason Forbidden, naming the verb and
+resource, one Warning Event; retried with back-off, and cleared once the permission is back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.support.controller_harness import NAMESPACE, Harness, model_spec
+from tritonop.controller.forbidden import Backoff, describe
+from tritonop.kube.client import KubeError
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+GATEWAY = {"provider": "gateway-api", "gateway": {"parentRefs": [{"name": "gw"}]}}
+REFUSAL = (
+    'PATCH /apis/apps/v1/namespaces/ml/deployments/x: deployments.apps "x" is forbidden: User '
+    '"system:serviceaccount:tritonop-system:tritonop" cannot patch resource "deployments" in API group "apps" '
+    'in the namespace "ml"'
+)
+
+
+def condition(h: Harness, type_: str) -> dict[str, Any]:
+    return next(c for c in h.status().get("conditions") or [] if c["type"] == type_)
+
+
+def refuse_deployment_applies(h: Harness) -> list[bool]:
+    """RBAC without `patch` on deployments: every apply of a Deployment gets 403. Returns a switch."""
+    refusing = [True]
+    apply = h.kube.server_side_apply
+
+    async def guarded(obj: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if refusing[0] and obj["kind"] == "Deployment":
+            name = obj["metadata"]["name"]
+            raise KubeError(403, REFUSAL.replace("/x:", f"/{name}:").replace('"x"', f'"{name}"'))
+        return await apply(obj, **kwargs)
+
+    h.kube.server_side_apply = guarded  # type: ignore[method-assign]
+    return refusing
+
+
+async def test_a_forbidden_child_write_is_a_condition_and_an_event_and_clears_when_granted() -> None:
+    v1, v2 = model_spec(traffic=GATEWAY), model_spec("s3://models/v2", traffic=GATEWAY)
+    h = Harness(T0)
+    h.apply(v1)
+    await h.reconcile()
+    await h.tick()
+    assert condition(h, "Ready")["status"] == "True"
+    stable = h.status()["stableRevision"]
+
+    refusing = refuse_deployment_applies(h)
+    h.apply(v2)  # a new revision: its Deployment must be applied
+    with pytest.raises(KubeError):  # raised on, for kopf to retry
+        await h.reconcile()
+    ready, stalled = condition(h, "Ready"), condition(h, "Stalled")
+    assert (ready["status"], ready["reason"]) == ("False", "Forbidden")
+    assert (stalled["status"], stalled["reason"]) == ("True", "Forbidden")
+    assert f"tritonop cannot patch deployments.apps in namespace {NAMESPACE}" in ready["message"]
+    assert "ClusterRole" in ready["message"]
+    assert h.reasons().count("Forbidden") == 1
+    assert h.status()["stableRevision"] == stable and not h.status().get("canaryRevision")  # state untouched
+
+    # Retried with back-off: a tick within the first second asks the API server nothing.
+    calls = len(h.kube.calls)
+    await h.tick()
+    assert len(h.kube.calls) == calls
+    # Due again: the retry is refused again, the same report, no second Event; the wait doubles.
+    h.advance(1)
+    with pytest.raises(KubeError):
+        await h.tick()
+    assert condition(h, "Ready")["reason"] == "Forbidden"
+    assert h.reasons().count("Forbidden") == 1
+    h.advance(1)
+    calls = len(h.kube.calls)
+    await h.tick()
+    assert len(h.kube.calls) == calls
+
+    # Granted again: the next due tick reconciles, the canary starts, the report is gone.
+    refusing[0] = False
+    h.advance(2)
+    await h.tick()
+    assert h.status()["canaryRevision"]
+    assert condition(h, "Ready")["reason"] != "Forbidden"
+    assert condition(h, "Stalled")["status"] == "False"
+    assert h.reasons().count("Forbidden") == 1
+
+
+def test_the_message_names_verb_resource_and_namespace() -> None:
+    err = KubeError(403, REFUSAL)
+    message = describe(err, "other")
+    assert message.startswith("forbidden: tritonop cannot patch deployments.apps in namespace ml: grant it")
+    assert message.endswith('cannot patch resource "deployments" in API group "apps" in the namespace "ml"')
+    core = KubeError(403, 'GET /api/v1/namespaces/ml/services/cpu: services "cpu" is forbidden: User "u" '
+                     'cannot get resource "services" in API group "" in the namespace "ml"')  # fmt: skip
+    assert "tritonop cannot get services in namespace ml:" in describe(core, "ml")
+    # Without the server's wording: from our client's request line.
+    assert "cannot list services in namespace ml" in describe(
+        KubeError(403, "GET /api/v1/namespaces/ml/services: no"), "ml"
+    )
+    assert "cannot create deployments.apps in namespace ml" in describe(
+        KubeError(403, "POST /apis/apps/v1/namespaces/ml/deployments: no"), "ml"
+    )
+
+
+def test_backoff_doubles_up_to_a_minute() -> None:
+    backoff = Backoff()
+    assert backoff.due(T0)
+    waits = []
+    for _ in range(9):
+        backoff.failed(T0)
+        assert backoff.not_before is not None
+        waits.append((backoff.not_before - T0).total_seconds())
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60]
