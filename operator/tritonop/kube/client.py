@@ -8,12 +8,14 @@ knows exactly the resources the operator touches, which is also what RBAC grants
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import math
 import os
 import ssl
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,14 +24,22 @@ import httpx
 from tritonop import FIELD_MANAGER, __version__
 from tritonop.kinds import kind_of
 
+# Retry-After: the API server answers 429 (API priority and fairness, max-in-flight) and
+# some 5xx with a Retry-After header, meaning the request was not processed and may be sent
+# again after that many seconds. The client waits and retries, as client-go does, within a
+# bounded total wait per request; a longer wait is left to the caller's own retry.
+RETRY_AFTER_BUDGET_S = 10.0
+RETRY_AFTER_ATTEMPTS = 3
+
 
 class KubeError(Exception):
-    """An API error: status code and the server's message."""
+    """An API error: status code and the server's message (and its Retry-After, if any)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
+        self.retry_after = retry_after
 
 
 class NotFound(KubeError):
@@ -96,26 +106,61 @@ def discover_connection() -> Connection:
     raise RuntimeError("no Kubernetes credentials: neither a service account nor a kubeconfig was found")
 
 
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before sending the request again: a 429 or 5xx answer's Retry-After
+    header in seconds (an HTTP-date, or anything else, is ignored); None for no retry."""
+    if response.status_code != 429 and response.status_code < 500:
+        return None
+    header = response.headers.get("Retry-After")
+    if header is None:
+        return None
+    try:
+        seconds = float(header.strip())
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 class KubeClient:
     """CRUD for namespaced objects. Every write goes through here, so it is easy to count."""
 
-    def __init__(self, connection: Connection, *, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        timeout_s: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._http = httpx.AsyncClient(
             base_url=connection.server,
             headers={"User-Agent": f"tritonop/{__version__}", **connection.headers},
             verify=connection.verify,
             cert=connection.cert,
             timeout=timeout_s,
+            transport=transport,
         )
+        self._sleep = sleep
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise KubeError(0, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        waited = 0.0
+        for attempt in range(RETRY_AFTER_ATTEMPTS + 1):
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                raise KubeError(0, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+            wait = retry_after(response)
+            if wait is None or attempt == RETRY_AFTER_ATTEMPTS or waited + wait > RETRY_AFTER_BUDGET_S:
+                return self._answer(method, path, response, wait)
+            waited += wait
+            await self._sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _answer(method: str, path: str, response: httpx.Response, wait: float | None) -> dict[str, Any]:
         if response.status_code == 404:
             raise NotFound(404, f"{method} {path}: not found")
         if response.status_code >= 400:
@@ -123,7 +168,7 @@ class KubeClient:
                 message = response.json().get("message", response.text)
             except ValueError:
                 message = response.text
-            raise KubeError(response.status_code, f"{method} {path}: {message}")
+            raise KubeError(response.status_code, f"{method} {path}: {message}", retry_after=wait)
         return response.json() if response.content else {}
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
