@@ -101,7 +101,7 @@ class Recorded:
     method: str
     path: str  # without the query
     query: dict[str, str]
-    headers: dict[str, str]  # the request's headers, as the client sent them
+    headers: dict[str, str]  # the request's headers, names in canonical form ("User-Agent", "Content-Type")
     body: Any  # the request body as parsed JSON, or None (empty or not JSON)
     status: int  # the status the client got
     injected: str | None  # which fault answered or delayed it: "fail", "delay", "gone"; None if none
@@ -131,6 +131,11 @@ class _Fault:
         if self.method != "*" and self.method != method:
             return False
         return self.pattern in path or (self.regex is not None and self.regex.search(path) is not None)
+
+
+def canonical(name: str) -> str:
+    """A header name as Go's http.CanonicalHeaderKey writes it: "user-agent" -> "User-Agent"."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
 def _is_watch(query: dict[str, str]) -> bool:
@@ -304,7 +309,7 @@ class FaultProxy:
             method=request.method,
             path=request.path,
             query=dict(request.query),
-            headers=dict(request.headers),
+            headers={canonical(k): v for k, v in request.headers.items()},
             body=parsed,
             status=status,
             injected=injected,
@@ -417,12 +422,11 @@ class FaultProxy:
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
                 await response.write_eof()
-            except (ConnectionResetError, aiohttp.ClientError, asyncio.CancelledError):
+            except (ConnectionResetError, aiohttp.ClientError):
+                # The client went away, drop_watches cut the stream, or the upstream broke
+                # mid-body: end the client's connection abruptly as well (no final chunk).
                 if request.transport is not None:
                     request.transport.abort()
-                if watch and id(request) not in self._watches:
-                    return response  # cut by drop_watches
-                raise
             finally:
                 self._watches.pop(id(request), None)
             return response
