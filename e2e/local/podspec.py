@@ -1,6 +1,8 @@
-"""Pure: what the kubelet stand-in reads from a Deployment, and the status it writes back.
+"""Pure: what the kubelet stand-ins read from a Deployment or a Pod, and the status they write back.
 
-A Deployment's pod template becomes a local tritonserver command line: the container's
+A pod template (a Deployment's, for the emulator's Deployment-level stand-in) or a Pod
+(scheduled by the real scheduler, for the pod-level stand-in) becomes a local tritonserver
+command line: the container's
 own ``command`` + ``args``, with the model repository path mapped from the container's
 mount to the hostPath folder behind it, and ``$(VAR)`` references expanded from the
 container's env (literal values, and secretKeyRef values from Secrets the caller looks
@@ -52,7 +54,11 @@ def template_hash(template: Mapping[str, Any]) -> str:
 
 def pod_plan(deployment: Mapping[str, Any]) -> PodPlan:
     """The local run plan of a Deployment's pods; PodSpecError when it cannot run here."""
-    template = (deployment.get("spec") or {}).get("template") or {}
+    return template_plan((deployment.get("spec") or {}).get("template") or {})
+
+
+def template_plan(template: Mapping[str, Any]) -> PodPlan:
+    """The local run plan of a pod template or of a Pod (both have metadata and spec)."""
     pod_spec = template.get("spec") or {}
     containers = pod_spec.get("containers") or []
     if len(containers) != 1:
@@ -82,9 +88,7 @@ def local_repository(container_path: str, container: Mapping[str, Any], volumes:
     if "://" in container_path:
         raise PodSpecError(f"model repository {container_path} is remote storage; only file:// runs locally")
     path = posixpath.normpath(container_path)
-    mounts = sorted(
-        container.get("volumeMounts") or [], key=lambda m: len(m.get("mountPath", "")), reverse=True
-    )
+    mounts = sorted(container.get("volumeMounts") or [], key=lambda m: len(m.get("mountPath", "")), reverse=True)
     for mount in mounts:
         mount_path = posixpath.normpath(mount.get("mountPath", ""))
         if path != mount_path and not path.startswith(mount_path.rstrip("/") + "/"):
@@ -181,3 +185,91 @@ def deployment_status(
         ],
     }
 
+
+# ---------------------------------------------------------------- the pod-level stand-in's status
+
+READY_PATH = "/v2/health/ready"
+
+
+def readiness_path(pod: Mapping[str, Any]) -> str:
+    """The path of the (single) container's httpGet readinessProbe; Triton's ready endpoint by default."""
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    probe = (containers[0].get("readinessProbe") or {}).get("httpGet") or {}
+    return str(probe.get("path") or READY_PATH)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """What the pod-level stand-in knows of a pod's one container (its tritonserver process)."""
+
+    running_since: str | None  # RFC 3339 start of the running process; None when not running
+    ready: bool  # the readiness probe's last answer
+    restarts: int
+    waiting: tuple[str, str] | None = None  # (reason, message) while not running
+    last_exit: tuple[int, str] | None = None  # (exit code, finished at) of the previous run
+
+
+def pod_status(
+    pod: Mapping[str, Any],
+    container: ContainerState,
+    *,
+    start_time: str,
+    ready_since: str,
+    pod_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """The status a kubelet writes for a one-container pod in ``container``'s state.
+
+    Phase Pending until the container first ran (a CreateContainerConfigError pod never
+    does), Running after; Ready and ContainersReady follow the probe (their transition
+    time is ``ready_since``, when readiness last changed); the container's status carries
+    restartCount, started, ready, the current state (running, or waiting with a reason
+    such as CrashLoopBackOff) and the last termination.
+    """
+    spec = pod.get("spec") or {}
+    uid = (pod.get("metadata") or {}).get("uid", "")
+    spec_container = (spec.get("containers") or [{"name": "triton"}])[0]
+    name, image = spec_container["name"], spec_container.get("image", "")
+    ready = container.ready and container.running_since is not None
+    ever_ran = container.running_since is not None or container.restarts > 0 or container.last_exit is not None
+
+    def condition(kind: str, true: bool, since: str) -> dict[str, Any]:
+        return {"type": kind, "status": "True" if true else "False", "lastProbeTime": None, "lastTransitionTime": since}
+
+    state: dict[str, Any]
+    if container.running_since is not None:
+        state = {"running": {"startedAt": container.running_since}}
+    else:
+        reason, message = container.waiting or ("ContainerCreating", "")
+        state = {"waiting": {"reason": reason, "message": message} if message else {"reason": reason}}
+    status: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "imageID": f"standin://{image}",
+        "containerID": f"standin://{uid}/{name}",
+        "restartCount": container.restarts,
+        "started": container.running_since is not None,
+        "ready": ready,
+        "state": state,
+        "lastState": {},
+    }
+    if container.last_exit is not None:
+        code, finished = container.last_exit
+        status["lastState"] = {
+            "terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "finishedAt": finished}
+        }
+    return {
+        "phase": "Running" if ever_ran else "Pending",
+        "conditions": [
+            condition("PodReadyToStartContainers", True, start_time),
+            condition("Initialized", True, start_time),
+            condition("Ready", ready, ready_since),
+            condition("ContainersReady", ready, ready_since),
+            condition("PodScheduled", True, start_time),
+        ],
+        "hostIP": pod_ip,
+        "hostIPs": [{"ip": pod_ip}],
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}],
+        "startTime": start_time,
+        "containerStatuses": [status],
+    }

@@ -1,17 +1,29 @@
-"""The local harness' pure pieces: reading pod templates, weighting routes, progress lines.
+"""The local harness' pieces: reading pod templates and Pods, the Pod status the kubelet
+stand-in reports, weighting routes, progress lines.
 
-Fast and tool-free (no Triton, no Prometheus), so not marked slow: they guard the
-stand-ins the slow end-to-end suite relies on.
+The pure ones are fast and tool-free (no Triton, no Prometheus), so not marked slow: they
+guard the stand-ins the slow end-to-end suite relies on. One slow test runs the pod-level
+kubelet stand-in (e2e/local/pod_kubelet.py) on a real control plane: what it reports is
+what the real Deployment controller computes the operator's readiness from.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import signal
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from e2e.local.pod_kubelet import PodKubelet
 from e2e.local.podspec import (
+    ContainerState,
     PodSpecError,
     command_line,
     container_env,
@@ -19,10 +31,15 @@ from e2e.local.podspec import (
     desired_replicas,
     local_repository,
     pod_plan,
+    pod_status,
+    readiness_path,
+    template_plan,
 )
 from e2e.local.progress import progress_line, revision_cell
+from e2e.local.prometheus import LocalPrometheus
 from e2e.local.router import WeightedRoundRobin, WindowStats, route_weights
-from e2e.scenario import PROFILES, inference_service
+from e2e.scenario import PROFILES, inference_service, write_variant
+from tests.support.control_plane import APIError, ControlPlane, eventually
 from tritonop.api.models import InferenceServiceSpec
 from tritonop.children.deployment import build_deployment
 from tritonop.children.refs import IsvcRef
@@ -45,6 +62,57 @@ def test_a_file_uri_deployment_runs_from_its_host_path() -> None:
     assert plan.repository == Path("/srv/models/v2")
     assert plan.args[0] == "tritonserver" and "--load-model=classifier" in plan.args
     assert plan.labels["serving.tritonop.dev/revision"] == "rev1"
+
+
+def test_a_pod_of_that_deployment_runs_the_same_way() -> None:
+    template = operator_deployment("file:///srv/models/v2")["spec"]["template"]
+    pod = {"metadata": {**template["metadata"], "name": "isvc-rev1-abc12"}, "spec": template["spec"]}
+    plan, from_deployment = template_plan(pod), pod_plan(operator_deployment("file:///srv/models/v2"))
+    assert plan.args == from_deployment.args and plan.repository == from_deployment.repository
+    assert plan.secret_env == from_deployment.secret_env == {"TRITONOP_API_KEY": ("isvc-triton-key", "key")}
+    assert readiness_path(pod) == "/v2/health/ready"  # the container's own readinessProbe
+    assert readiness_path({"spec": {"containers": [{"name": "c"}]}}) == "/v2/health/ready"
+
+
+def _statuses(status: dict) -> tuple[str, dict, dict]:
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    (container,) = status["containerStatuses"]
+    return status["phase"], conditions, container
+
+
+def test_pod_status_follows_the_container_as_a_kubelet_reports_it() -> None:
+    pod = {"metadata": {"uid": "u1"}, "spec": {"containers": [{"name": "triton", "image": "tritonserver:x"}]}}
+    t0, t1 = "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z"
+
+    # A Secret the env needs is missing: Pending, never started, the kubelet's reason.
+    waiting = ContainerState(None, False, 0, waiting=("CreateContainerConfigError", 'secret "k" not found'))
+    phase, conditions, container = _statuses(pod_status(pod, waiting, start_time=t0, ready_since=t0))
+    assert phase == "Pending" and conditions["Ready"] == "False" and conditions["PodScheduled"] == "True"
+    assert container["state"] == {
+        "waiting": {"reason": "CreateContainerConfigError", "message": 'secret "k" not found'}
+    }
+    assert container["started"] is False and container["restartCount"] == 0
+
+    # Running and passing the probe: Ready since the probe first passed, at the loopback IP.
+    status = pod_status(pod, ContainerState(t0, True, 0), start_time=t0, ready_since=t1)
+    phase, conditions, container = _statuses(status)
+    assert phase == "Running" and conditions["Ready"] == conditions["ContainersReady"] == "True"
+    assert status["podIP"] == "127.0.0.1" and status["startTime"] == t0
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["lastTransitionTime"] == t1
+    assert container["state"] == {"running": {"startedAt": t0}} and container["ready"] and container["started"]
+    assert container["name"] == "triton" and container["image"] == "tritonserver:x"
+
+    # Running, failing the probe (a model that does not load): Running, not Ready.
+    _, conditions, container = _statuses(pod_status(pod, ContainerState(t0, False, 0), start_time=t0, ready_since=t0))
+    assert conditions["Ready"] == "False" and container["started"] and not container["ready"]
+
+    # Exited, waiting out the back-off: still Running (it ran), not ready, the last exit kept.
+    crashed = ContainerState(None, True, 2, waiting=("CrashLoopBackOff", "back-off"), last_exit=(137, t1))
+    phase, conditions, container = _statuses(pod_status(pod, crashed, start_time=t0, ready_since=t1))
+    assert phase == "Running" and conditions["Ready"] == "False" and not container["ready"]
+    assert container["restartCount"] == 2 and container["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert container["lastState"] == {"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": t1}}
 
 
 def test_storage_that_is_not_a_host_path_cannot_run_locally() -> None:
@@ -135,3 +203,120 @@ def test_progress_lines_show_step_weight_and_revisions() -> None:
     assert "aaaaaaaa 100.0%    2ms" in line and "bbbbbbbb  70.0%    3ms" in line
     assert line.endswith("canary bbbbbbbbbb at 50% (step 2 of 2)")  # past the gate: the message
     assert revision_cell("cccccccccc", WindowStats(0, 0, 4, None)).endswith("+4x503")
+
+
+# ------------------------------------------------------------------ the pod-level kubelet, on a real control plane
+
+
+def _get(cp: ControlPlane, path: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = cp.request_json("GET", path)
+    except APIError as err:
+        if err.status == 404:
+            return None
+        raise
+    return found
+
+
+def _container(pod: dict[str, Any] | None) -> dict[str, Any]:
+    statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or [{}]
+    return dict(statuses[0])
+
+
+@pytest.mark.slow
+@pytest.mark.triton
+async def test_the_pod_kubelet_runs_reports_restarts_and_stops_pods_of_a_real_deployment(tmp_path: Path) -> None:
+    """The operator's Deployment, made into a Pod by the real ReplicaSet controller and bound by
+    the real scheduler: the stand-in waits for the key Secret (CreateContainerConfigError), runs
+    tritonserver, reports it Ready (and the real controller counts it in the Deployment's
+    status), restarts it when it dies (restartCount), and on scale-down stops it and deletes the
+    Pod."""
+    write_variant(tmp_path / "models", "v1")
+    deployment = operator_deployment(f"file://{tmp_path / 'models' / 'v1'}")
+    ref = IsvcRef(name="isvc", namespace="e2e", uid="u1")
+    secret = build_key_secret(ref, derive_key(b"e2e-operator-secret-0123456789abcdef", "u1"))
+    for obj in (deployment, secret):  # no InferenceService owns them here: the real GC would delete them
+        obj["metadata"].pop("ownerReferences", None)
+    name, ns = deployment["metadata"]["name"], "e2e"
+    prometheus = LocalPrometheus()  # never started: targets are only recorded
+    with ControlPlane(
+        controllers=True, scheduler=True, extra_apiserver_args=("--disable-admission-plugins=TaintNodesByCondition",)
+    ) as cp:
+        cp.request_json(
+            "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        )
+        eventually(lambda: _get(cp, f"/api/v1/namespaces/{ns}/serviceaccounts/default"), "ServiceAccount default")
+        kubelet = PodKubelet(cp, prometheus, tmp_path / "endpoints.json", tmp_path / "pods", period_s=0.3)
+        await kubelet.register()
+        stop = asyncio.Event()
+        loop = asyncio.create_task(kubelet.run(stop))
+
+        async def until(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+            deadline = time.monotonic() + timeout
+            while not (value := await asyncio.to_thread(check)):
+                assert not loop.done(), loop.exception()
+                assert time.monotonic() < deadline, f"timed out waiting for {what}"
+                await asyncio.sleep(0.2)
+            return value
+
+        def the_pod() -> dict[str, Any] | None:
+            items = cp.request_json("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
+            return items[0] if len(items) == 1 else None
+
+        try:
+            cp.request_json("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", deployment)
+            pod = await until(
+                lambda: (
+                    _container(p := the_pod()).get("state", {}).get("waiting", {}).get("reason")
+                    == "CreateContainerConfigError"
+                    and p
+                ),
+                "the pod waiting for its Secret",
+            )
+            assert pod["spec"]["nodeName"] == kubelet.name and pod["status"]["phase"] == "Pending"
+            assert "isvc-triton-key" in _container(pod)["state"]["waiting"]["message"]
+            assert not kubelet.pods()
+
+            cp.request_json("POST", f"/api/v1/namespaces/{ns}/secrets", secret)
+            await until(lambda: (_get(cp, f"/apis/apps/v1/namespaces/{ns}/deployments/{name}") or {}).get("status", {}).get("readyReplicas") == 1, "the real Deployment controller to count the pod ready", 90)  # fmt: skip
+            pod = the_pod()
+            assert pod is not None and pod["status"]["phase"] == "Running" and pod["status"]["podIP"] == "127.0.0.1"
+            (running,) = kubelet.pods(ns, "rev1")
+            assert running.name == pod["metadata"]["name"] and running.process is not None
+            endpoints = json.loads((tmp_path / "endpoints.json").read_text())
+            assert endpoints[f"{ns}/pod/{running.name}"] == running.http_url
+            (target,) = prometheus.targets
+            assert target.labels == {
+                "namespace": ns,
+                "inferenceservice": "isvc",
+                "revision": "rev1",
+                "pod": running.name,
+            }
+            # The control-API key reached the command line from the real Secret.
+            assert any(
+                a.endswith(f":tritonop-key={derive_key(b'e2e-operator-secret-0123456789abcdef', 'u1')}")
+                for a in running.process.args
+            )
+
+            first_pid = running.process.pid
+            assert first_pid is not None
+            os.killpg(first_pid, signal.SIGKILL)
+            restarted = await until(
+                lambda: (c := _container(the_pod())).get("restartCount") == 1 and c.get("ready") and c,
+                "the container restarted and ready again",
+                90,
+            )
+            assert restarted["lastState"]["terminated"]["exitCode"] != 0
+            assert running.process.pid != first_pid
+
+            cp.request_json(
+                "PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/{name}", {"spec": {"replicas": 0}},
+                content_type="application/merge-patch+json",
+            )  # fmt: skip
+            await until(lambda: not cp.request_json("GET", f"/api/v1/namespaces/{ns}/pods")["items"], "the pod deleted")
+            assert not kubelet.pods() and not running.process.running()
+            assert not prometheus.targets
+        finally:
+            stop.set()
+            await loop
+        assert not loop.exception()
