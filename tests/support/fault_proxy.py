@@ -171,7 +171,7 @@ class FaultProxy:
         self._faults: list[_Fault] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._runner: web.BaseRunner | None = None
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self._watches: dict[int, tuple[web.BaseRequest, aiohttp.ClientResponse]] = {}  # by id(request)
         pki = cp.workdir / "pki"
@@ -332,11 +332,11 @@ class FaultProxy:
                 connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None)
             )
         server = web.Server(self._handle)
-        self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        runner = self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        return int(self._runner.addresses[0][1])
+        return int(runner.addresses[0][1])
 
     async def _stop(self) -> None:
         await self._drop_watches()

@@ -81,9 +81,9 @@ def call(
     request = urllib.request.Request(proxy.url + path, data=data, method=method, headers=sent)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return Answer(response.status, response.headers, response.read())
+            return Answer(response.status, dict(response.headers.items()), response.read())
     except urllib.error.HTTPError as err:
-        return Answer(err.code, err.headers, err.read())
+        return Answer(err.code, dict(err.headers.items()), err.read())
 
 
 def configmap(name: str, **data: str) -> dict[str, Any]:

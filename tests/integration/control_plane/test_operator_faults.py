@@ -160,13 +160,17 @@ def ready(cp: ControlPlane, name: str) -> dict[str, Any] | None:
 
 
 def served(cp: ControlPlane, name: str, min_replicas: int = 1) -> dict[str, Any]:
-    """Create the InferenceService; wait for it Ready; check its revision's children live."""
+    """Create the InferenceService; wait for it Ready and for its revision's children.
+
+    Waited for, not just read, after Ready: a pass stores status before it routes (the
+    safety order, docs/rollout.md), so when the entry Service's apply fails, Ready is
+    written first and the Service follows on the handler's retry, up to 10 s later.
+    """
     apply_json(cp, inference_service(name, min_replicas))
     isvc = eventually(lambda: ready(cp, name), f"InferenceService {name} Ready", timeout=READY_TIMEOUT)
     uid, revision = isvc["metadata"]["uid"], f"{name}-{isvc['status']['stableRevision']}"
     for path in (f"{DEPLOYMENTS}/{revision}", f"{SERVICES}/{revision}", f"{SERVICES}/{name}"):
-        obj = get(cp, path)
-        assert obj is not None, f"{path} missing"
+        obj = eventually(lambda path=path: get(cp, path), f"{path} created", timeout=60)
         assert [r["uid"] for r in obj["metadata"]["ownerReferences"] if r.get("controller")] == [uid], path
     deployments = cp.request_json("GET", DEPLOYMENTS, params={"labelSelector": f"{ISVC_LABEL}={name}"})["items"]
     assert [d["metadata"]["name"] for d in deployments] == [revision], "one Deployment, no duplicates"
@@ -303,11 +307,12 @@ def test_after_410_gone_on_the_watch_kopf_lists_again(
     eventually(lambda: proxy.open_watches, "an open watch stream")
     mark = proxy.mark()
     proxy.drop_watches()  # the next watch kopf opens is answered 410 Gone
-    records = eventually(
-        lambda: (found := proxy.since(mark)) and len(isvc_watches(found)) >= 2 and found,
-        "kopf watching again after the 410",
-        timeout=60,
-    )
+
+    def watched_again() -> list[Recorded] | None:
+        found = proxy.since(mark)
+        return found if len(isvc_watches(found)) >= 2 else None
+
+    records = eventually(watched_again, "kopf watching again after the 410", timeout=60)
     gone, *rewatched = isvc_watches(records)
     assert (gone.injected, gone.status) == ("gone", 200)
     relists = [r for r in records if r.path == ISVC_COLLECTION and not r.is_watch and r.at > gone.at]
