@@ -1,5 +1,8 @@
-"""Fixtures: an emulated Kubernetes API (kmock, extended in tests/support/kube.py) and the
-real operator process (`python -m tritonop run`) pointed at it."""
+"""Fixtures: a real Kubernetes control plane per test (etcd, kube-apiserver, the
+controller-manager's Deployment, ReplicaSet, GC, EndpointSlice and HPA controllers, the
+scheduler; tests/support/real_cluster.py), one stand-in Node whose pods run nothing
+(tests/support/node_standin.py), and the real operator process (`python -m tritonop run`)
+pointed at it through the request-recording fault proxy (tests/support/fault_proxy.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kube import Cluster, OperatorProcess, free_port
-from tests.support.kube import cluster as start_cluster
+from tests.support.kube import OperatorProcess, free_port
+from tests.support.real_cluster import RealCluster, real_cluster
 from tests.support.triton import TritonServer, write_model
 
 
 @pytest.fixture
-async def kube() -> AsyncIterator[Cluster]:
-    async with start_cluster() as c:
+async def kube() -> AsyncIterator[RealCluster]:
+    async with real_cluster() as c:
         yield c
+        assert not c.node.errors, f"the node stand-in met API errors: {c.node.errors[:5]}"
 
 
 @pytest.fixture
@@ -39,16 +43,21 @@ def operator_args(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
         triton_url = request.getfixturevalue("triton").http_url
     return [
         "--all-namespaces",
-        "--tick-seconds", "0.3",
-        "--metrics-port", str(free_port()),
-        "--prometheus-url", "http://127.0.0.1:9",  # nothing listens: analysis sees Error
-        "--triton-url-template", triton_url,
-        "--triton-endpoints-file", str(tmp_path / "endpoints.json"),
+        "--tick-seconds",
+        "0.3",
+        "--metrics-port",
+        str(free_port()),
+        "--prometheus-url",
+        "http://127.0.0.1:9",  # nothing listens: analysis sees Error
+        "--triton-url-template",
+        triton_url,
+        "--triton-endpoints-file",
+        str(tmp_path / "endpoints.json"),
     ]
 
 
 @pytest.fixture
-def run_operator(kube: Cluster, operator_args: list[str], tmp_path: Path) -> Iterator[callable]:
+def run_operator(kube: RealCluster, operator_args: list[str], tmp_path: Path) -> Iterator[callable]:
     started: list[OperatorProcess] = []
 
     def start(*extra: str) -> OperatorProcess:

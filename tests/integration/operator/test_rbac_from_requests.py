@@ -1,27 +1,31 @@
 """RBAC is sufficient and minimal: every API request the operator makes is allowed by the
 chart's ClusterRole, and the ClusterRole grants nothing the operator never used.
 
-The operator (the real `tritonop run` process, with kopf peering on) runs against the
-emulated API (kmock; see tests/support/kube.py), which records every request. A scenario
-drives it through every kind it can manage: all four traffic providers, HPA, KEDA, PDB,
-a credentials Secret, a NetworkPolicy switched off, a canary that is abandoned, and a
-deletion. Requests are told apart from the test's own by User-Agent (kopf/…, tritonop/…).
-Children are created by server-side apply: a PATCH the API server authorizes as `patch`
-and, as it creates, as `create` too (the emulator records it as a create action).
-Each restart re-applies the Triton key Secret, which the operator writes without reading.
+The operator (the real `tritonop run` process, with kopf peering on) runs against a real
+kube-apiserver with the real Gateway API, Istio, KEDA and kopf peering CRDs
+(tests/support/real_cluster.py), as the chart's own ServiceAccount bound to the chart's
+ClusterRole: the server enforces RBAC on every request, and the fault proxy in front of it
+records them. A scenario drives it through every kind it can manage: all four traffic
+providers, HPA, KEDA, PDB, a credentials Secret, a NetworkPolicy switched off, a canary that
+is abandoned, and a deletion. Requests are told apart from the test's own by User-Agent
+(kopf/…, tritonop/…). Children are created by server-side apply: a PATCH the API server
+authorizes as `patch` and, when it creates (201), as `create` too. Each restart re-applies
+the Triton key Secret, which the operator writes without reading.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 
-import kmock
 import pytest
 
 from tests.support.helm import helm_template
 from tests.support.kube import Cluster, eventually
 from tests.support.rbac import is_allowed, load_rules
+from tests.support.real_cluster import RealCluster, real_cluster
 
 NS = "ml"
 BASE = {
@@ -44,7 +48,8 @@ TRAFFIC = [
 # Grants the chart makes that this scenario cannot exercise, each with its reason.
 UNEXERCISED = {
     # kopf lists/watches namespaces only when it serves namespace patterns.
-    ("list", "", "namespaces", None), ("watch", "", "namespaces", None),
+    ("list", "", "namespaces", None),
+    ("watch", "", "namespaces", None),
 }
 
 
@@ -55,9 +60,8 @@ def verbs_of(request) -> tuple[str, ...]:
         if request.name:
             return ("get",)
         return ("watch",) if request.params.get("watch") in ("true", "1") else ("list",)
-    if method == "PATCH" and request.action == kmock.action.CREATE:
-        # A server-side apply that creates (the emulator serves it as a create, as the real
-        # server does): authorized as `patch` and as `create`.
+    if method == "PATCH" and request.status == 201:
+        # A server-side apply that creates: authorized as `patch` and as `create`.
         return ("patch", "create")
     return ({"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method],)
 
@@ -77,15 +81,19 @@ def handled(kube: Cluster, spec: dict) -> bool:
     """kopf has recorded `spec` as handled (so a restart resumes rather than re-handles it)."""
     obj = kube.isvc(NS, "rbac") or {}
     last = (obj.get("metadata", {}).get("annotations") or {}).get("serving.tritonop.dev/last-handled-configuration")
-    return bool(last) and json.loads(last).get("spec") == spec and obj.get("status", {}).get(
-        "observedGeneration"
-    ) == obj["metadata"]["generation"]
+    return (
+        bool(last)
+        and json.loads(last).get("spec") == spec
+        and obj.get("status", {}).get("observedGeneration") == obj["metadata"]["generation"]
+    )
 
 
 def reapplied(kube: Cluster, mark: int, plural: str) -> bool:
     """The restarted operator's resume pass has server-side applied an object of `plural`."""
     return any(
-        r.method.value == "PATCH" and r.resource is not None and r.resource.plural == plural
+        r.method.value == "PATCH"
+        and r.resource is not None
+        and r.resource.plural == plural
         and r.headers.get("User-Agent", "").startswith("tritonop/")
         for r in kube.emulator.all_requests[mark:]
     )
@@ -101,6 +109,14 @@ async def restart(kube: Cluster, operator, run_operator, plural: str):
 
 
 @pytest.fixture
+async def kube(tmp_path: Path) -> AsyncIterator[RealCluster]:
+    """The real cluster with every provider's CRDs; the operator runs as the chart's account."""
+    async with real_cluster(provider_crds=True) as cluster:
+        cluster.kubeconfig = cluster.chart_kubeconfig(tmp_path / "chart-kubeconfig")
+        yield cluster
+
+
+@pytest.fixture
 def operator_args(operator_args: list[str]) -> list[str]:
     # HA mode throughout: kopf peering through the ClusterKopfPeering the chart creates.
     return [*operator_args, "--peering", "tritonop", "--priority", "auto"]
@@ -108,11 +124,13 @@ def operator_args(operator_args: list[str]) -> list[str]:
 
 async def test_chart_rbac_is_sufficient_and_minimal(kube: Cluster, run_operator) -> None:
     await kube.request(
-        "POST", "/apis/kopf.dev/v1/clusterkopfpeerings",
+        "POST",
+        "/apis/kopf.dev/v1/clusterkopfpeerings",
         {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "tritonop"}},
     )
     await kube.request(
-        "POST", f"/api/v1/namespaces/{NS}/secrets",
+        "POST",
+        f"/api/v1/namespaces/{NS}/secrets",
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": NS}},
     )
     operator = run_operator()
@@ -140,7 +158,8 @@ async def test_chart_rbac_is_sufficient_and_minimal(kube: Cluster, run_operator)
     kube.never_ready.add(f"rbac-{canary}")
     await eventually(
         lambda: any(r.resource is not None and r.resource.plural == "pods" for r in kube.emulator.all_requests),
-        timeout=30, what="the gate asking the pods",
+        timeout=30,
+        what="the gate asking the pods",
     )
     # The canary gets a ScaledObject; the stable keeps its HPA until the canary is promoted.
     await eventually(lambda: kube.emulator.live("keda.sh/v1alpha1/scaledobjects"), timeout=30, what="KEDA")
@@ -152,6 +171,8 @@ async def test_chart_rbac_is_sufficient_and_minimal(kube: Cluster, run_operator)
     await kube.delete(f"/apis/serving.tritonop.dev/v1alpha1/namespaces/{NS}/inferenceservices/rbac")
     await eventually(lambda: kube.isvc(NS, "rbac") is None, timeout=30, what="deleted")
 
+    forbidden = sorted({f"{r.method} {r.path}" for r in kube.emulator.all_requests if r.status == 403})
+    assert forbidden == [], f"the API server refused the chart's ServiceAccount: {forbidden}"
     rules = load_rules(helm_template())
     used = operator_requests(kube)
     denied = sorted(
@@ -163,12 +184,15 @@ async def test_chart_rbac_is_sufficient_and_minimal(kube: Cluster, run_operator)
 
     granted = {
         (verb, group, resource)
-        for rule in rules if rule["namespace"] is None
+        for rule in rules
+        if rule["namespace"] is None
         for group in rule.get("apiGroups", [])
         for resource in rule.get("resources", [])
         for verb in rule.get("verbs", [])
     }
-    exercised = {(verb, group, resource if sub is None else f"{resource}/{sub}") for verb, group, resource, sub, _ in used}
+    exercised = {
+        (verb, group, resource if sub is None else f"{resource}/{sub}") for verb, group, resource, sub, _ in used
+    }
     unused = sorted(g for g in granted if g not in exercised and (*g, None) not in UNEXERCISED)
     assert unused == [], f"the chart grants what the operator never used: {unused}"
     # The Triton key Secret is written blind: created, server-side applied on resume, never listed.

@@ -1,9 +1,9 @@
-"""The real operator process (kopf, `python -m tritonop run`) against an emulated Kubernetes API.
-
-Emulated: the API server (kmock, with the bookkeeping added in tests/support/kube.py), the
-Deployment controller (it reports pods ready without running them) and the garbage
-collector. Real: the operator, its HTTP client, kopf's watches, handlers and timers.
-No Triton runs here, so canaries stay at their readiness gate (ServerUnreachable).
+"""The real operator process (kopf, `python -m tritonop run`) against a real Kubernetes API
+server with the real Deployment, ReplicaSet, HPA and garbage-collector controllers and the
+scheduler (tests/support/real_cluster.py). Emulated: the kubelet (the node stand-in reports
+pods without running them). Real: the operator, its HTTP client, kopf's watches, handlers and
+timers; API faults come from the fault proxy in front of the server. No Triton runs here, so
+canaries stay at their readiness gate (ServerUnreachable).
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ import json
 import time
 import urllib.request
 
+import pytest
+
+from tests.support.control_plane import APIError
 from tests.support.kube import Cluster, eventually, operator_requests, wait_for_event, wait_for_operator_reads
+from tests.support.real_cluster import RealCluster
 
 NS = "ml"
 ISVC = {
@@ -38,8 +42,29 @@ def owned_by(obj: dict, owner: dict) -> bool:
     return any(r["uid"] == owner["metadata"]["uid"] and r.get("controller") for r in refs)
 
 
+def applied_by_operator(obj: dict) -> dict:
+    """The fields the operator's server-side apply owns on `obj` (managedFields, fieldsV1)."""
+    (entry,) = [
+        e
+        for e in obj["metadata"]["managedFields"]
+        if e["manager"] == "tritonop" and e["operation"] == "Apply" and not e.get("subresource")
+    ]
+    return entry["fieldsV1"]
+
+
 def condition(status: dict, type_: str) -> dict:
-    return next(c for c in status.get("conditions", []) if c["type"] == type_)
+    """The condition of that type ({} while there is none yet)."""
+    return next((c for c in status.get("conditions", []) if c["type"] == type_), {})
+
+
+def _admits(kube: RealCluster, obj: dict) -> bool:
+    """Whether the server now admits `obj` (a server-side dry-run create)."""
+    path = f"/apis/serving.tritonop.dev/v1alpha1/namespaces/{NS}/inferenceservices?dryRun=All"
+    try:
+        kube.control_plane.request_json("POST", path, obj)
+    except APIError:
+        return False
+    return True
 
 
 def deployment_names(kube: Cluster) -> set[str]:
@@ -97,7 +122,13 @@ async def test_create_builds_owned_children_and_reports_ready(kube: Cluster, run
     assert labels["serving.tritonop.dev/revision"] == revision
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] in (1, "1")
-    assert "replicas" not in deployment["spec"]  # the HPA owns it
+    # The HPA owns the replica count: the operator's apply leaves spec.replicas out.
+    assert "f:replicas" not in applied_by_operator(deployment)["f:spec"]
+    await eventually(
+        lambda: kube.emulator.get(DEPLOYMENTS, NS, f"resnet-{revision}")["spec"]["replicas"] == 2,
+        timeout=40,
+        what="the real HPA controller raising replicas to minReplicas",
+    )
     hpa = kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"resnet-{revision}")
     assert hpa is not None and owned_by(hpa, isvc) and hpa["spec"]["maxReplicas"] == 4
     pdb = kube.emulator.get("policy/v1/poddisruptionbudgets", NS, f"resnet-{revision}")
@@ -167,10 +198,10 @@ async def test_model_change_creates_a_new_revision_and_leaves_stable_untouched(k
     scaled["spec"]["autoscaling"]["maxReplicas"] = 6
     await kube.apply_isvc(scaled)
     await eventually(
-        lambda: kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"resnet-{second}")["spec"][
-            "maxReplicas"
-        ]
-        == 6,
+        lambda: (
+            kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"resnet-{second}")["spec"]["maxReplicas"]
+            == 6
+        ),
         timeout=20,
     )
     # The pass that handled this change has written its status (observedGeneration) by now.
@@ -192,17 +223,23 @@ async def test_model_change_creates_a_new_revision_and_leaves_stable_untouched(k
 
 
 async def test_invalid_objects_are_reported_and_do_not_block_others(kube: Cluster, run_operator) -> None:
-    """The emulator has no schema validation, so these reach the operator as they would with an old CRD."""
+    """A spec the operator refuses, admitted by an old CRD, is reported and blocks nothing else."""
     run_operator()
     bad = copy.deepcopy(ISVC)
     bad["metadata"]["name"] = "bad"
     bad["spec"]["model"]["storageUri"] = "ftp://models/resnet"
     bad["spec"]["rollout"] = {"steps": [50, 10]}
+    # The CRD's schema and CEL rules refuse it at admission, with their messages...
+    with pytest.raises(AssertionError, match=r"rollout\.steps must be strictly increasing") as refused:
+        await kube.apply_isvc(copy.deepcopy(bad))
+    assert "422" in str(refused.value) and "storageUri" in str(refused.value)
+    # ...so it takes an older CRD to admit it: the operator's own validation is the last line.
+    await kube.relax_crd_schema()
+    await eventually(lambda: _admits(kube, bad), timeout=30, what="the relaxed CRD admitting the spec")
     await kube.apply_isvc(bad)
     secretless = copy.deepcopy(ISVC)
     secretless["metadata"]["name"] = "secretless"
     secretless["spec"]["model"]["storageSecretName"] = "s3-creds"
-    kube.never_ready.add("secretless-")  # its pods cannot start: the Secret is missing
     await kube.apply_isvc(secretless)
     good = copy.deepcopy(ISVC)
     good["metadata"]["name"] = "good"
@@ -218,36 +255,31 @@ async def test_invalid_objects_are_reported_and_do_not_block_others(kube: Cluste
     await wait_for_event(kube, NS, "bad", "InvalidSpec", type="Warning")
 
     # The operator never reads Secrets: the pod references the storage Secret, and the kubelet's
-    # CreateContainerConfigError is what says it is missing. No kubelet runs here: its pod
-    # report is written by the test, as the kubelet would.
-    revision_name = await eventually(
-        lambda: next((d for d in deployment_names(kube) if d.startswith("secretless-")), None), timeout=20
-    )
-    revision = revision_name.removeprefix("secretless-")
-    await kube.request(
-        "POST", f"/api/v1/namespaces/{NS}/pods",
-        {"apiVersion": "v1", "kind": "Pod",
-         "metadata": {"name": f"{revision_name}-abc", "namespace": NS,
-                      "labels": {"serving.tritonop.dev/inferenceservice": "secretless",
-                                 "serving.tritonop.dev/revision": revision}},
-         "status": {"phase": "Pending", "containerStatuses": [{"name": "triton", "ready": False, "state": {
-             "waiting": {"reason": "CreateContainerConfigError", "message": 'secret "s3-creds" not found'}}}]}},
-    )
+    # CreateContainerConfigError is what says it is missing (the node stand-in reports it for
+    # the real Pod the ReplicaSet controller created).
     missing = await eventually(
-        lambda: (c := condition(kube.status(NS, "secretless"), "Ready")) and "CreateContainerConfigError" in c["message"]
-        and c,
+        lambda: (
+            (c := condition(kube.status(NS, "secretless"), "Ready"))
+            and "CreateContainerConfigError" in c.get("message", "")
+            and c
+        ),
         timeout=20,
         what="the kubelet's reason in status",
     )
-    assert 's3-creds' in missing["message"] and missing["status"] == "False"
+    assert "s3-creds" in missing["message"] and missing["status"] == "False"
     assert not operator_requests(kube, plural_path="v1/secrets", method="GET"), "the operator read a Secret"
-    # Creating the Secret is enough: the pod starts (here: the kubelet stand-in says so).
-    await kube.request("DELETE", f"/api/v1/namespaces/{NS}/pods/{revision_name}-abc")
-    kube.never_ready.discard("secretless-")
     deployment = next(d for d in kube.emulator.live(DEPLOYMENTS) if d["metadata"]["name"].startswith("secretless-"))
     env_from = deployment["spec"]["template"]["spec"]["containers"][0].get("envFrom") or []
     assert {"secretRef": {"name": "s3-creds"}} in env_from
+    # Creating the Secret is enough: the pod starts, and the object becomes Ready.
+    await kube.request(
+        "POST", f"/api/v1/namespaces/{NS}/secrets",
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-creds", "namespace": NS},
+         "stringData": {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}},
+    )  # fmt: skip
+    await eventually(lambda: kube.status(NS, "secretless").get("phase") == "Ready", timeout=40, what="Ready with it")
     assert "AWS_ACCESS_KEY_ID" not in str(kube.status(NS, "secretless"))
+    assert not operator_requests(kube, plural_path="v1/secrets", method="GET"), "the operator read a Secret"
 
 
 async def test_api_errors_are_retried(kube: Cluster, run_operator) -> None:
@@ -291,9 +323,16 @@ async def test_restart_resumes_without_duplicates_and_delete_collects_children(k
     await kube.delete(f"/apis/serving.tritonop.dev/v1alpha1/namespaces/{NS}/inferenceservices/resnet")
     await eventually(lambda: kube.isvc(NS, "resnet") is None, timeout=20, what="isvc deleted")
     await eventually(
-        lambda: not [o for o in kube.emulator.live(DEPLOYMENTS) + kube.emulator.live(SERVICES)
-                     if o["metadata"]["name"].startswith("resnet")],
-        timeout=20,
+        lambda: (
+            not [
+                o
+                for o in kube.emulator.live(DEPLOYMENTS) + kube.emulator.live(SERVICES)
+                if o["metadata"]["name"].startswith("resnet")
+            ]
+        ),
+        # The real garbage collector finds a custom resource's dependents once its discovery
+        # resync has picked up the CRD (up to ~30 s after it was installed).
+        timeout=90,
         what="children garbage-collected",
     )
 
@@ -311,7 +350,7 @@ async def test_unreadable_status_stops_the_rollout_and_says_so(kube: Cluster, ru
     broken = {"canaryRevision": "0123456789", "canary": {"step": 0, "weight": 10, "startedAt": "yesterday"}}
     await kube.request("PATCH", path, {"status": broken}, "application/merge-patch+json")
     ready = await eventually(
-        lambda: (c := condition(kube.status(NS, "resnet"), "Ready"))["reason"] == "InvalidStatus" and c, timeout=20
+        lambda: (c := condition(kube.status(NS, "resnet"), "Ready")).get("reason") == "InvalidStatus" and c, timeout=20
     )
     assert "startedAt" in ready["message"] or "yesterday" in ready["message"]
     assert condition(kube.status(NS, "resnet"), "Stalled")["status"] == "True"

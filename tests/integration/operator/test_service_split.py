@@ -57,8 +57,10 @@ async def test_service_provider_sizes_the_canary_by_replicas(kube: Cluster, trit
     stable_replicas = kube.emulator.get("apps/v1/deployments", NS, f"split-{stable}")["status"]["replicas"]
     expected = max(1, round(stable_replicas * 25 / 75))
     deployment = await eventually(
-        lambda: (d := kube.emulator.get("apps/v1/deployments", NS, f"split-{canary}"))["spec"].get("replicas")
-        == expected and d,
+        lambda: (
+            (d := kube.emulator.get("apps/v1/deployments", NS, f"split-{canary}"))["spec"].get("replicas") == expected
+            and d
+        ),
         timeout=20,
         what=f"canary pinned at {expected} replicas",
     )
@@ -72,7 +74,11 @@ async def test_service_provider_sizes_the_canary_by_replicas(kube: Cluster, trit
     )
     # The entry Service now selects every revision's pods.
     selector = await eventually(
-        lambda: "serving.tritonop.dev/revision" not in (s := kube.emulator.get("v1/services", NS, "split")["spec"]["selector"]) and s,
+        lambda: (
+            "serving.tritonop.dev/revision"
+            not in (s := kube.emulator.get("v1/services", NS, "split")["spec"]["selector"])
+            and s
+        ),
         timeout=20,
         what="entry Service spans both revisions",
     )

@@ -55,12 +55,15 @@ async def new_canary(kube: Cluster, spec: dict, image: str) -> str:
     return await eventually(lambda: kube.status(NS, "doubler").get("canaryRevision"), timeout=30, what="canary")
 
 
-async def test_acceptance_gates_traffic_and_model_facts_reach_status(kube: Cluster, triton: TritonServer, run_operator) -> None:
+async def test_acceptance_gates_traffic_and_model_facts_reach_status(
+    kube: Cluster, triton: TritonServer, run_operator
+) -> None:
     run_operator()
     good = isvc([2, 4, 6])
     await kube.apply_isvc(copy.deepcopy(good))
     status = await eventually(
-        lambda: (s := kube.status(NS, "doubler")).get("phase") == "Ready" and s.get("model") and s, timeout=40,
+        lambda: (s := kube.status(NS, "doubler")).get("phase") == "Ready" and s.get("model") and s,
+        timeout=40,
         what="Ready with model facts",
     )
     facts = status["model"]
