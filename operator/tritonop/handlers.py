@@ -64,6 +64,10 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.background.cancellation_polling = 1
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
+        if config.namespaces and not any(set(ns) & set("*?[!") for ns in config.namespaces):
+            # Exact names: nothing to discover, and namespace-scoped installs grant no
+            # cluster-wide Namespace list (kopf would retry that for a minute before serving).
+            settings.scanning.disabled = True
         state["controller"] = Controller(KubeClient(discover_connection()), config, post_event=_post_event)
         state["metrics"] = await metrics.serve(config.metrics_port)
         log.info("tritonop started; metrics and /healthz on :%s", config.metrics_port)

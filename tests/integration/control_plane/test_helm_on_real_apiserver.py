@@ -429,17 +429,11 @@ def test_upgrade_changes_the_live_objects_and_the_inference_service_stays_ready(
         "a spec change served under the namespaced Role",
         timeout=240,
     )
-    # Every tritonop request is authorised by the namespaced Role. kopf itself first tries to
-    # list, then watch, Namespaces cluster-wide (to notice watched namespaces come and go),
-    # which the chart's namespaced mode does not grant: after its retries it falls back to the
-    # listed namespaces (docs/install.md, "Namespace-scoped mode").
+    # Every request is authorised by the namespaced Role; kopf does not scan Namespaces
+    # cluster-wide when the watched namespaces are exact names (which the chart's
+    # namespaced mode does not grant).
     refused = refusals(proc.output)
-    by_kopf = [line for line in refused if 'resource "namespaces" in API group "" at the cluster scope' in line]
-    assert refused == by_kopf, "the upgraded chart's RBAC refused the operator:\n" + "\n".join(
-        [line for line in refused if line not in by_kopf][:5]
-    )
-    if by_kopf:
-        assert "Falling back to a list of namespaces which are assumed to exist: {'ml'}" in proc.output
+    assert refused == [], "the upgraded chart's RBAC refused the operator:\n" + "\n".join(refused[:5])
 
 
 # ------------------------------------------------------------------ 4. uninstall
