@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -170,7 +171,7 @@ def served(cp: ControlPlane, name: str, min_replicas: int = 1) -> dict[str, Any]
     isvc = eventually(lambda: ready(cp, name), f"InferenceService {name} Ready", timeout=READY_TIMEOUT)
     uid, revision = isvc["metadata"]["uid"], f"{name}-{isvc['status']['stableRevision']}"
     for path in (f"{DEPLOYMENTS}/{revision}", f"{SERVICES}/{revision}", f"{SERVICES}/{name}"):
-        obj = eventually(lambda path=path: get(cp, path), f"{path} created", timeout=60)
+        obj = eventually(partial(get, cp, path), f"{path} created", timeout=60)
         assert [r["uid"] for r in obj["metadata"]["ownerReferences"] if r.get("controller")] == [uid], path
     deployments = cp.request_json("GET", DEPLOYMENTS, params={"labelSelector": f"{ISVC_LABEL}={name}"})["items"]
     assert [d["metadata"]["name"] for d in deployments] == [revision], "one Deployment, no duplicates"
