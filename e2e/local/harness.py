@@ -1,13 +1,25 @@
 """One async context manager bringing up the whole local end-to-end stack, and taking it down.
 
-Emulated: the Kubernetes API server (kmock, extended in tests/support/kube.py and
-tests/support/kube.py), the Deployment controller + kubelet (``Kubelet``) and the
-Gateway (``Router``).
-Real: the operator process (``python -m tritonop run``), every Triton pod (tritonserver
-processes serving Python-backend models), Prometheus scraping them, and tritonclient
-traffic. See docs/e2e.md.
+Always real: the operator process (``python -m tritonop run``), every Triton pod
+(tritonserver processes serving Python-backend models), Prometheus scraping them, and
+tritonclient traffic. Always emulated: the Gateway data plane (``Router``). Two backends
+for the rest (``StackSettings.backend``):
 
-    async with local_stack(workdir) as stack:
+- ``"real"``: a real kube-apiserver (etcd) with the real Deployment, ReplicaSet,
+  garbage-collector, EndpointSlice and namespace controllers and the real scheduler
+  (tests/support/control_plane.py, built by scripts/build-control-plane), the tritonop CRD
+  from ``crds/`` and the providers' real CRDs (HTTPRoute, ...); a pod-level kubelet
+  stand-in (``PodKubelet``) runs each Pod the scheduler binds to its Node as a tritonserver
+  process. The operator talks to it through the test fault proxy with a cluster-admin
+  ServiceAccount token (tests/support/real_cluster.py): the chart's RBAC is tested by
+  tests/integration/control_plane, not here. The e2e suite uses this backend.
+- ``"emulator"`` (the default, what ``scripts/demo`` runs on a fresh machine without the
+  control-plane build): kmock's API server (tests/support/kube.py) and a Deployment-level
+  stand-in (``Kubelet``) playing the Deployment controller and kubelet together.
+
+See docs/e2e.md.
+
+    async with local_stack(workdir, StackSettings(backend="real")) as stack:
         await stack.apply(stack.inference_service("v1"))
         await stack.wait_until(lambda: stack.status()["phase"] == "Ready", 60, "v1 Ready")
 """
@@ -16,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import tempfile
@@ -23,11 +36,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from e2e.local.kubelet import Kubelet
+from e2e.local.pod_kubelet import PodKubelet
 from e2e.local.prometheus import LocalPrometheus
-from e2e.local.router import Router
+from e2e.local.router import Lister, Router
 from e2e.scenario import (
     PROFILES,
     Profile,
@@ -35,13 +49,19 @@ from e2e.scenario import (
     write_variant,
     write_variants,
 )
+from tests.support.control_plane import APIError, ControlPlane, eventually
+from tests.support.fault_proxy import FaultProxy
 from tests.support.kube import Cluster, OperatorProcess, cluster, free_port
+from tests.support.provider_crds import install_provider_crds
+from tests.support.real_cluster import ADMIN_ACCOUNT, RealCluster
 
 log = logging.getLogger("e2e.harness")
 
 NAMESPACE = "e2e"
 NAME = "classifier"
 T = TypeVar("T")
+Backend = Literal["emulator", "real"]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class StackError(RuntimeError):
@@ -55,16 +75,17 @@ class StackSettings:
     request_rate: float = 30.0  # router requests per second per HTTPRoute
     kubelet_period_s: float = 0.5  # how often pods are reconciled and probed
     profile: Profile = PROFILES["local"]
+    backend: Backend = "emulator"  # "real": kube-apiserver, controllers and scheduler
 
 
 class LocalStack:
-    """The running stack: the emulated cluster, Prometheus, kubelet, router and the operator."""
+    """The running stack: the cluster (emulated or real), Prometheus, kubelet, router and the operator."""
 
     def __init__(
         self,
-        cluster: Cluster,
+        cluster: Cluster | RealCluster,
         prometheus: LocalPrometheus,
-        kubelet: Kubelet,
+        kubelet: Kubelet | PodKubelet,
         router: Router,
         workdir: Path,
         settings: StackSettings,
@@ -197,35 +218,110 @@ class LocalStack:
 async def local_stack(
     workdir: Path | None = None, settings: StackSettings = StackSettings()
 ) -> AsyncIterator[LocalStack]:
-    """Bring the stack up (the operator included); tear down everything it started on exit.
+    """Bring the stack up (the operator included) on ``settings.backend``; tear down
+    everything it started on exit.
 
     Logs (operator, every tritonserver) stay in ``workdir``; without one, a temporary
     folder is used and removed afterwards.
     """
-    with contextlib.ExitStack() as cleanup:
+    async with contextlib.AsyncExitStack() as cleanup:
         if workdir is None:
             workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="tritonop-e2e-")))
         workdir.mkdir(parents=True, exist_ok=True)
         write_variants(workdir / "models")
-        async with cluster() as kube:
+        prometheus = LocalPrometheus(scrape_interval=settings.scrape_interval)
+        await asyncio.to_thread(prometheus.start)
+        cleanup.callback(prometheus.stop)
+        kube: Cluster | RealCluster
+        kubelet: Kubelet | PodKubelet
+        lister: Lister
+        if settings.backend == "real":
+            kube, kubelet = await _real_backend(cleanup, workdir, prometheus, settings)
+            real = kube
+
+            async def lister(plural_path: str) -> list[dict[str, Any]]:
+                return await asyncio.to_thread(real.emulator.live, plural_path)
+        else:
+            emulated = await cleanup.enter_async_context(cluster())
             # Pods are real processes here: the kubelet stand-in reports Deployment status.
-            kube.deployment_controller = False
-            prometheus = LocalPrometheus(scrape_interval=settings.scrape_interval)
-            await asyncio.to_thread(prometheus.start)
-            cleanup.callback(prometheus.stop)
+            emulated.deployment_controller = False
+            kube = emulated
             kubelet = Kubelet(
-                kube, prometheus, workdir / "endpoints.json", workdir / "pods", period_s=settings.kubelet_period_s
+                emulated, prometheus, workdir / "endpoints.json", workdir / "pods", period_s=settings.kubelet_period_s
             )
-            router = Router(kube, kubelet.service_urls, rate=settings.request_rate)
-            stack = LocalStack(kube, prometheus, kubelet, router, workdir, settings)
-            stop = asyncio.Event()
-            tasks = [asyncio.create_task(kubelet.run(stop)), asyncio.create_task(router.run(stop))]
-            stack.background = tasks
-            try:
-                stack.start_operator()
-                yield stack
-            finally:
-                if stack.operator is not None:
-                    await asyncio.to_thread(stack.operator.stop)
-                stop.set()
-                await asyncio.gather(*tasks, return_exceptions=True)
+
+            async def lister(plural_path: str) -> list[dict[str, Any]]:
+                return emulated.emulator.live(plural_path)
+
+        router = Router(lister, kubelet.service_urls, rate=settings.request_rate)
+        stack = LocalStack(kube, prometheus, kubelet, router, workdir, settings)
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(kubelet.run(stop)), asyncio.create_task(router.run(stop))]
+        stack.background = tasks
+        try:
+            stack.start_operator()
+            yield stack
+        finally:
+            if stack.operator is not None:
+                await asyncio.to_thread(stack.operator.stop)
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _real_backend(
+    cleanup: contextlib.AsyncExitStack, workdir: Path, prometheus: LocalPrometheus, settings: StackSettings
+) -> tuple[RealCluster, PodKubelet]:
+    """A real control plane with the CRDs, namespace ``NAMESPACE`` and a registered Node
+    whose Pods ``PodKubelet`` runs; stopped by ``cleanup``."""
+    # New Nodes are tainted not-ready until the node lifecycle controller sees them Ready;
+    # the stand-in Node is Ready from its first report, so skip that admission step (as
+    # tests/support/real_cluster.py does).
+    cp = ControlPlane(
+        controllers=True,
+        scheduler=True,
+        extra_apiserver_args=("--disable-admission-plugins=TaintNodesByCondition",),
+    )
+    await asyncio.to_thread(cp.start)
+    cleanup.callback(cp.stop)
+    await asyncio.to_thread(_prepare_control_plane, cp)
+    kubelet = PodKubelet(
+        cp, prometheus, workdir / "endpoints.json", workdir / "pods", period_s=settings.kubelet_period_s
+    )
+    await kubelet.register()
+    proxy = cleanup.enter_context(FaultProxy(cp))
+    kube = await asyncio.to_thread(RealCluster, cp, kubelet.node, proxy, workdir)
+    return kube, kubelet
+
+
+def _prepare_control_plane(cp: ControlPlane) -> None:
+    """The tritonop CRD, the providers' CRDs (HTTPRoute), the scenario's namespace with its
+    default ServiceAccount (Pods are admitted only once it exists) and the cluster-admin
+    ServiceAccount whose token RealCluster gives the operator."""
+    cp.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "crds"))
+    install_provider_crds(cp)
+    cp.kubectl("wait", "--for=condition=Established", "crd/inferenceservices.serving.tritonop.dev", "--timeout=60s")
+    objects = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": ADMIN_ACCOUNT, "namespace": "kube-system"}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": ADMIN_ACCOUNT},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": ADMIN_ACCOUNT, "namespace": "kube-system"}],
+        },
+    ]
+    cp.kubectl(
+        "apply", "--server-side", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    )
+
+    def default_account() -> bool:
+        try:
+            cp.request_json("GET", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default")
+        except APIError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    eventually(default_account, f"ServiceAccount {NAMESPACE}/default", timeout=90)

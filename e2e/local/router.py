@@ -1,10 +1,11 @@
 """A router stand-in: client traffic split across revisions by the HTTPRoute's weights.
 
 There is no Gateway here, so this plays both the clients and the gateway: for every
-HTTPRoute in the emulated cluster it sends ``rate`` inference requests per second with
+HTTPRoute in the cluster it sends ``rate`` inference requests per second with
 tritonclient, each to one of the route's ``backendRefs`` chosen in proportion to their
 weights (smooth weighted round robin: exact proportions, no randomness), and from the
-backend Service to one of its ready pods. The route is re-read before every batch, so a
+backend Service to one of its ready pods. Routes, Services and InferenceServices are
+re-read (listed, from the emulator or the real API server) before every batch, so a
 weight the operator writes takes effect within one batch. Traffic goes to 127.0.0.1 only.
 
 Outcomes are counted per revision (the backend Service's revision selector): successes,
@@ -18,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,8 +27,6 @@ import aiohttp
 import numpy as np
 import tritonclient.http.aio as triton_http
 from tritonclient.utils import InferenceServerException
-
-from tests.support.kube import Cluster
 
 log = logging.getLogger("e2e.router")
 
@@ -41,6 +40,8 @@ HISTORY_S = 120.0
 
 # (namespace, service) -> ready pod URLs; the kubelet stand-in answers this.
 Resolver = Callable[[str, str], list[str]]
+# plural path (e.g. "v1/services") -> every such object in the cluster.
+Lister = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,11 @@ class WeightedRoundRobin:
 
 
 class Router:
-    """Sends paced inference traffic through every HTTPRoute of the emulated cluster."""
+    """Sends paced inference traffic through every HTTPRoute of the cluster ``list_objects`` reads."""
 
     def __init__(
         self,
-        cluster: Cluster,
+        list_objects: Lister,
         resolve: Resolver,
         *,
         rate: float = 30.0,
@@ -119,7 +120,7 @@ class Router:
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.cluster = cluster
+        self.list_objects = list_objects
         self.resolve = resolve
         self.rate = rate
         self.batch_s = batch_s
@@ -133,6 +134,9 @@ class Router:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._input = np.arange(INPUT_LENGTH, dtype=np.float32)
+        # As last listed: (namespace, name) -> object.
+        self._services: dict[tuple[str, str], dict[str, Any]] = {}
+        self._isvcs: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ views
 
@@ -155,7 +159,11 @@ class Router:
                 owed += (now - last) * self.rate
                 last = now
                 batch, owed = int(owed), owed - int(owed)
-                for route in self.cluster.emulator.live(HTTPROUTES):
+                routes = await self.list_objects(HTTPROUTES)
+                if routes:
+                    self._services = _by_key(await self.list_objects(SERVICES))
+                    self._isvcs = _by_key(await self.list_objects(ISVCS))
+                for route in routes:
                     self._send_batch(route, batch)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.batch_s)
@@ -182,14 +190,14 @@ class Router:
             task.add_done_callback(self._tasks.discard)
 
     def _model_of(self, namespace: str, name: str) -> str | None:
-        isvc = self.cluster.emulator.get(ISVCS, namespace, name)
+        isvc = self._isvcs.get((namespace, name))
         if isvc is None:
             return None
         return ((isvc.get("spec") or {}).get("model") or {}).get("name") or name
 
     def _revision_of(self, namespace: str, service: str) -> str:
-        obj = self.cluster.emulator.get(SERVICES, namespace, service) or {}
-        return ((obj.get("spec") or {}).get("selector") or {}).get(REVISION_LABEL, service)
+        obj = self._services.get((namespace, service)) or {}
+        return str(((obj.get("spec") or {}).get("selector") or {}).get(REVISION_LABEL, service))
 
     def _pick_pod(self, namespace: str, service: str) -> str | None:
         urls = self.resolve(namespace, service)
@@ -241,3 +249,7 @@ def route_weights(route: Mapping[str, Any]) -> dict[str, int]:
             if ref.get("kind", "Service") == "Service":
                 weights[ref["name"]] = weights.get(ref["name"], 0) + int(ref.get("weight", 1))
     return weights
+
+
+def _by_key(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in objects}

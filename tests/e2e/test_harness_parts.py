@@ -320,3 +320,4 @@ async def test_the_pod_kubelet_runs_reports_restarts_and_stops_pods_of_a_real_de
             stop.set()
             await loop
         assert not loop.exception()
+        assert not kubelet.errors, kubelet.errors[:5]  # every status it wrote was accepted

@@ -1,10 +1,11 @@
 """The real-cluster scenario script (e2e/kind/scenario) run unchanged against the local stack.
 
-It cannot reach a real cluster here (no Docker for kind), but its kubectl logic can be
-checked: kubectl applies the scenario's manifests to the emulated API server, waits with
-`kubectl wait --for=jsonpath=...`, and asserts promotion and rollback on the routes,
-Deployments and Events the real operator wrote, while the kubelet and router stand-ins
-play the pods and the Gateway.
+There is no kind here (no Docker), but the script runs unchanged against the stack's real
+kube-apiserver: kubectl applies the scenario's manifests (validated against the server's
+OpenAPI schema and the CRD's), waits with `kubectl wait --for=jsonpath=...`, and asserts
+promotion and rollback on the routes, Deployments and Events the real operator wrote,
+while the real controllers and scheduler make the Pods, and the kubelet and router
+stand-ins play the containers and the Gateway.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ async def test_the_kind_scenario_passes_against_the_local_stack(stack: LocalStac
         "NODE_MODEL_ROOT": str(stack.models_root),  # the "node" is this machine
         "PROFILE": "local",
         "TIMEOUT": "90s",
-        "APPLY_FLAGS": "--validate=false",  # the emulator serves no OpenAPI schema
+        # The emulator serves no OpenAPI schema; the real API server validates.
+        "APPLY_FLAGS": "--validate=false" if stack.settings.backend == "emulator" else "",
     }
     process = await asyncio.create_subprocess_exec(
         str(SCENARIO), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -45,7 +47,7 @@ async def test_the_kind_scenario_passes_against_the_local_stack(stack: LocalStac
         process.kill()
         raise
     text = output.decode(errors="replace")
-    # kubectl's watch cannot decode the emulator's stream and falls back to relisting; drop that noise.
+    # kubectl's watch cannot decode the emulator's stream and falls back to relisting: drop that noise.
     shown = "\n".join(line for line in text.splitlines() if "reflector.go" not in line)
     assert process.returncode == 0, shown
     assert "ok: HTTPRoute backends at step 1 = " in shown and "=80 classifier-" in shown
