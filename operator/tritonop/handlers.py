@@ -25,6 +25,11 @@ def _post_event(body: Mapping[str, Any], event: Event) -> None:
     kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=event.type, reason=event.reason, message=event.message)
 
 
+def _key(body: Mapping[str, Any]) -> tuple[str, str]:
+    meta = body.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")
+
+
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     state: dict[str, Any] = {}
@@ -82,17 +87,18 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.resume(*resource, registry=registry)
     async def resume(body: kopf.Body, **_: Any) -> None:
-        metrics.MANAGED.inc()
+        metrics.MANAGED_OBJECTS.add(*_key(body))  # a set: retries count once
         # force: re-apply every child once after a restart, repairing drift made while we were away.
         await guarded(controller().reconcile(body, force=True))
 
     @kopf.on.create(*resource, registry=registry)
     async def create(body: kopf.Body, **_: Any) -> None:
-        metrics.MANAGED.inc()
+        metrics.MANAGED_OBJECTS.add(*_key(body))
         await guarded(controller().reconcile(body))
 
     @kopf.on.update(*resource, field="spec", registry=registry)
     async def update(body: kopf.Body, **_: Any) -> None:
+        metrics.MANAGED_OBJECTS.add(*_key(body))
         await guarded(controller().reconcile(body))
 
     @kopf.timer(*resource, interval=config.tick_seconds, sharp=False, registry=registry)
@@ -102,7 +108,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     @kopf.on.delete(*resource, optional=True, registry=registry)
     async def delete(body: kopf.Body, **_: Any) -> None:
         # Children go with the parent through ownerReferences; only forget our memory of it.
-        metrics.MANAGED.dec()
+        metrics.MANAGED_OBJECTS.discard(*_key(body))
         if "controller" in state:
             controller().forget(body)
 

@@ -18,9 +18,35 @@ RECONCILE_DURATION = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
-MANAGED = Gauge("tritonop_managed_inferenceservices", "InferenceServices this operator manages.", registry=REGISTRY)
+MANAGED = Gauge(
+    "tritonop_managed_inferenceservices",
+    "InferenceServices this operator manages (each counted once, however often its handlers run).",
+    registry=REGISTRY,
+)
 CANARY_WEIGHT = Gauge(
-    "tritonop_canary_weight", "Current canary traffic percent.", ["namespace", "name", "revision"], registry=REGISTRY
+    "tritonop_canary_weight_percent",
+    "Current canary traffic percent (0-100).",
+    ["namespace", "name", "revision"],
+    registry=REGISTRY,
+)
+PHASE = Gauge(
+    "tritonop_inferenceservice_phase",
+    "1 for the InferenceService's current status.phase, 0 for the other phases.",
+    ["namespace", "name", "phase"],
+    registry=REGISTRY,
+)
+CHECK_VALUE = Gauge(
+    "tritonop_analysis_check_value",
+    "The value a check of the latest canary analysis measured (in the check's own unit: "
+    "a ratio, milliseconds or percent; see status.canary.lastAnalysis).",
+    ["namespace", "name", "check"],
+    registry=REGISTRY,
+)
+CHECK_BOUND = Gauge(
+    "tritonop_analysis_check_bound",
+    "The bound a check's value is judged against (bound=min: value >= it passes; bound=max: value <= it passes).",
+    ["namespace", "name", "check", "bound"],
+    registry=REGISTRY,
 )
 ANALYSES = Counter(
     "tritonop_analysis", "Canary analyses by verdict.", ["namespace", "name", "verdict"], registry=REGISTRY
@@ -29,6 +55,29 @@ PROMOTIONS = Counter("tritonop_promotions", "Canaries promoted.", ["namespace", 
 ROLLBACKS = Counter(
     "tritonop_rollbacks", "Canaries rolled back or failed.", ["namespace", "name", "reason"], registry=REGISTRY
 )
+
+
+class ManagedSet:
+    """The InferenceServices this process manages, keyed by namespace/name: a handler kopf
+    retries (or create followed by resume) counts an object once; delete forgets it once."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self._gauge = gauge
+        self._keys: set[tuple[str, str]] = set()
+
+    def add(self, namespace: str, name: str) -> None:
+        self._keys.add((namespace, name))
+        self._gauge.set(len(self._keys))
+
+    def discard(self, namespace: str, name: str) -> None:
+        self._keys.discard((namespace, name))
+        self._gauge.set(len(self._keys))
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+MANAGED_OBJECTS = ManagedSet(MANAGED)
 
 
 class Timer:

@@ -246,6 +246,7 @@ class Controller:
             )
             verdict, checks = outcome.verdict, tuple(outcome.checks)
             metrics.ANALYSES.labels(ref.namespace, ref.name, verdict).inc()
+            self.telemetry.analysis(ref, checks)
         return advance(state, policy, now, gate=gate, verdict=verdict, checks=checks, manual=manual)
 
     async def _converge(
@@ -293,6 +294,7 @@ class Controller:
         new.model = await self.triton.stable_model_facts(ref, spec, new, stable)
         new.conditions = conditions_for(new, generation=_generation(body), stable=stable, now=now)
         await self.status.write(body, status, new)
+        self.telemetry.phase(ref.namespace, ref.name, new.phase)
         for event in events:
             self.post_event(body, event)
             self.telemetry.count(ref, event)
@@ -348,6 +350,7 @@ class Controller:
             now=now,
         )
         await self.status.write(body, status, new)
+        self.telemetry.phase(*object_key(body), new.phase)
 
     async def _report_unreadable(self, body: Mapping[str, Any], err: UnreadableStatus) -> None:
         """Rollout progress lives in status; when it cannot be read, stop and say so, never guess."""

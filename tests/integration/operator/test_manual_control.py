@@ -35,7 +35,7 @@ async def start_canary(kube: Cluster, image: str) -> str:
 def canary_weight_series(op) -> list[str]:
     port = op.args[op.args.index("--metrics-port") + 1]
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return [line for line in body.splitlines() if line.startswith("tritonop_canary_weight{")]
+    return [line for line in body.splitlines() if line.startswith("tritonop_canary_weight_percent{")]
 
 
 async def test_pause_promote_and_abort(kube: Cluster, run_operator) -> None:
@@ -77,7 +77,7 @@ async def test_pause_promote_and_abort(kube: Cluster, run_operator) -> None:
     await wait_for_event(kube, NS, "manual", "Promoted")
     # The canary-weight metric keeps one series per object: the promoted canary's is gone.
     series = await eventually(lambda: canary_weight_series(op), timeout=10)
-    assert series == ['tritonop_canary_weight{name="manual",namespace="ml",revision=""} 0.0'], series
+    assert series == ['tritonop_canary_weight_percent{name="manual",namespace="ml",revision=""} 0.0'], series
 
     # Abort: rolled back to 0%, scaled to zero, autoscaler removed, kept for inspection.
     third = await start_canary(kube, "nvcr.io/nvidia/tritonserver:24.12-py3")
