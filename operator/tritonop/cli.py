@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="file with the secret Triton control-API keys derive from [TRITONOP_API_KEY_SECRET_FILE]",
     )
+    run.add_argument(
+        "--notifications-file",
+        metavar="PATH",
+        help="YAML/JSON list of notification sinks (webhook, slack, teams), re-read when it changes "
+        "(docs/notifications.md) [TRITONOP_NOTIFICATIONS_FILE]",
+    )
     run.add_argument("--peering", metavar="NAME", help="kopf peering name for HA (default: standalone)")
     run.add_argument("--priority", default="0", help="peering priority: a number, or 'auto' (from the pod name)")
     run.add_argument("-v", "--verbose", action="store_true")
@@ -123,12 +129,21 @@ def _run(args: argparse.Namespace) -> int:
         network_policy=args.network_policy,
         metrics_namespace_selector=args.metrics_namespace_selector,
         metrics_pod_selector=args.metrics_pod_selector,
+        notifications_file=args.notifications_file,
     )
     try:
         read_operator_secret(config.api_key_secret_file)  # a broken secret file stops here, not in kopf
     except ValueError as err:
         print(f"tritonop run: {err}", file=sys.stderr)
         return 2
+    if config.notifications_file:
+        from tritonop.notify.config import ConfigError, load_config
+
+        try:
+            load_config(config.notifications_file)  # a broken notifications file stops here too
+        except ConfigError as err:
+            print(f"tritonop run: --notifications-file {config.notifications_file}: {err}", file=sys.stderr)
+            return 2
     kopf.run(
         registry=build_registry(config),
         clusterwide=not config.namespaces,

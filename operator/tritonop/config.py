@@ -50,6 +50,9 @@ class OperatorConfig:
     network_policy: bool = True
     metrics_namespace_selector: str = "kubernetes.io/metadata.name=monitoring"
     metrics_pod_selector: str = ""
+    # YAML/JSON file listing notification sinks (webhook, Slack, Teams), re-read when it
+    # changes; None: no notifications. docs/notifications.md.
+    notifications_file: str | None = None
 
     def __post_init__(self) -> None:
         # Fail at start, not at the first NetworkPolicy built.

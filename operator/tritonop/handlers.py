@@ -16,6 +16,7 @@ from tritonop import GROUP, PLURAL, VERSION, metrics
 from tritonop.config import OperatorConfig
 from tritonop.controller import Controller
 from tritonop.kube.client import KubeClient, KubeError, discover_connection
+from tritonop.notify import Notifier
 from tritonop.rollout import Event
 
 log = logging.getLogger("tritonop")
@@ -73,7 +74,16 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             # Exact names: nothing to discover, and namespace-scoped installs grant no
             # cluster-wide Namespace list (kopf would retry that for a minute before serving).
             settings.scanning.disabled = True
-        state["controller"] = Controller(KubeClient(discover_connection()), config, post_event=_post_event)
+        post_event = _post_event
+        if config.notifications_file:
+            notifier = state["notifier"] = Notifier.from_file(config.notifications_file)
+            await notifier.start()
+
+            def post_event(body: Mapping[str, Any], event: Event) -> None:
+                _post_event(body, event)
+                notifier.notify(body, event)  # queues only: never blocks or fails the reconcile
+
+        state["controller"] = Controller(KubeClient(discover_connection()), config, post_event=post_event)
         state["metrics"] = await metrics.serve(config.metrics_port)
         log.info("tritonop started; metrics and /healthz on :%s", config.metrics_port)
 
@@ -84,6 +94,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             await controller().kube.aclose()
         if "metrics" in state:
             await state["metrics"].cleanup()
+        if "notifier" in state:
+            await state["notifier"].aclose()
 
     @kopf.on.resume(*resource, registry=registry)
     async def resume(body: kopf.Body, **_: Any) -> None:

@@ -79,6 +79,15 @@ class ManagedSet:
 
 MANAGED_OBJECTS = ManagedSet(MANAGED)
 
+# Notifications (tritonop.notify): one series per sink name and result
+# (sent, retried, failed, dropped). docs/notifications.md.
+NOTIFICATIONS = Counter(
+    "tritonop_notifications",
+    "Notifications by sink and result: sent, retried (an attempt to be repeated), failed, dropped (queue full).",
+    ["sink", "result"],
+    registry=REGISTRY,
+)
+
 
 class Timer:
     """Context manager observing RECONCILE_DURATION."""

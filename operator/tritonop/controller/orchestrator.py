@@ -295,8 +295,10 @@ class Controller:
         new.conditions = conditions_for(new, generation=_generation(body), stable=stable, now=now)
         await self.status.write(body, status, new)
         self.telemetry.phase(ref.namespace, ref.name, new.phase)
+        # Posted with the status just written, so a notification names the revisions it is about.
+        posted = {**body, "status": new.dump()} if events else body
         for event in events:
-            self.post_event(body, event)
+            self.post_event(posted, event)
             self.telemetry.count(ref, event)
         self.telemetry.canary_weight(ref, state)
 
