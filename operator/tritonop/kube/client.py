@@ -2,7 +2,8 @@
 
 Why not the official client: its calls are blocking, and kopf's handlers, watches and
 peering share one event loop. This client speaks plain HTTP with httpx, takes its
-credentials from kopf's own login functions (service account, then kubeconfig), and
+credentials as kopf's login handler does (service account, then kubeconfig with exec
+plugins: tritonop/kube/credentials.py), and
 knows exactly the resources the operator touches, which is also what RBAC grants.
 """
 
@@ -23,6 +24,7 @@ import httpx
 
 from tritonop import FIELD_MANAGER, __version__
 from tritonop.kinds import kind_of
+from tritonop.kube.credentials import CredentialAuth, CredentialError, Credentials, discover
 
 # Retry-After: the API server answers 429 (API priority and fairness, max-in-flight) and
 # some 5xx with a Retry-After header, meaning the request was not processed and may be sent
@@ -59,6 +61,7 @@ class Connection:
     headers: dict[str, str]
     verify: ssl.SSLContext | bool
     cert: tuple[str, str] | None
+    auth: httpx.Auth | None = None  # per-request credentials that refresh (exec plugins, rotated tokens)
 
 
 def connection_from_kopf(info: Any) -> Connection:
@@ -94,16 +97,24 @@ def _as_file(path: Any, data: Any) -> str:
     return name
 
 
-def discover_connection() -> Connection:
-    """In-cluster service account first, then kubeconfig, as kopf itself does."""
-    import kopf  # local: keep the module importable without kopf's side effects
+def connection_from_credentials(credentials: Credentials) -> Connection:
+    """A connection whose token is fetched per request (exec plugins, rotated token files)."""
+    return Connection(
+        server=credentials.server,
+        headers={},
+        verify=credentials.ssl_context(),
+        cert=None,
+        auth=CredentialAuth(credentials),
+    )
 
-    settings = kopf.OperatorSettings()
-    for login in (kopf.login_with_service_account, kopf.login_with_kubeconfig):
-        info = login(settings=settings)
-        if info is not None:
-            return connection_from_kopf(info)
-    raise RuntimeError("no Kubernetes credentials: neither a service account nor a kubeconfig was found")
+
+def discover_connection() -> Connection:
+    """In-cluster service account first, then kubeconfig, as kopf itself does; the kubeconfig
+    as kubectl reads it (merged KUBECONFIG, exec plugins: tritonop/kube/credentials.py)."""
+    try:
+        return connection_from_credentials(discover(in_cluster_first=True))
+    except CredentialError as err:
+        raise RuntimeError(str(err)) from err
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -137,6 +148,7 @@ class KubeClient:
             headers={"User-Agent": f"tritonop/{__version__}", **connection.headers},
             verify=connection.verify,
             cert=connection.cert,
+            auth=connection.auth,
             timeout=timeout_s,
             transport=transport,
         )
