@@ -6,6 +6,7 @@ Handlers are registered into an explicit registry built from the operator config
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -16,6 +17,7 @@ from tritonop import GROUP, PLURAL, VERSION, metrics
 from tritonop.config import OperatorConfig
 from tritonop.controller import Controller
 from tritonop.kube.client import KubeClient, KubeError, discover_connection
+from tritonop.kube.credentials import Credentials, discover
 from tritonop.notify import Notifier
 from tritonop.rollout import Event
 
@@ -24,6 +26,24 @@ log = logging.getLogger("tritonop")
 
 def _post_event(body: Mapping[str, Any], event: Event) -> None:
     kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=event.type, reason=event.reason, message=event.message)
+
+
+def connection_info(credentials: Credentials) -> kopf.ConnectionInfo:
+    """kopf's form of our credentials; kopf logs in again once ``expiration`` passes."""
+    pair = credentials.client_cert()
+    token = credentials.token()
+    return kopf.ConnectionInfo(
+        server=credentials.server,
+        ca_path=credentials.ca_file if not credentials.ca_pem else None,
+        ca_data=base64.b64encode(credentials.ca_pem).decode() if credentials.ca_pem else None,
+        insecure=credentials.insecure,
+        scheme="Bearer" if token else None,
+        token=token,
+        certificate_data=base64.b64encode(pair[0]).decode() if pair else None,
+        private_key_data=base64.b64encode(pair[1]).decode() if pair else None,
+        default_namespace=credentials.namespace,
+        expiration=credentials.expiration(),
+    )
 
 
 def _key(body: Mapping[str, Any]) -> tuple[str, str]:
@@ -51,8 +71,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # The same credentials our own client uses: in-cluster service account, else kubeconfig.
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        # The same credentials our own client uses: in-cluster service account, else the
+        # kubeconfig as kubectl reads it (kopf's own kubeconfig login runs no exec plugins).
+        return connection_info(discover(in_cluster_first=True))
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
