@@ -4,7 +4,11 @@ Pydantic emits JSON Schema (2020-12); Kubernetes wants a *structural* OpenAPI v3
 schema: no $ref, no anyOf-with-null, no additionalProperties beside properties,
 boolean exclusive bounds, and preserve-unknown-fields where we pass Kubernetes
 types through. Defaults are left out on purpose: the operator applies them from
-the models, so stored objects stay exactly what the user (or Git) wrote.
+the models, so stored objects stay exactly what the user (or Git) wrote. A
+``default`` in the schema would make the API server write it into every object on
+create, update and read (Argo CD would see drift against Git, and a CEL rule's
+``has()`` would hold for fields nobody set). Each field's description names its
+default instead ("Default: 5m."), which is what ``kubectl explain`` prints.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 import yaml
 
 from tritonop import CATEGORY, GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
+from tritonop.api.kube_descriptions import KUBE_DESCRIPTIONS
 from tritonop.api.models import (
     KEDA_METRICS_MESSAGE,
     KEDA_METRICS_RULE,
@@ -87,6 +92,18 @@ ROOT_RULES = [
     ),
 ]
 
+# Kubernetes' own text for the two type fields. metadata gets none: the API server refuses a
+# CRD whose metadata schema says anything but type object (and name/generateName rules).
+API_VERSION_DESCRIPTION = (
+    "APIVersion defines the versioned schema of this representation of an object: "
+    f"{GROUP}/{VERSION}. Servers should convert recognized schemas to the latest internal value, "
+    "and may reject unrecognized values."
+)
+KIND_DESCRIPTION = (
+    f"Kind is a string value representing the REST resource this object represents: {KIND}. "
+    "Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase."
+)
+
 PRINTER_COLUMNS = [
     {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -147,8 +164,21 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
+def _describe_kube_types(defs: dict[str, Any]) -> None:
+    """Give the pass-through Kubernetes types' properties their ``kubectl explain`` text."""
+    for name, descriptions in KUBE_DESCRIPTIONS.items():
+        if name not in defs:
+            continue
+        properties = defs[name]["properties"]
+        for prop, text in descriptions.items():
+            if prop not in properties:
+                raise KeyError(f"KUBE_DESCRIPTIONS names {name}.{prop}, which {name} does not have")
+            properties[prop].setdefault("description", text)
+
+
 def _schema_of(model: type) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")  # type: ignore[attr-defined]
+    _describe_kube_types(raw.get("$defs", {}))
     schema: dict[str, Any] = _structural(raw, raw.get("$defs", {}))
     return schema
 
@@ -164,9 +194,7 @@ def spec_schema() -> dict[str, Any]:
     for path, rule, message in CEL_RULES:
         _at(schema, path).setdefault("x-kubernetes-validations", []).append({"rule": rule, "message": message})
     for path, rule, message in CEL_ITEM_RULES:
-        _at(schema, path)["items"].setdefault("x-kubernetes-validations", []).append(
-            {"rule": rule, "message": message}
-        )
+        _at(schema, path)["items"].setdefault("x-kubernetes-validations", []).append({"rule": rule, "message": message})
     schema["description"] = "Desired state: the model, the Triton runtime, autoscaling, rollout and traffic."
     return schema
 
@@ -216,8 +244,8 @@ def generate_crd() -> dict[str, Any]:
                             "of model or runtime as an SLO-judged canary.",
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
+                                "apiVersion": {"type": "string", "description": API_VERSION_DESCRIPTION},
+                                "kind": {"type": "string", "description": KIND_DESCRIPTION},
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema(),
                                 "status": status_schema(),

@@ -169,62 +169,78 @@ class TritonRuntime(Model):
         pattern=r"^\S+$",
         description="tritonserver image. Default: the operator's --triton-image setting.",
     )
-    gpus: int = Field(1, ge=0, le=64, description="nvidia.com/gpu per pod; 0 runs Triton on CPU. Default 1.")
+    gpus: int = Field(
+        1, ge=0, le=64, description="GPUs (nvidia.com/gpu) per pod, 0..64; 0 runs Triton on CPU. Default: 1."
+    )
     resources: Annotated[ResourceRequirements, KeepOrder] = Field(
         default_factory=ResourceRequirements,
-        description="Container resources: requests and limits, each a map of resource name to quantity "
-        "(2, 500m, 8Gi). nvidia.com/gpu is set from gpus.",
+        description="Triton container resources: requests and limits, each a map of resource name to quantity "
+        "(cpu in cores: 2, 500m; memory in bytes: 8Gi). nvidia.com/gpu is set from gpus. Default: none.",
     )
     args: list[str] = Field(
-        default_factory=list, max_length=64, description="Extra tritonserver flags, appended last."
+        default_factory=list, max_length=64, description="Extra tritonserver flags, appended last. Default: none."
     )
     env: Annotated[list[EnvVarItem], KeepOrder] = Field(
         default_factory=list,
         max_length=128,
         description="Extra container env vars: each a name with a value or a valueFrom (configMapKeyRef, "
-        "secretKeyRef, fieldRef or resourceFieldRef).",
+        "secretKeyRef, fieldRef or resourceFieldRef). Default: none.",
     )
-    node_selector: dict[str, LabelValue] = Field(default_factory=dict, max_length=64, description="Pod nodeSelector.")
+    node_selector: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Pod nodeSelector: node label key to value; Triton pods run only on nodes with all these "
+        "labels. Default: any node.",
+    )
     tolerations: Annotated[list[TolerationItem], KeepOrder] = Field(
         default_factory=list,
         max_length=32,
-        description="Pod tolerations. When gpus > 0 a toleration for nvidia.com/gpu:NoSchedule is added.",
+        description="Pod tolerations: taints of nodes Triton pods may run on. When gpus > 0 a toleration for "
+        "nvidia.com/gpu:NoSchedule is added.",
     )
     affinity: Annotated[Affinity, KeepOrder] = Field(
-        default_factory=Affinity, description="Pod affinity: nodeAffinity, podAffinity, podAntiAffinity."
+        default_factory=Affinity,
+        description="Pod scheduling constraints: nodeAffinity, podAffinity, podAntiAffinity. Default: none.",
     )
     service_account_name: str | None = Field(
-        None, max_length=253, pattern=DNS_SUBDOMAIN, description="Pod service account."
+        None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="ServiceAccount the Triton pods run as. Default: the namespace's default ServiceAccount.",
     )
     image_pull_secrets: Annotated[list[LocalObjectReference], KeepOrder] = Field(
-        default_factory=list, max_length=16, description="Pull secrets, each {name: SECRET}."
+        default_factory=list,
+        max_length=16,
+        description="Secrets for pulling the tritonserver image, each {name: SECRET}. Default: none.",
     )
     pod_labels: dict[str, LabelValue] = Field(
-        default_factory=dict, max_length=64, description="Extra labels on Triton pods."
+        default_factory=dict, max_length=64, description="Extra labels on Triton pods. Default: none."
     )
     pod_annotations: dict[str, str] = Field(
-        default_factory=dict, max_length=64, description="Extra annotations on Triton pods."
+        default_factory=dict, max_length=64, description="Extra annotations on Triton pods. Default: none."
     )
     shm_size: str = Field(
         "1Gi",
         max_length=16,
         pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$",
-        description="Size of the memory-backed /dev/shm (Python backend and ensembles need it). Default 1Gi.",
+        description="Size of the memory-backed /dev/shm in bytes, a quantity (Python backend and ensembles "
+        "need it). Default: 1Gi.",
     )
     model_control_mode: ModelControlMode = Field(
         ModelControlMode.explicit,
         description=(
-            "tritonserver --model-control-mode. explicit (default) loads exactly this model "
-            "(and pinned version) at start."
+            "tritonserver --model-control-mode. explicit loads exactly this model (and pinned version) at "
+            "start; poll loads every model in the repository and reloads on change; none loads every model "
+            "once. Default: explicit."
         ),
     )
     strict_readiness: bool = Field(
-        True, description="--strict-readiness: ready only when every loaded model is ready. Default true."
+        True, description="--strict-readiness: ready only when every loaded model is ready. Default: true."
     )
     summary_latencies: bool = Field(
         False,
         description="Export latency summaries (quantiles) with --metrics-config summary_latencies=true; "
-        "needed for latency.quantile checks.",
+        "needed for latency.quantile checks. Default: false.",
     )
 
 
@@ -239,42 +255,48 @@ class AutoscalingEngine(str, Enum):
 class Autoscaling(Model):
     engine: AutoscalingEngine = Field(
         AutoscalingEngine.hpa,
-        description="hpa (autoscaling/v2 HorizontalPodAutoscaler, default) or keda (a KEDA ScaledObject "
-        "with Prometheus triggers; KEDA creates the HPA itself).",
+        description="hpa (an autoscaling/v2 HorizontalPodAutoscaler) or keda (a KEDA ScaledObject "
+        "with Prometheus triggers; KEDA creates the HPA itself). Default: hpa.",
     )
-    min_replicas: int = Field(1, ge=1, le=1000, description="Minimum replicas per revision. Default 1.")
-    max_replicas: int = Field(1, ge=1, le=1000, description="Maximum replicas per revision. Default 1 (no scaling).")
+    min_replicas: int = Field(1, ge=1, le=1000, description="Minimum replicas per revision; 1..1000. Default: 1.")
+    max_replicas: int = Field(
+        1, ge=1, le=1000, description="Maximum replicas per revision; 1..1000. Default: 1 (no scaling)."
+    )
     cpu_utilization: int | None = Field(
-        None, ge=1, le=1000, description="Shorthand: target average CPU utilisation in percent of requests."
+        None,
+        ge=1,
+        le=1000,
+        description="Shorthand: target average CPU utilisation in percent of requests; 1..1000. Default: none.",
     )
     gpu_utilization: int | None = Field(
         None,
         ge=1,
         le=100,
-        description="Shorthand: target average GPU utilisation in percent (DCGM_FI_DEV_GPU_UTIL, a Pods "
-        "metric served by prometheus-adapter, or a KEDA Prometheus trigger).",
+        description="Shorthand: target average GPU utilisation in percent, 1..100 (DCGM_FI_DEV_GPU_UTIL, a Pods "
+        "metric served by prometheus-adapter, or a KEDA Prometheus trigger). Default: none.",
     )
     queue_time_ms: float | None = Field(
         None,
         gt=0,
         le=3_600_000,
         description="Shorthand: target average Triton queue time per request in milliseconds "
-        "(from nv_inference_queue_duration_us).",
+        "(ms, from nv_inference_queue_duration_us). Default: none.",
     )
     inference_rate: float | None = Field(
         None,
         gt=0,
         le=1_000_000_000,
-        description="Shorthand: target inferences per second per pod (from nv_inference_count).",
+        description="Shorthand: target inferences per second per pod (from nv_inference_count). Default: none.",
     )
     metrics: Annotated[list[MetricSpecItem], KeepOrder] = Field(
         default_factory=list,
         max_length=16,
         description="autoscaling/v2 MetricSpec entries, added to the HPA's metrics. With engine keda only "
-        "Resource cpu or memory metrics (targets Utilization or AverageValue) can be expressed.",
+        "Resource cpu or memory metrics (targets Utilization or AverageValue) can be expressed. Default: none.",
     )
     behavior: Annotated[HPABehavior, KeepOrder] = Field(
-        default_factory=HPABehavior, description="autoscaling/v2 HPA behavior (scaleUp, scaleDown)."
+        default_factory=HPABehavior,
+        description="autoscaling/v2 HPA behavior (scaleUp, scaleDown). Default: Kubernetes' scaling rules.",
     )
 
     @model_validator(mode="after")
@@ -315,32 +337,41 @@ def _keda_expressible(metric: Any) -> bool:
 
 
 class SuccessRateCheck(Model):
-    enabled: bool = Field(True, description="false turns the built-in success-rate check off. Default true.")
-    min: float = Field(0.99, ge=0, le=1, description="Lowest acceptable share of successful requests (0..1).")
+    enabled: bool = Field(True, description="false turns the built-in success-rate check off. Default: true.")
+    min: float = Field(
+        0.99, ge=0, le=1, description="Lowest acceptable share of successful requests, a ratio 0..1. Default: 0.99."
+    )
 
 
 class LatencyCheck(Model):
-    max_ms: float = Field(..., gt=0, description="Highest acceptable request latency in milliseconds.")
+    max_ms: float = Field(..., gt=0, description="Highest acceptable request latency in milliseconds (ms), above 0.")
     quantile: float | None = Field(
         None,
         gt=0,
         lt=1,
-        description="Judge this quantile (e.g. 0.99) from Triton's latency summaries (needs "
+        description="Judge this quantile, a ratio strictly between 0 and 1 (e.g. 0.99), from Triton's latency summaries (needs "
         "triton.summaryLatencies). Default: the mean request duration.",
     )
 
 
 class ComparativeCheck(Model):
     max_success_rate_drop: float | None = Field(
-        None, ge=0, le=1, description="Fail when canary success rate < stable success rate minus this."
+        None,
+        ge=0,
+        le=1,
+        description="Fail when canary success rate < stable success rate minus this, a ratio 0..1 (0.01 is one "
+        "percentage point). Default: not compared.",
     )
     max_latency_increase_percent: float | None = Field(
-        None, ge=0, description="Fail when canary mean latency > stable mean latency by more than this percent."
+        None,
+        ge=0,
+        description="Fail when canary mean latency > stable mean latency by more than this, in percent (10 is "
+        "10% slower). Default: not compared.",
     )
 
 
 class CustomCheck(Model):
-    name: str = Field(..., max_length=63, pattern=DNS_LABEL, description="Check name, shown in status.")
+    name: str = Field(..., max_length=63, pattern=DNS_LABEL, description="Check name (a DNS label), shown in status.")
     query: str = Field(
         ...,
         max_length=4096,
@@ -350,8 +381,12 @@ class CustomCheck(Model):
         "duration (e.g. 60s). {{namespace}}, {{name}}, {{revision}}, {{model}} are raw values for use "
         "inside quotes. An unknown placeholder makes the check an Error.",
     )
-    min: float | None = Field(None, description="Fail when the value is below this.")
-    max: float | None = Field(None, description="Fail when the value is above this.")
+    min: float | None = Field(
+        None, description="Fail when the value is below this, in the query's unit. Default: no lower bound."
+    )
+    max: float | None = Field(
+        None, description="Fail when the value is above this, in the query's unit. Default: no upper bound."
+    )
 
     @model_validator(mode="after")
     def _has_bound(self) -> CustomCheck:
@@ -365,29 +400,32 @@ class Analysis(Model):
         None,
         max_length=1024,
         pattern=r"^https?://\S+$",
-        description="Prometheus base URL. Default: the operator's --prometheus-url.",
+        description="Prometheus base URL (http:// or https://); must be one the operator allows. Default: the "
+        "operator's --prometheus-url.",
     )
     # None means off. On the wire that is {enabled: false}: the API server drops nulls, so
     # `successRate: null` keeps the default check, here as in a cluster.
     success_rate: SuccessRateCheck | None = Field(
         default_factory=SuccessRateCheck,
-        description="Built-in success-rate check. Default on, min 0.99; {enabled: false} turns it off.",
+        description="Built-in success-rate check; {enabled: false} turns it off. Default: on, min 0.99.",
     )
-    latency: LatencyCheck | None = Field(None, description="Built-in latency check. Off unless set.")
+    latency: LatencyCheck | None = Field(None, description="Built-in latency check. Default: off.")
     comparative: ComparativeCheck | None = Field(
-        None, description="Judge the canary against the stable revision over the same window."
+        None, description="Judge the canary against the stable revision over the same window. Default: off."
     )
-    checks: list[CustomCheck] = Field(default_factory=list, max_length=16, description="Custom PromQL checks.")
+    checks: list[CustomCheck] = Field(
+        default_factory=list, max_length=16, description="Custom PromQL checks, at most 16. Default: none."
+    )
     min_requests: int = Field(
         20,
         ge=0,
         le=1_000_000_000,
-        description="Fewer canary requests than this in the window means no data, not a verdict. Default 20.",
+        description="Fewer canary requests than this in the window means no data, not a verdict. Default: 20.",
     )
     no_data_timeout: NoDataDuration = Field(
         "5m",
         description="How long analysis may see no data (Prometheus down, query errors, too few requests) "
-        "before each further no-data analysis counts as a failed check; 0s..24h. Default 5m.",
+        "before each further no-data analysis counts as a failed check; a duration, 0s..24h. Default: 5m.",
     )
 
     @field_validator("success_rate")
@@ -404,30 +442,44 @@ class Analysis(Model):
 
 
 class AcceptanceTensor(Model):
-    name: str = Field(..., max_length=128)
+    name: str = Field(..., max_length=128, description="Input tensor name, as in the model's config.")
     datatype: str = Field(
-        ..., pattern=r"^(BOOL|UINT8|UINT16|UINT32|UINT64|INT8|INT16|INT32|INT64|FP16|FP32|FP64|BYTES)$"
+        ...,
+        pattern=r"^(BOOL|UINT8|UINT16|UINT32|UINT64|INT8|INT16|INT32|INT64|FP16|FP32|FP64|BYTES)$",
+        description="Triton datatype: BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64 or BYTES.",
     )
-    shape: list[Annotated[int, Field(ge=-1, le=1_000_000_000)]] = Field(..., max_length=8)
+    shape: list[Annotated[int, Field(ge=-1, le=1_000_000_000)]] = Field(
+        ..., max_length=8, description="Tensor shape, at most 8 dimensions, batch dimension included."
+    )
     data: list[Any] = Field(..., description="Flat row-major values.")
 
 
 class AcceptanceOutput(Model):
-    name: str = Field(..., max_length=128)
+    name: str = Field(..., max_length=128, description="Output tensor name, as in the model's config.")
     data: list[Any] = Field(..., description="Expected flat row-major values.")
-    tolerance: float = Field(0.0, ge=0, description="Absolute tolerance for numeric outputs.")
+    tolerance: float = Field(
+        0.0, ge=0, description="Absolute tolerance for numeric outputs, in the output's unit. Default: 0."
+    )
 
 
 class AcceptanceCase(Model):
-    name: str = Field(..., max_length=63, pattern=DNS_LABEL)
-    inputs: list[AcceptanceTensor] = Field(..., min_length=1, max_length=16)
-    outputs: list[AcceptanceOutput] = Field(default_factory=list, max_length=16)
+    name: str = Field(..., max_length=63, pattern=DNS_LABEL, description="Case name (a DNS label), shown in status.")
+    inputs: list[AcceptanceTensor] = Field(
+        ..., min_length=1, max_length=16, description="Input tensors of one inference request, 1..16."
+    )
+    outputs: list[AcceptanceOutput] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Outputs to compare with the response. Default: none (the request must only succeed).",
+    )
 
 
 class Acceptance(Model):
-    cases: list[AcceptanceCase] = Field(..., min_length=1, max_length=16)
+    cases: list[AcceptanceCase] = Field(
+        ..., min_length=1, max_length=16, description="Inference requests, 1..16; each must pass."
+    )
     timeout: AcceptanceTimeout = Field(
-        "30s", description="Per-request timeout, longer than 0s and at most 5m. Default 30s."
+        "30s", description="Per-request timeout, a duration longer than 0s and at most 5m. Default: 30s."
     )
 
 
@@ -436,19 +488,23 @@ class Rollout(Model):
         default_factory=lambda: [10, 25, 50],
         max_length=20,
         description="Canary traffic percent per step, strictly increasing in 1..99; after the last "
-        "step passes, the canary is promoted to 100%. Default [10, 25, 50].",
+        "step passes, the canary is promoted to 100%. Default: [10, 25, 50].",
     )
-    interval: IntervalDuration = Field("1m", description="Analysis period per step; 1s..24h. Default 1m.")
-    failure_threshold: int = Field(3, ge=1, le=100, description="Failed checks before rollback. Default 3.")
-    paused: bool = Field(False, description="Hold the canary at its current weight.")
+    interval: IntervalDuration = Field(
+        "1m", description="Analysis period per step, a duration (e.g. 30s, 5m); 1s..24h. Default: 1m."
+    )
+    failure_threshold: int = Field(3, ge=1, le=100, description="Failed checks before rollback; 1..100. Default: 3.")
+    paused: bool = Field(False, description="Hold the canary at its current weight. Default: false.")
     readiness_timeout: ReadinessDuration = Field(
         "10m",
         description="Deadline for a new revision's Triton to be ready with the model loaded before the "
-        "rollout fails; 1s..24h. Default 10m.",
+        "rollout fails; a duration, 1s..24h. Default: 10m.",
     )
-    analysis: Analysis = Field(default_factory=Analysis, description="How each step is judged.")
+    analysis: Analysis = Field(
+        default_factory=Analysis, description="How each step is judged. Default: the success-rate check only."
+    )
     acceptance: Acceptance | None = Field(
-        None, description="Sample inferences sent to the canary before it gets traffic."
+        None, description="Sample inferences sent to the canary before it gets traffic. Default: none."
     )
 
     @field_validator("steps")
@@ -479,9 +535,13 @@ class GatewayRouting(Model):
         "sectionName and port are optional.",
     )
     hostnames: list[Hostname] = Field(
-        default_factory=list, max_length=16, description="Route hostnames: DNS names, optionally *.wildcard."
+        default_factory=list,
+        max_length=16,
+        description="Route hostnames: DNS names, optionally *.wildcard. Default: the Gateway listeners' hostnames.",
     )
-    grpc: bool = Field(False, description="Also route Triton gRPC with a GRPCRoute with the same weights.")
+    grpc: bool = Field(
+        False, description="Also route Triton gRPC with a GRPCRoute with the same weights. Default: false."
+    )
 
 
 ISTIO_HOST = r"^(\*|" + HOSTNAME_BODY + r")$"
@@ -497,19 +557,23 @@ class IstioRouting(Model):
         description="VirtualService hosts: DNS names, optionally *.wildcard, or *. Default: the entry Service.",
     )
     gateways: list[IstioGateway] = Field(
-        default_factory=list, max_length=16, description="VirtualService gateways: [NAMESPACE/]NAME or mesh."
+        default_factory=list,
+        max_length=16,
+        description="VirtualService gateways: [NAMESPACE/]NAME or mesh. Default: mesh (in-mesh traffic only).",
     )
 
 
 class NginxRouting(Model):
     host: Hostname = Field(..., description="Ingress host: a DNS name, optionally *.wildcard.")
-    ingress_class_name: str = Field("nginx", max_length=253, pattern=DNS_SUBDOMAIN, description="IngressClass.")
+    ingress_class_name: str = Field(
+        "nginx", max_length=253, pattern=DNS_SUBDOMAIN, description="IngressClass of the Ingress. Default: nginx."
+    )
     path: str = Field(
         "/",
         min_length=1,
         max_length=1024,
         pattern=NGINX_PATH,
-        description="Ingress path prefix: / or /-separated segments of letters, digits, _ and -. Default /.",
+        description="Ingress path prefix: / or /-separated segments of letters, digits, _ and -. Default: /.",
     )
 
 
@@ -518,11 +582,16 @@ class Traffic(Model):
         TrafficProvider.service,
         description="How canary weights are enforced. service (default): one Service over all revisions, "
         "the split approximated by replica ratio; gateway-api: HTTPRoute weights; istio: VirtualService "
-        "weights; nginx: ingress-nginx canary annotations (ingress-nginx is retired; kept for existing users).",
+        "weights; nginx: ingress-nginx canary annotations (ingress-nginx is retired; kept for existing users). "
+        "Default: service.",
     )
-    gateway: GatewayRouting | None = Field(None, description="Gateway API routing (provider gateway-api).")
-    istio: IstioRouting | None = Field(None, description="Istio routing (provider istio).")
-    nginx: NginxRouting | None = Field(None, description="ingress-nginx routing (provider nginx).")
+    gateway: GatewayRouting | None = Field(
+        None, description="Gateway API routing; required with provider gateway-api (parentRefs)."
+    )
+    istio: IstioRouting | None = Field(
+        None, description="Istio routing (provider istio). Default: no hosts or gateways."
+    )
+    nginx: NginxRouting | None = Field(None, description="ingress-nginx routing; required with provider nginx (host).")
 
     @model_validator(mode="after")
     def _provider_config(self) -> Traffic:
@@ -551,12 +620,19 @@ class NetworkPolicySettings(Model):
 
 class InferenceServiceSpec(Model):
     model: ModelSource = Field(..., description="The model to serve and where its repository lives.")
-    triton: TritonRuntime = Field(default_factory=TritonRuntime, description="The Triton server runtime.")
-    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Replicas and autoscaling per revision.")
-    rollout: Rollout = Field(
-        default_factory=Rollout, description="How a new revision (a change of model or triton) is rolled out."
+    triton: TritonRuntime = Field(
+        default_factory=TritonRuntime, description="The Triton server runtime: image, GPUs, resources, pod settings."
     )
-    traffic: Traffic = Field(default_factory=Traffic, description="How traffic is split between revisions.")
+    autoscaling: Autoscaling = Field(
+        default_factory=Autoscaling, description="Replicas and autoscaling per revision. Default: 1 replica."
+    )
+    rollout: Rollout = Field(
+        default_factory=Rollout,
+        description="How a new revision (a change of model or triton) is rolled out: canary steps and analysis.",
+    )
+    traffic: Traffic = Field(
+        default_factory=Traffic, description="How traffic is split between revisions. Default: provider service."
+    )
     network_policy: NetworkPolicySettings = Field(
         default_factory=NetworkPolicySettings,
         description="Which peers may reach the Triton pods (a NetworkPolicy); see docs/security.md.",
@@ -575,37 +651,55 @@ class Phase(str, Enum):
 
 
 class Condition(Model):
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
-    last_transition_time: str | None = None
-    observed_generation: int | None = None
+    """One status condition, in the Kubernetes convention."""
+
+    type: str = Field(..., description="Condition type: Ready, Reconciling or Stalled (kstatus).")
+    status: Literal["True", "False", "Unknown"] = Field(..., description="True, False or Unknown.")
+    reason: str = Field(..., description="Why the condition is as it is, one CamelCase word.")
+    message: str = Field("", description="Details for humans. Default: empty.")
+    last_transition_time: str | None = Field(
+        None, description="When status last changed, RFC 3339 (e.g. 2026-01-02T03:04:05Z)."
+    )
+    observed_generation: int | None = Field(
+        None, description="metadata.generation of the spec this condition was computed from."
+    )
 
 
 class TrafficTarget(Model):
-    revision: str
-    percent: int
+    """The share of traffic one revision gets."""
+
+    revision: str = Field(..., description="Revision (10 hex characters of the model and triton spec's hash).")
+    percent: int = Field(..., description="Share of traffic in percent, 0..100.")
 
 
 class CheckResult(Model):
-    name: str
-    result: Verdict
-    value: float | None = None
-    bound: str | None = None
-    message: str = ""
+    """The outcome of one check in the last analysis."""
+
+    name: str = Field(
+        ..., description="Check name: successRate, latency, successRateVsStable, latencyVsStable or a custom check's."
+    )
+    result: Verdict = Field(..., description="Pass, Fail, NoData or Error.")
+    value: float | None = Field(None, description="Measured value, in the check's unit (ratio, ms, ...).")
+    bound: str | None = Field(None, description="The bound it was judged against, e.g. >= 0.99 or <= 250ms.")
+    message: str = Field("", description="Why, when it did not pass. Default: empty.")
 
 
 class CanaryStatus(Model):
-    step: int = Field(0, description="Index into rollout.steps of the current step.")
-    weight: int = 0
-    started_at: str | None = None
-    step_started_at: str | None = None
-    failed_checks: int = 0
-    no_data_since: str | None = None
-    next_analysis_at: str | None = None
+    step: int = Field(0, description="Index into rollout.steps of the current step, from 0. Default: 0.")
+    weight: int = Field(0, description="Canary's current traffic weight in percent, 0..100. Default: 0.")
+    started_at: str | None = Field(None, description="When the canary started, RFC 3339.")
+    step_started_at: str | None = Field(None, description="When the current step started, RFC 3339.")
+    failed_checks: int = Field(
+        0, description="Failed checks so far; rollout.failureThreshold of them roll back. Default: 0."
+    )
+    no_data_since: str | None = Field(
+        None, description="Since when analysis has seen no data, RFC 3339 (see rollout.analysis.noDataTimeout)."
+    )
+    next_analysis_at: str | None = Field(None, description="When the next analysis runs, RFC 3339.")
     waiting_for: str | None = Field(None, description="What the canary waits for before it gets traffic.")
-    last_analysis: list[CheckResult] = Field(default_factory=list)
+    last_analysis: list[CheckResult] = Field(
+        default_factory=list, description="Each check's result in the last analysis."
+    )
     ignored_annotations: list[Literal["promote", "abort"]] | None = Field(
         None,
         max_length=2,
@@ -616,28 +710,45 @@ class CanaryStatus(Model):
 
 class ModelFacts(Model):
     revision: str | None = Field(None, description="The revision these facts were read from.")
-    name: str | None = None
-    platform: str | None = None
-    versions: list[str] = Field(default_factory=list)
-    inputs: list[dict[str, Any]] = Field(default_factory=list)
-    outputs: list[dict[str, Any]] = Field(default_factory=list)
+    name: str | None = Field(None, description="Model name Triton serves.")
+    platform: str | None = Field(None, description="Triton platform or backend, e.g. onnxruntime_onnx, python.")
+    versions: list[str] = Field(default_factory=list, description="Model versions Triton has loaded.")
+    inputs: list[dict[str, Any]] = Field(
+        default_factory=list, description="Input tensors from the model metadata: name, datatype, shape."
+    )
+    outputs: list[dict[str, Any]] = Field(
+        default_factory=list, description="Output tensors from the model metadata: name, datatype, shape."
+    )
 
 
 class InferenceServiceStatus(Model):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
-    observed_generation: int | None = None
-    phase: Phase | None = None
+    observed_generation: int | None = Field(
+        None, description="metadata.generation of the spec the operator last acted on."
+    )
+    phase: Phase | None = Field(
+        None,
+        description="Pending (the first revision is not serving yet), Progressing (a canary is rolling out), "
+        "Ready (one revision serves 100%), RolledBack (the canary failed analysis or was aborted; the stable "
+        "revision serves) or Failed (the canary never became ready or failed acceptance).",
+    )
     message: str | None = Field(None, description="What happened last, in a sentence (e.g. why a rollback).")
-    url: str | None = None
-    replicas: int | None = None
-    ready_replicas: int | None = None
-    stable_revision: str | None = None
-    canary_revision: str | None = None
+    url: str | None = Field(
+        None,
+        description="URL clients use: the traffic provider's external host when configured, else the entry "
+        "Service's in-cluster HTTP address.",
+    )
+    replicas: int | None = Field(None, description="Triton pods of the stable revision.")
+    ready_replicas: int | None = Field(None, description="Ready Triton pods of the stable revision.")
+    stable_revision: str | None = Field(None, description="Revision serving by default (10 hex characters).")
+    canary_revision: str | None = Field(None, description="Revision being rolled out, if any.")
     failed_revision: str | None = Field(
         None, description="The last revision rolled back or failed; not retried until the spec changes."
     )
-    traffic: list[TrafficTarget] = Field(default_factory=list)
-    canary: CanaryStatus | None = None
-    model: ModelFacts | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    traffic: list[TrafficTarget] = Field(default_factory=list, description="Traffic share of each revision.")
+    canary: CanaryStatus | None = Field(None, description="Progress of the canary rollout, while one runs.")
+    model: ModelFacts | None = Field(None, description="What Triton reports about the model it loaded.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Progressing and the other conditions, by type."
+    )
