@@ -1,0 +1,186 @@
+"""`kubectl tritonop` commands against an in-memory API (httpx.MockTransport): what they
+write to the server, what they print, and their exit codes."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tritonop.kube.credentials import Credentials
+from tritonop.plugin import cli
+from tritonop.plugin.api import Api
+
+ISVC_PATH = "/apis/serving.tritonop.dev/v1alpha1/namespaces/ml/inferenceservices/resnet"
+
+
+class FakeServer:
+    def __init__(self, obj: dict[str, Any] | None) -> None:
+        self.obj = obj
+        self.patches: list[dict[str, Any]] = []
+        self.requests: list[httpx.Request] = []
+        self.on_patch: Any = None
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path
+        if path.endswith("/deployments") or path.endswith("/events"):
+            return httpx.Response(200, json={"items": []})
+        if path == "/apis/serving.tritonop.dev/v1alpha1/namespaces/ml/inferenceservices":
+            return httpx.Response(200, json={"items": [self.obj] if self.obj else []})
+        if path != ISVC_PATH or self.obj is None:
+            return httpx.Response(404, json={"message": "not found"})
+        if request.method == "PATCH":
+            assert request.headers["Content-Type"] == "application/merge-patch+json"
+            patch = json.loads(request.content)
+            self.patches.append(patch)
+            annotations = self.obj["metadata"].setdefault("annotations", {})
+            for k, v in (patch.get("metadata") or {}).get("annotations", {}).items():
+                if v is None:
+                    annotations.pop(k, None)
+                else:
+                    annotations[k] = v
+            if "spec" in patch:
+                self.obj["spec"].setdefault("rollout", {}).update(patch["spec"]["rollout"])
+            if self.on_patch:
+                self.on_patch(self)
+        return httpx.Response(200, json=self.obj)
+
+
+def canary_isvc(**canary: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "resnet", "namespace": "ml", "creationTimestamp": "2026-05-01T10:00:00Z"},
+        "spec": {"rollout": {}},
+        "status": {
+            "phase": "Progressing",
+            "stableRevision": "aaaa111111",
+            "canaryRevision": "bbbb222222",
+            "canary": {"step": 0, "weight": 10, **canary},
+        },
+    }
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path) -> Path:
+    path = tmp_path / "config"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": [{"name": "c", "cluster": {"server": "https://kube.test"}}],
+                "users": [{"name": "u", "user": {"token": "secret"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "ml"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    return path
+
+
+def run(server: FakeServer, kubeconfig: Path, *argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    args = cli.parser().parse_args([*argv, "--kubeconfig", str(kubeconfig)])
+
+    def make_api(credentials: Credentials) -> Api:
+        return Api(credentials, transport=httpx.MockTransport(server.handler))
+
+    return cli.run(args, out, make_api=make_api), out.getvalue()
+
+
+def test_promote_and_abort_name_the_canary_from_status(kubeconfig: Path) -> None:
+    server = FakeServer(canary_isvc())
+    assert run(server, kubeconfig, "promote", "resnet") == (
+        0,
+        'inferenceservice "resnet" promote requested for canary revision bbbb222222\n',
+    )
+    assert server.patches == [{"metadata": {"annotations": {"serving.tritonop.dev/promote": "bbbb222222"}}}]
+    assert server.requests[0].headers["Authorization"] == "Bearer secret"
+    assert run(server, kubeconfig, "-n", "ml", "abort", "resnet")[0] == 0
+    assert server.patches[-1] == {"metadata": {"annotations": {"serving.tritonop.dev/abort": "bbbb222222"}}}
+
+
+def test_a_stale_annotation_is_removed_then_set_again(kubeconfig: Path) -> None:
+    server = FakeServer(canary_isvc(ignoredAnnotations=["promote"]))
+    server.obj["metadata"]["annotations"] = {"serving.tritonop.dev/promote": "bbbb222222"}
+
+    def operator_sees_removal(s: FakeServer) -> None:
+        if "serving.tritonop.dev/promote" not in s.obj["metadata"]["annotations"]:
+            s.obj["status"]["canary"].pop("ignoredAnnotations", None)
+
+    server.on_patch = operator_sees_removal
+    assert run(server, kubeconfig, "promote", "resnet")[0] == 0
+    assert server.patches == [
+        {"metadata": {"annotations": {"serving.tritonop.dev/promote": None}}},
+        {"metadata": {"annotations": {"serving.tritonop.dev/promote": "bbbb222222"}}},
+    ]
+
+
+def test_no_canary_is_refused(kubeconfig: Path) -> None:
+    obj = canary_isvc()
+    obj["status"] = {"phase": "Ready", "stableRevision": "aaaa111111"}
+    server = FakeServer(obj)
+    with pytest.raises(cli.PluginError) as err:
+        run(server, kubeconfig, "promote", "resnet")
+    assert str(err.value) == (
+        'inferenceservice "resnet" in namespace "ml" has no canary to promote (stable revision aaaa111111, phase Ready)'
+    )
+    assert server.patches == []
+
+
+def test_pause_and_resume_set_spec_rollout_paused(kubeconfig: Path) -> None:
+    server = FakeServer(canary_isvc())
+    assert run(server, kubeconfig, "pause", "resnet") == (0, 'inferenceservice "resnet" paused (canary bbbb222222)\n')
+    assert server.patches == [{"spec": {"rollout": {"paused": True}}}]
+    assert run(server, kubeconfig, "pause", "resnet") == (0, 'inferenceservice "resnet" already paused\n')
+    assert len(server.patches) == 1
+    assert run(server, kubeconfig, "resume", "resnet")[0] == 0
+    assert server.patches[-1] == {"spec": {"rollout": {"paused": False}}}
+
+
+def test_not_found_and_exit_codes(kubeconfig: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(cli.PluginError, match=r'^inferenceservice "resnet" not found in namespace "ml"$'):
+        run(FakeServer(None), kubeconfig, "get", "resnet")
+    assert cli.main(["get", "x", "--kubeconfig", str(kubeconfig.parent / "nope")]) == 1
+    assert capsys.readouterr().err.startswith("error: kubeconfig ")
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["promote"])  # no NAME
+    assert usage.value.code == 2
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_watch_redraws_in_place_on_a_terminal_and_appends_on_change_otherwise(kubeconfig: Path) -> None:
+    server = FakeServer(canary_isvc())
+    api = Api(Credentials(server="https://kube.test"), transport=httpx.MockTransport(server.handler))
+    args = cli.parser().parse_args(["watch", "resnet"])
+    changes = iter([None, "pause", None])
+
+    def sleep(_: float) -> None:
+        if next(changes) == "pause":
+            server.obj["spec"]["rollout"]["paused"] = True
+            server.obj["status"]["canary"]["waitingFor"] = "Paused"
+
+    plain = io.StringIO()
+    assert cli.cmd_watch(api, args, "ml", plain, sleep=sleep, polls=4) == 0
+    frames = plain.getvalue().split("Name:")[1:]
+    assert len(frames) == 2  # four polls, one change
+    assert "Waiting for:     -" in frames[0] and "Waiting for:     Paused" in frames[1]
+    assert cli.CLEAR not in plain.getvalue()
+
+    server.obj = copy.deepcopy(canary_isvc())
+    tty = Terminal()
+    assert cli.cmd_watch(api, args, "ml", tty, sleep=lambda _: None, polls=3) == 0
+    assert tty.getvalue().count(cli.CLEAR) == 3  # every poll, in place
+
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    assert cli.cmd_watch(api, args, "ml", io.StringIO(), sleep=interrupt) == 0  # Ctrl-C exits 0
