@@ -4,16 +4,17 @@ reason the sink did not subscribe to never arrives."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from tests.support.operator_process import eventually, wait_for_event
 from tests.support.real_cluster import RealCluster
 
 NS = "ml"
@@ -24,6 +25,19 @@ ISVC = {
     "metadata": {"name": NAME, "namespace": NS},
     "spec": {"model": {"storageUri": "s3://models/notified"}, "triton": {"gpus": 0}},
 }
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+    """Poll ``check`` until it returns a truthy value (a KeyError or TypeError counts as not yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if value := check():
+                return value
+        except (KeyError, TypeError):
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
 
 
 class Sink:
@@ -88,5 +102,8 @@ async def test_canary_start_and_abort_are_notified(kube: RealCluster, run_operat
     assert aborted["stableRevision"] == first and aborted["failedRevision"] == second
     assert aborted["phase"] == "RolledBack" and "aborted by annotation" in aborted["message"]
     # The Kubernetes Event is posted too, as before.
-    await wait_for_event(kube, NS, NAME, "Aborted", type="Warning")
+    await eventually(
+        lambda: [e for e in kube.events(NAME) if e.get("reason") == "Aborted" and e.get("type") == "Warning"],
+        what="the Aborted Event",
+    )
     assert sink.reasons() == ["CanaryStarted", "Aborted"]  # nothing filtered out arrived
