@@ -1,10 +1,9 @@
 """The tritonop demo: a healthy canary is promoted, a broken one is rolled back.
 
-    python -m e2e.local.demo [--workdir DIR] [--real-apiserver]
+    python -m e2e.local.demo [--workdir DIR]
 
-Runs the real operator against an emulated Kubernetes API (with ``--real-apiserver``: a
-real kube-apiserver, controllers and scheduler, built by scripts/build-control-plane), with
-every pod a real tritonserver, a real Prometheus judging the canary, and client traffic
+Runs the real operator against a real kube-apiserver with the real controllers and
+scheduler (built by scripts/build-control-plane), with every pod a real tritonserver, a real Prometheus judging the canary, and client traffic
 split by the HTTPRoute's weights (see docs/e2e.md). Three stages:
 
 1. deploy v1 (healthy) and wait until it is Ready;
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from e2e.local.harness import NAME, NAMESPACE, Backend, LocalStack, StackError, StackSettings, local_stack
+from e2e.local.harness import NAME, NAMESPACE, LocalStack, StackError, StackSettings, local_stack
 from e2e.local.progress import HEADER, ProgressPrinter
 from e2e.local.router import WindowStats
 from e2e.local.stages import RolloutRecord, deploy, roll_out
@@ -120,14 +119,15 @@ def check_rollback(record: RolloutRecord, canary_replicas: int | None) -> list[C
     ]
 
 
-async def run_demo(out: TextIO, workdir: Path | None, backend: Backend = "emulator") -> list[Check]:
+async def run_demo(out: TextIO, workdir: Path | None) -> list[Check]:
     """Run the three stages, printing progress to ``out``; returns every check."""
     checks: list[Check] = []
-    async with local_stack(workdir, StackSettings(backend=backend)) as stack:
+    async with local_stack(workdir, StackSettings()) as stack:
         profile = stack.settings.profile
         say = _printer(out)
-        api = "emulated API" if backend == "emulator" else "real kube-apiserver (via proxy)"
-        say(f"stack up: {api} {stack.cluster.url}, Prometheus {stack.prometheus.url}, logs in {stack.workdir}")
+        say(
+            f"stack up: kube-apiserver {stack.cluster.control_plane.url}, Prometheus {stack.prometheus.url}, logs in {stack.workdir}"
+        )
         say(
             f"rollout: steps {list(profile.steps)}%, interval {profile.interval}, failureThreshold "
             f"{profile.failure_threshold}, successRate >= {profile.success_rate_min}, mean latency <= "
@@ -208,15 +208,14 @@ def _printer(out: TextIO):
     return say
 
 
-def missing_prerequisites(backend: Backend = "emulator") -> list[str]:
+def missing_prerequisites() -> list[str]:
     missing = []
-    if backend == "real":
-        bin_dir = control_plane_bin_dir()
-        absent = [name for name in BINARIES if not os.access(bin_dir / name, os.X_OK)]
-        if absent:
-            missing.append(f"{', '.join(absent)} in {bin_dir} (run {BUILD_COMMAND})")
-        if shutil.which(os.environ.get("KUBECTL") or "kubectl") is None:
-            missing.append("kubectl")
+    bin_dir = control_plane_bin_dir()
+    absent = [name for name in BINARIES if not os.access(bin_dir / name, os.X_OK)]
+    if absent:
+        missing.append(f"{', '.join(absent)} in {bin_dir} (run {BUILD_COMMAND})")
+    if shutil.which(os.environ.get("KUBECTL") or "kubectl") is None:
+        missing.append("kubectl")
     if shutil.which("prometheus") is None and not Path(PROMETHEUS_BINARY).is_file():
         missing.append("prometheus (apt-get install prometheus)")
     try:
@@ -229,29 +228,20 @@ def missing_prerequisites(backend: Backend = "emulator") -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.local.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, help="keep logs and model repositories here (default: a temp dir)")
-    parser.add_argument(
-        "--real-apiserver",
-        action="store_true",
-        help="a real kube-apiserver, controllers and scheduler instead of the emulator (needs scripts/build-control-plane)",
-    )
     args = parser.parse_args(argv)
-    backend: Backend = "real" if args.real_apiserver else "emulator"
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s [%(name)s] %(message)s")
     out = sys.stdout
-    missing = missing_prerequisites(backend)
+    missing = missing_prerequisites()
     if missing:
         print(f"demo: missing prerequisites: {', '.join(missing)}; run scripts/setup", file=sys.stderr)
         return 2
-    if backend == "real":
-        print(
-            "tritonop demo: the real operator, Triton, Prometheus, kube-apiserver, controllers and scheduler;"
-            " a kubelet stand-in and an emulated gateway"
-        )
-    else:
-        print("tritonop demo: the real operator, Triton and Prometheus; an emulated API server, kubelet and gateway")
+    print(
+        "tritonop demo: the real operator, Triton, Prometheus, kube-apiserver, controllers and scheduler;"
+        " a kubelet stand-in and an emulated gateway"
+    )
     started = time.monotonic()
     try:
-        checks = asyncio.run(run_demo(out, args.workdir, backend))
+        checks = asyncio.run(run_demo(out, args.workdir))
     except StackError as err:
         print(f"\ndemo FAILED: {err}", file=sys.stderr)
         return 1

@@ -1,25 +1,18 @@
 """One async context manager bringing up the whole local end-to-end stack, and taking it down.
 
-Always real: the operator process (``python -m tritonop run``), every Triton pod
-(tritonserver processes serving Python-backend models), Prometheus scraping them, and
-tritonclient traffic. Always emulated: the Gateway data plane (``Router``). Two backends
-for the rest (``StackSettings.backend``):
+Real: the operator process (``python -m tritonop run``); a kube-apiserver (etcd) with the
+real Deployment, ReplicaSet, garbage-collector, EndpointSlice and namespace controllers and
+the real scheduler (tests/support/control_plane.py, built by scripts/build-control-plane),
+the tritonop CRD from ``crds/`` and the providers' real CRDs (HTTPRoute, ...); every Triton
+pod (a tritonserver process serving Python-backend models, started by the pod-level kubelet
+stand-in ``PodKubelet`` for each Pod the scheduler binds to its Node); Prometheus scraping
+them; tritonclient traffic. Emulated: the kubelet's container runtime (pods are local
+processes) and the Gateway data plane (``Router`` sends requests by the HTTPRoute's weights).
+The operator talks to the API server through the test fault proxy with a cluster-admin
+ServiceAccount token (tests/support/real_cluster.py): the chart's RBAC is tested by
+tests/integration/control_plane, not here. See docs/e2e.md.
 
-- ``"real"``: a real kube-apiserver (etcd) with the real Deployment, ReplicaSet,
-  garbage-collector, EndpointSlice and namespace controllers and the real scheduler
-  (tests/support/control_plane.py, built by scripts/build-control-plane), the tritonop CRD
-  from ``crds/`` and the providers' real CRDs (HTTPRoute, ...); a pod-level kubelet
-  stand-in (``PodKubelet``) runs each Pod the scheduler binds to its Node as a tritonserver
-  process. The operator talks to it through the test fault proxy with a cluster-admin
-  ServiceAccount token (tests/support/real_cluster.py): the chart's RBAC is tested by
-  tests/integration/control_plane, not here. The e2e suite uses this backend.
-- ``"emulator"`` (the default, what ``scripts/demo`` runs on a fresh machine without the
-  control-plane build): kmock's API server (tests/support/kube.py) and a Deployment-level
-  stand-in (``Kubelet``) playing the Deployment controller and kubelet together.
-
-See docs/e2e.md.
-
-    async with local_stack(workdir, StackSettings(backend="real")) as stack:
+    async with local_stack(workdir) as stack:
         await stack.apply(stack.inference_service("v1"))
         await stack.wait_until(lambda: stack.status()["phase"] == "Ready", 60, "v1 Ready")
 """
@@ -28,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import tempfile
@@ -36,12 +28,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from e2e.local.kubelet import Kubelet
 from e2e.local.pod_kubelet import PodKubelet
 from e2e.local.prometheus import LocalPrometheus
-from e2e.local.router import Lister, Router
+from e2e.local.router import Router
 from e2e.scenario import (
     PROFILES,
     Profile,
@@ -49,19 +40,15 @@ from e2e.scenario import (
     write_variant,
     write_variants,
 )
-from tests.support.control_plane import APIError, ControlPlane, eventually
 from tests.support.fault_proxy import FaultProxy
-from tests.support.kube import Cluster, OperatorProcess, cluster, free_port
-from tests.support.provider_crds import install_provider_crds
-from tests.support.real_cluster import ADMIN_ACCOUNT, RealCluster
+from tests.support.operator_process import OperatorProcess, free_port
+from tests.support.real_cluster import RealCluster, control_plane, prepare
 
 log = logging.getLogger("e2e.harness")
 
 NAMESPACE = "e2e"
 NAME = "classifier"
 T = TypeVar("T")
-Backend = Literal["emulator", "real"]
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class StackError(RuntimeError):
@@ -75,17 +62,16 @@ class StackSettings:
     request_rate: float = 30.0  # router requests per second per HTTPRoute
     kubelet_period_s: float = 0.5  # how often pods are reconciled and probed
     profile: Profile = PROFILES["local"]
-    backend: Backend = "emulator"  # "real": kube-apiserver, controllers and scheduler
 
 
 class LocalStack:
-    """The running stack: the cluster (emulated or real), Prometheus, kubelet, router and the operator."""
+    """The running stack: the cluster, Prometheus, kubelet, router and the operator."""
 
     def __init__(
         self,
-        cluster: Cluster | RealCluster,
+        cluster: RealCluster,
         prometheus: LocalPrometheus,
-        kubelet: Kubelet | PodKubelet,
+        kubelet: PodKubelet,
         router: Router,
         workdir: Path,
         settings: StackSettings,
@@ -183,7 +169,7 @@ class LocalStack:
         return [e.get("reason", "") for e in self.events(name)]
 
     def deployment(self, name: str) -> dict[str, Any] | None:
-        return self.cluster.emulator.get("apps/v1/deployments", NAMESPACE, name)
+        return self.cluster.api.get("apps/v1/deployments", NAMESPACE, name)
 
     # ------------------------------------------------------------------ waiting
 
@@ -218,8 +204,7 @@ class LocalStack:
 async def local_stack(
     workdir: Path | None = None, settings: StackSettings = StackSettings()
 ) -> AsyncIterator[LocalStack]:
-    """Bring the stack up (the operator included) on ``settings.backend``; tear down
-    everything it started on exit.
+    """Bring the stack up (the operator included); tear down everything it started on exit.
 
     Logs (operator, every tritonserver) stay in ``workdir``; without one, a temporary
     folder is used and removed afterwards.
@@ -232,26 +217,10 @@ async def local_stack(
         prometheus = LocalPrometheus(scrape_interval=settings.scrape_interval)
         await asyncio.to_thread(prometheus.start)
         cleanup.callback(prometheus.stop)
-        kube: Cluster | RealCluster
-        kubelet: Kubelet | PodKubelet
-        lister: Lister
-        if settings.backend == "real":
-            kube, kubelet = await _real_backend(cleanup, workdir, prometheus, settings)
-            real = kube
+        kube, kubelet = await _real_backend(cleanup, workdir, prometheus, settings)
 
-            async def lister(plural_path: str) -> list[dict[str, Any]]:
-                return await asyncio.to_thread(real.emulator.live, plural_path)
-        else:
-            emulated = await cleanup.enter_async_context(cluster())
-            # Pods are real processes here: the kubelet stand-in reports Deployment status.
-            emulated.deployment_controller = False
-            kube = emulated
-            kubelet = Kubelet(
-                emulated, prometheus, workdir / "endpoints.json", workdir / "pods", period_s=settings.kubelet_period_s
-            )
-
-            async def lister(plural_path: str) -> list[dict[str, Any]]:
-                return emulated.emulator.live(plural_path)
+        async def lister(plural_path: str) -> list[dict[str, Any]]:
+            return await asyncio.to_thread(kube.api.live, plural_path)
 
         router = Router(lister, kubelet.service_urls, rate=settings.request_rate)
         stack = LocalStack(kube, prometheus, kubelet, router, workdir, settings)
@@ -273,17 +242,10 @@ async def _real_backend(
 ) -> tuple[RealCluster, PodKubelet]:
     """A real control plane with the CRDs, namespace ``NAMESPACE`` and a registered Node
     whose Pods ``PodKubelet`` runs; stopped by ``cleanup``."""
-    # New Nodes are tainted not-ready until the node lifecycle controller sees them Ready;
-    # the stand-in Node is Ready from its first report, so skip that admission step (as
-    # tests/support/real_cluster.py does).
-    cp = ControlPlane(
-        controllers=True,
-        scheduler=True,
-        extra_apiserver_args=("--disable-admission-plugins=TaintNodesByCondition",),
-    )
+    cp = control_plane()
     await asyncio.to_thread(cp.start)
     cleanup.callback(cp.stop)
-    await asyncio.to_thread(_prepare_control_plane, cp)
+    await asyncio.to_thread(prepare, cp, [NAMESPACE], provider_crds=True)
     kubelet = PodKubelet(
         cp, prometheus, workdir / "endpoints.json", workdir / "pods", period_s=settings.kubelet_period_s
     )
@@ -291,37 +253,3 @@ async def _real_backend(
     proxy = cleanup.enter_context(FaultProxy(cp))
     kube = await asyncio.to_thread(RealCluster, cp, kubelet.node, proxy, workdir)
     return kube, kubelet
-
-
-def _prepare_control_plane(cp: ControlPlane) -> None:
-    """The tritonop CRD, the providers' CRDs (HTTPRoute), the scenario's namespace with its
-    default ServiceAccount (Pods are admitted only once it exists) and the cluster-admin
-    ServiceAccount whose token RealCluster gives the operator."""
-    cp.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "crds"))
-    install_provider_crds(cp)
-    cp.kubectl("wait", "--for=condition=Established", "crd/inferenceservices.serving.tritonop.dev", "--timeout=60s")
-    objects = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": ADMIN_ACCOUNT, "namespace": "kube-system"}},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": ADMIN_ACCOUNT},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": [{"kind": "ServiceAccount", "name": ADMIN_ACCOUNT, "namespace": "kube-system"}],
-        },
-    ]
-    cp.kubectl(
-        "apply", "--server-side", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
-    )
-
-    def default_account() -> bool:
-        try:
-            cp.request_json("GET", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default")
-        except APIError as err:
-            if err.status == 404:
-                return False
-            raise
-        return True
-
-    eventually(default_account, f"ServiceAccount {NAMESPACE}/default", timeout=90)

@@ -64,7 +64,7 @@ from e2e.local.podspec import (
 )
 from e2e.local.prometheus import LocalPrometheus
 from tests.support.control_plane import APIError, ControlPlane
-from tests.support.node_standin import LEASE_RENEW_S, NodeStandIn
+from tests.support.node_standin import NodeStandIn
 from tests.support.prometheus import ScrapeTarget
 from tests.support.triton import TritonProcess, free_ports, localize_args, triton_env
 
@@ -130,17 +130,6 @@ class RunningPod:
         return ContainerState(self.running_since, self.ready, self.restarts, self.waiting, self.last_exit)
 
 
-class _Node(NodeStandIn):
-    """NodeStandIn's Node registration and Lease renewal, without its pod loop."""
-
-    def register(self) -> None:
-        self._register()
-
-    def renew_if_due(self) -> None:
-        if time.monotonic() - self._renewed_at >= LEASE_RENEW_S:
-            self._renew_lease()
-
-
 class PodKubelet:
     """Runs the Pods the real scheduler binds to one Node as local tritonserver processes.
 
@@ -161,7 +150,8 @@ class PodKubelet:
         self.cp = cp
         self.name = name
         self.pod_ip = POD_IP
-        self.node: NodeStandIn = _Node(cp, name, period=period_s, pod_ip=POD_IP)
+        # Its Node registration and Lease renewal only: this class runs the pods.
+        self.node = NodeStandIn(cp, name, period=period_s, pod_ip=POD_IP)
         self.prometheus = prometheus
         self.endpoints_file = endpoints_file
         self.log_dir = log_dir
@@ -178,12 +168,7 @@ class PodKubelet:
 
     async def register(self) -> None:
         """Create the Node and its Lease, and report the Node Ready."""
-        await asyncio.to_thread(self._node.register)
-
-    @property
-    def _node(self) -> _Node:
-        assert isinstance(self.node, _Node)
-        return self.node
+        await asyncio.to_thread(self.node.register)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sync every ``period_s`` until ``stop`` is set; then stop every pod's process."""
@@ -249,7 +234,7 @@ class PodKubelet:
         return await asyncio.to_thread(self.cp.request_json, method, path, body, **kwargs)
 
     async def sync(self) -> None:
-        await asyncio.to_thread(self._node.renew_if_due)
+        await asyncio.to_thread(self.node.renew_lease_if_due)
         listed = await self._api("GET", "/api/v1/pods", params={"fieldSelector": f"spec.nodeName={self.name}"})
         live = {p["metadata"]["uid"]: p for p in listed.get("items") or []}
         for uid, pod in list(self._pods.items()):

@@ -1,7 +1,6 @@
-"""Pure: what the kubelet stand-ins read from a Deployment or a Pod, and the status they write back.
+"""Pure: what the kubelet stand-in reads from a Pod, and the status it writes back.
 
-A pod template (a Deployment's, for the emulator's Deployment-level stand-in) or a Pod
-(scheduled by the real scheduler, for the pod-level stand-in) becomes a local tritonserver
+A Pod (scheduled by the real scheduler, for the pod-level stand-in) becomes a local tritonserver
 command line: the container's
 own ``command`` + ``args``, with the model repository path mapped from the container's
 mount to the hostPath folder behind it, and ``$(VAR)`` references expanded from the
@@ -42,19 +41,8 @@ class PodPlan:
     template_hash: str  # changes whenever the pod template changes (as pod-template-hash does)
 
 
-def desired_replicas(deployment: Mapping[str, Any]) -> int:
-    """spec.replicas; the API server defaults an absent value to 1."""
-    replicas = (deployment.get("spec") or {}).get("replicas")
-    return 1 if replicas is None else int(replicas)
-
-
 def template_hash(template: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def pod_plan(deployment: Mapping[str, Any]) -> PodPlan:
-    """The local run plan of a Deployment's pods; PodSpecError when it cannot run here."""
-    return template_plan((deployment.get("spec") or {}).get("template") or {})
 
 
 def template_plan(template: Mapping[str, Any]) -> PodPlan:
@@ -157,33 +145,6 @@ def command_line(plan: PodPlan, env: Mapping[str, str]) -> list[str]:
 def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """A Service's equality selector; an empty selector selects nothing (no Endpoints)."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
-
-def deployment_status(
-    *, generation: int | None, desired: int, running: int, ready: int, problem: str | None = None
-) -> dict[str, Any]:
-    """The status a Deployment controller reports for these pod counts.
-
-    Deployments here use maxUnavailable 0, so the Deployment is Available when every
-    desired replica is ready (and trivially so at 0 replicas, as in Kubernetes).
-    """
-    available = ready >= desired
-    message = problem or f"{ready}/{desired} pods ready"
-    return {
-        "observedGeneration": generation or 1,
-        "replicas": running,
-        "readyReplicas": ready,
-        "availableReplicas": ready,
-        "updatedReplicas": running,
-        "conditions": [
-            {
-                "type": "Available",
-                "status": "True" if available else "False",
-                "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
-                "message": message,
-            }
-        ],
-    }
 
 
 # ---------------------------------------------------------------- the pod-level stand-in's status

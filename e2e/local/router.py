@@ -5,7 +5,7 @@ HTTPRoute in the cluster it sends ``rate`` inference requests per second with
 tritonclient, each to one of the route's ``backendRefs`` chosen in proportion to their
 weights (smooth weighted round robin: exact proportions, no randomness), and from the
 backend Service to one of its ready pods. Routes, Services and InferenceServices are
-re-read (listed, from the emulator or the real API server) before every batch, so a
+re-read (listed from the API server) before every batch, so a
 weight the operator writes takes effect within one batch. Traffic goes to 127.0.0.1 only.
 
 Outcomes are counted per revision (the backend Service's revision selector): successes,

@@ -1,7 +1,7 @@
 """Every Kubernetes kind tritonop reads or writes, in one registry.
 
-The client's URL paths, the prune lists, the chart's RBAC contract test and the test
-emulator's resources are all derived from here, so a new child kind (or a new traffic
+The client's URL paths, the prune lists and the chart's RBAC contract test are all
+derived from here, so a new child kind (or a new traffic
 provider's kinds) is declared once.
 """
 

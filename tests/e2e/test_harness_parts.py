@@ -27,10 +27,7 @@ from e2e.local.podspec import (
     PodSpecError,
     command_line,
     container_env,
-    deployment_status,
-    desired_replicas,
     local_repository,
-    pod_plan,
     pod_status,
     readiness_path,
     template_plan,
@@ -58,7 +55,7 @@ def operator_deployment(storage_uri: str, replicas: int | None = 1) -> dict:
 
 
 def test_a_file_uri_deployment_runs_from_its_host_path() -> None:
-    plan = pod_plan(operator_deployment("file:///srv/models/v2"))
+    plan = template_plan(operator_deployment("file:///srv/models/v2")["spec"]["template"])
     assert plan.repository == Path("/srv/models/v2")
     assert plan.args[0] == "tritonserver" and "--load-model=classifier" in plan.args
     assert plan.labels["serving.tritonop.dev/revision"] == "rev1"
@@ -67,7 +64,7 @@ def test_a_file_uri_deployment_runs_from_its_host_path() -> None:
 def test_a_pod_of_that_deployment_runs_the_same_way() -> None:
     template = operator_deployment("file:///srv/models/v2")["spec"]["template"]
     pod = {"metadata": {**template["metadata"], "name": "isvc-rev1-abc12"}, "spec": template["spec"]}
-    plan, from_deployment = template_plan(pod), pod_plan(operator_deployment("file:///srv/models/v2"))
+    plan, from_deployment = template_plan(pod), template_plan(template)
     assert plan.args == from_deployment.args and plan.repository == from_deployment.repository
     assert plan.secret_env == from_deployment.secret_env == {"TRITONOP_API_KEY": ("isvc-triton-key", "key")}
     assert readiness_path(pod) == "/v2/health/ready"  # the container's own readinessProbe
@@ -117,13 +114,13 @@ def test_pod_status_follows_the_container_as_a_kubelet_reports_it() -> None:
 
 def test_storage_that_is_not_a_host_path_cannot_run_locally() -> None:
     with pytest.raises(PodSpecError, match="persistentVolumeClaim, not hostPath"):
-        pod_plan(operator_deployment("pvc://claim/models"))
+        template_plan(operator_deployment("pvc://claim/models")["spec"]["template"])
     with pytest.raises(PodSpecError, match="remote storage"):
-        pod_plan(operator_deployment("s3://bucket/models"))
+        template_plan(operator_deployment("s3://bucket/models")["spec"]["template"])
 
 
 def test_the_control_api_key_comes_from_the_operators_secret_into_the_command_line() -> None:
-    plan = pod_plan(operator_deployment("file:///srv/models/v2"))
+    plan = template_plan(operator_deployment("file:///srv/models/v2")["spec"]["template"])
     key = derive_key(b"e2e-operator-secret-0123456789abcdef", "u1")
     secret = build_key_secret(IsvcRef(name="isvc", namespace="e2e", uid="u1"), key)
     env = container_env(plan, {"isvc-triton-key": secret}.get)
@@ -147,15 +144,6 @@ def test_the_longest_mount_containing_the_path_wins() -> None:
     volumes = [{"name": "outer", "hostPath": {"path": "/a"}}, {"name": "inner", "hostPath": {"path": "/b"}}]
     assert local_repository("/mnt/models/repo", container, volumes) == Path("/b/repo")
     assert local_repository("/mnt/modelsX", container, volumes) == Path("/a/modelsX")
-
-
-def test_replicas_default_to_one_and_status_follows_ready_pods() -> None:
-    assert desired_replicas(operator_deployment("file:///m", replicas=None)) == 1
-    assert desired_replicas(operator_deployment("file:///m", replicas=0)) == 0
-    waiting = deployment_status(generation=2, desired=1, running=1, ready=0)
-    assert waiting["conditions"][0]["status"] == "False" and waiting["readyReplicas"] == 0
-    assert deployment_status(generation=2, desired=1, running=1, ready=1)["conditions"][0]["status"] == "True"
-    assert deployment_status(generation=2, desired=0, running=0, ready=0)["conditions"][0]["status"] == "True"
 
 
 def test_weighted_round_robin_honours_weights_exactly() -> None:

@@ -37,7 +37,7 @@ async def test_a_healthy_canary_is_promoted_through_every_step(stack: LocalStack
     expected = {f"{NAME}-{v1}": 80, f"{NAME}-{canary}": 20}
 
     def route_weights() -> dict[str, int] | None:
-        route = stack.cluster.emulator.get("gateway.networking.k8s.io/v1/httproutes", NAMESPACE, NAME)
+        route = stack.cluster.api.get("gateway.networking.k8s.io/v1/httproutes", NAMESPACE, NAME)
         weights = {ref["name"]: ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]}
         return weights if weights == expected else None
 

@@ -25,7 +25,8 @@ It acts as the control plane's admin user, not as `system:node:<name>`; the Node
 and NodeRestriction are not what these tests check. The EndpointSlice controller refuses
 loopback addresses (`may not be in the loopback range`), so with the default 127.0.0.1 the
 Services get no EndpointSlices; pass another ``pod_ip`` when a test needs them. The e2e kubelet stand-in
-(e2e/local/kubelet.py) is the one that runs real tritonserver processes, against the emulator.
+(e2e/local/pod_kubelet.py) reuses the Node registration here and runs each Pod as a real
+tritonserver process.
 """
 
 from __future__ import annotations
@@ -195,7 +196,7 @@ class NodeStandIn:
     # -- lifecycle
 
     def start(self) -> Self:
-        self._register()
+        self.register()
         self._thread = threading.Thread(target=self._run, name=f"node-standin-{self.name}", daemon=True)
         self._thread.start()
         return self
@@ -215,7 +216,8 @@ class NodeStandIn:
 
     # -- the Node
 
-    def _register(self) -> None:
+    def register(self) -> None:
+        """Create the Node, report it Ready and create its Lease (``start()`` does this first)."""
         node = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -275,6 +277,11 @@ class NodeStandIn:
             content_type="application/merge-patch+json",
         )  # fmt: skip
 
+    def renew_lease_if_due(self) -> None:
+        """Renew the Node's Lease when LEASE_RENEW_S have passed since the last renewal."""
+        if time.monotonic() - self._renewed_at >= LEASE_RENEW_S:
+            self._renew_lease()
+
     def _renew_lease(self) -> None:
         path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{self.name}"
         self.cp.request_json(
@@ -292,8 +299,7 @@ class NodeStandIn:
     def _run(self) -> None:
         while not self._stop.wait(self.period):
             try:
-                if time.monotonic() - self._renewed_at >= LEASE_RENEW_S:
-                    self._renew_lease()
+                self.renew_lease_if_due()
                 for pod in self.pods():
                     self._sync_pod(pod)
             except APIError as err:

@@ -1,19 +1,18 @@
-"""The real control plane behind the interface the operator tests were written against.
+"""A real Kubernetes control plane for operator tests, with what they read and inject.
 
-``RealCluster`` offers what ``tests.support.kube.Cluster`` (the KMock emulator) offers —
-``kubeconfig``, ``request``, ``apply_isvc``, ``replace_spec``, ``annotate``, ``delete``,
-``isvc``, ``status``, ``events``, ``never_ready`` and an ``emulator`` view with ``get``,
-``live``, ``all_requests``, ``writes`` and ``fail_next`` — but every answer comes from a real
-kube-apiserver with the real Deployment, ReplicaSet, EndpointSlice, HPA and garbage-collector
-controllers and the scheduler (tests/support/control_plane.py), and one Node played by
-tests/support/node_standin.py (the only emulated part: no container runs).
+``RealCluster`` is a real kube-apiserver with the real Deployment, ReplicaSet, EndpointSlice,
+HPA and garbage-collector controllers and the scheduler (tests/support/control_plane.py), and
+one Node played by tests/support/node_standin.py (the only emulated part: no container
+runs). It offers ``kubeconfig``, ``request``, ``apply_isvc``, ``replace_spec``,
+``annotate``, ``delete``, ``isvc``, ``status``, ``events``, ``never_ready`` and an ``api``
+view with ``get``, ``live``, ``all_requests``, ``writes`` and ``fail_next``.
 
 The operator reaches the server through the fault proxy (tests/support/fault_proxy.py),
-which records each request it makes (``emulator.all_requests``, in the shape of KMock's
-request log: method, resource, namespace, name, subresource, headers) and injects faults
-(``emulator.fail_next``). Tests read and write the server directly, so their own requests
-are not in that log. The operator authenticates with the token of a ServiceAccount bound to
-``cluster-admin``: the chart's RBAC is what tests/integration/control_plane checks.
+which records each request it makes (``api.all_requests``: method, resource, namespace,
+name, subresource, headers, the status it got) and injects faults (``api.fail_next``).
+Tests read and write the server directly, so their own requests are not in that log. The
+operator authenticates with the token of a ServiceAccount bound to ``cluster-admin``
+(``chart_kubeconfig`` gives the chart's own ServiceAccount instead).
 
     async with real_cluster() as kube:
         await kube.apply_isvc(isvc)
@@ -30,9 +29,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import kmock
+from typing import Any, NamedTuple
 
 from tests.support.control_plane import DEFAULT_CONTROLLERS, APIError, ControlPlane, eventually
 from tests.support.fault_proxy import FaultProxy, Recorded
@@ -54,8 +51,22 @@ def collection_path(plural_path: str, namespace: str | None = None) -> str:
     return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
 
 
+class Resource(NamedTuple):
+    """An API resource a request addressed: group ('' for core), version, plural."""
+
+    group: str
+    version: str
+    plural: str
+
+    @classmethod
+    def of(cls, plural_path: str) -> Resource:
+        """'apps/v1/deployments' or 'v1/services'."""
+        parts = plural_path.split("/")
+        return cls("", parts[0], parts[1]) if len(parts) == 2 else cls(parts[0], parts[1], parts[2])
+
+
 class _Method(str):
-    """A request method that also answers ``.value``, as KMock's enum does."""
+    """A request method that also answers ``.value`` (as an enum member would)."""
 
     @property
     def value(self) -> str:
@@ -70,11 +81,11 @@ _PATH = re.compile(
 
 @dataclass(frozen=True)
 class Request:
-    """One request the operator made, in the shape of a ``kmock.Request``."""
+    """One request the operator made, as the fault proxy recorded it, addressed by resource."""
 
     method: _Method
     path: str
-    resource: kmock.resource | None
+    resource: Resource | None
     namespace: str | None
     name: str | None
     subresource: str | None
@@ -97,11 +108,9 @@ class Request:
             namespace, plural, name, sub = match["namespace"], match["plural"], match["name"], match["sub"]
             if namespace and not plural:
                 plural, name, namespace = "namespaces", namespace, None
-            resource = kmock.resource(
-                "" if match["core"] else match["group"], match["core"] or match["version"], plural
-            )
+            resource = Resource("" if match["core"] else match["group"], match["core"] or match["version"], plural)
         elif match and match["namespace"]:
-            resource = kmock.resource("", "v1", "namespaces")
+            resource = Resource("", "v1", "namespaces")
             name = match["namespace"]
         headers = {k.title(): v for k, v in recorded.headers.items()}
         return cls(
@@ -111,7 +120,7 @@ class Request:
 
 
 class ApiView:
-    """What tests read through ``kube.emulator``: live objects from the real server, and the
+    """What tests read through ``kube.api``: live objects from the real server, and the
     operator's requests from the proxy."""
 
     def __init__(self, cp: ControlPlane, proxy: FaultProxy) -> None:
@@ -164,7 +173,7 @@ class RealCluster:
         self.control_plane = cp
         self.node = node
         self.proxy = proxy
-        self.emulator = ApiView(cp, proxy)
+        self.api = ApiView(cp, proxy)
         self.url = proxy.url
         token = cp.kubectl("create", "token", ADMIN_ACCOUNT, "-n", "kube-system", "--duration=2h").stdout.strip()
         self.kubeconfig = proxy.kubeconfig(workdir / "kubeconfig", token=token)
@@ -237,14 +246,14 @@ class RealCluster:
         await self.request("PUT", path, crd)
 
     def isvc(self, ns: str, name: str) -> dict[str, Any] | None:
-        return self.emulator.get(ISVCS, ns, name)
+        return self.api.get(ISVCS, ns, name)
 
     def status(self, ns: str, name: str) -> dict[str, Any]:
         return (self.isvc(ns, name) or {}).get("status") or {}
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
         """Core v1 Events (what kopf posts), optionally about objects named ``name``."""
-        events = self.emulator.live("v1/events")
+        events = self.api.live("v1/events")
         return [e for e in events if name is None or (e.get("involvedObject") or {}).get("name") == name]
 
 
@@ -264,6 +273,27 @@ def _apply(cp: ControlPlane, objects: Iterable[dict[str, Any]]) -> None:
 
     for obj in objects:
         cp.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(obj))
+
+
+def prepare(cp: ControlPlane, namespaces: Iterable[str], *, provider_crds: bool = False) -> None:
+    """The tritonop CRD, ``namespaces`` (with their default ServiceAccounts), the cluster-admin
+    ServiceAccount whose token RealCluster gives the operator, and with ``provider_crds`` the
+    providers' and kopf's CRDs."""
+    _prepare(cp, namespaces)
+    if provider_crds:
+        _install_more_crds(cp)
+
+
+def control_plane(controllers: Iterable[str] = DEFAULT_CONTROLLERS) -> ControlPlane:
+    """A control plane (not started yet) with the controllers and the scheduler."""
+    # New Nodes are tainted not-ready until the node lifecycle controller sees them Ready;
+    # the stand-in is Ready from its first report, so skip that admission step.
+    return ControlPlane(
+        controllers=True,
+        scheduler=True,
+        controller_names=tuple(controllers),
+        extra_apiserver_args=("--disable-admission-plugins=TaintNodesByCondition",),
+    )
 
 
 def _prepare(cp: ControlPlane, namespaces: Iterable[str]) -> None:
@@ -326,19 +356,10 @@ async def real_cluster(
     and kopf's peering CRDs from the chart."""
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tritonop-real-cluster-")))
-        # New Nodes are tainted not-ready until the node lifecycle controller sees them Ready;
-        # the stand-in is Ready from its first report, so skip that admission step.
-        cp = ControlPlane(
-            controllers=True,
-            scheduler=True,
-            controller_names=tuple(controllers),
-            extra_apiserver_args=("--disable-admission-plugins=TaintNodesByCondition",),
-        )
+        cp = control_plane(controllers)
         await asyncio.to_thread(cp.start)
         stack.callback(cp.stop)
-        await asyncio.to_thread(_prepare, cp, tuple(namespaces))
-        if provider_crds:
-            await asyncio.to_thread(_install_more_crds, cp)
+        await asyncio.to_thread(prepare, cp, tuple(namespaces), provider_crds=provider_crds)
         node = stack.enter_context(NodeStandIn(cp))
         proxy = stack.enter_context(FaultProxy(cp))
         yield RealCluster(cp, node, proxy, workdir)

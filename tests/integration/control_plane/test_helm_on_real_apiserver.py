@@ -46,8 +46,8 @@ import yaml
 
 from tests.support.control_plane import DEFAULT_CONTROLLERS, APIError, ControlPlane, eventually
 from tests.support.helm import CHART_DIR, run_helm
-from tests.support.kube import OperatorProcess, free_port
 from tests.support.node_standin import NodeStandIn
+from tests.support.operator_process import OperatorProcess, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -33,8 +33,8 @@ import pytest
 from tests.support.control_plane import DEFAULT_CONTROLLERS, APIError, ControlPlane, eventually
 from tests.support.fault_proxy import FaultProxy, Recorded
 from tests.support.helm import helm_template
-from tests.support.kube import OperatorProcess, free_port
 from tests.support.node_standin import NodeStandIn
+from tests.support.operator_process import OperatorProcess, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -38,8 +38,8 @@ import pytest
 
 from tests.support.control_plane import DEFAULT_CONTROLLERS, APIError, ControlPlane, eventually
 from tests.support.helm import helm_template
-from tests.support.kube import OperatorProcess, free_port
 from tests.support.node_standin import NodeStandIn, reported_ready
+from tests.support.operator_process import OperatorProcess, free_port
 from tritonop.config import OperatorConfig
 from tritonop.kube.apply import with_hash
 from tritonop.kube.client import object_path

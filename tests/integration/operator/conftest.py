@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kube import OperatorProcess, free_port
+from tests.support.operator_process import OperatorProcess, free_port
 from tests.support.real_cluster import RealCluster, real_cluster
 from tests.support.triton import TritonServer, write_model
 

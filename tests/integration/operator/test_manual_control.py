@@ -1,4 +1,5 @@
-"""Manual control through the real operator process (emulated API, see tests/support/kube.py):
+"""Manual control through the real operator process on a real API server
+(tests/support/real_cluster.py):
 pause, and the promote/abort annotations that name the canary revision."""
 
 from __future__ import annotations
@@ -6,7 +7,8 @@ from __future__ import annotations
 import copy
 import urllib.request
 
-from tests.support.kube import Cluster, eventually, wait_for_event, wait_for_operator_reads
+from tests.support.operator_process import eventually, wait_for_event, wait_for_operator_reads
+from tests.support.real_cluster import RealCluster
 
 NS = "ml"
 ISVC = {
@@ -25,7 +27,7 @@ DEPLOYMENTS = "apps/v1/deployments"
 QUIET_PASSES = 6
 
 
-async def start_canary(kube: Cluster, image: str) -> str:
+async def start_canary(kube: RealCluster, image: str) -> str:
     spec = copy.deepcopy(ISVC["spec"])
     spec["triton"]["image"] = image
     await kube.replace_spec(NS, "manual", spec)
@@ -38,7 +40,7 @@ def canary_weight_series(op) -> list[str]:
     return [line for line in body.splitlines() if line.startswith("tritonop_canary_weight_percent{")]
 
 
-async def test_pause_promote_and_abort(kube: Cluster, run_operator) -> None:
+async def test_pause_promote_and_abort(kube: RealCluster, run_operator) -> None:
     op = run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
     first = await eventually(
@@ -58,7 +60,7 @@ async def test_pause_promote_and_abort(kube: Cluster, run_operator) -> None:
     # An annotation naming another revision does nothing: the operator is seen to run timer
     # passes over the annotated object (each routes traffic, reading the entry Service once; the
     # last read only starts once the passes before it have finished), and none of them moves it.
-    mark = len(kube.emulator.all_requests)
+    mark = len(kube.api.all_requests)
     await kube.annotate(NS, "manual", {"serving.tritonop.dev/promote": "0000000000"})
     await wait_for_operator_reads(kube, "v1/services", NS, "manual", QUIET_PASSES + 1, since=mark)
     status = kube.status(NS, "manual")
@@ -72,7 +74,7 @@ async def test_pause_promote_and_abort(kube: Cluster, run_operator) -> None:
     )
     assert status["phase"] == "Ready" and not status.get("canaryRevision")
     assert status["traffic"] == [{"revision": second, "percent": 100}]
-    await eventually(lambda: kube.emulator.get(DEPLOYMENTS, NS, f"manual-{first}") is None, timeout=20)
+    await eventually(lambda: kube.api.get(DEPLOYMENTS, NS, f"manual-{first}") is None, timeout=20)
     # kopf.event() only queues an Event: it may land after the status write, so wait for it.
     await wait_for_event(kube, NS, "manual", "Promoted")
     # The canary-weight metric keeps one series per object: the promoted canary's is gone.
@@ -89,6 +91,6 @@ async def test_pause_promote_and_abort(kube: Cluster, run_operator) -> None:
     assert status["traffic"] == [{"revision": second, "percent": 100}]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False" and ready["reason"] == "RolledBack" and "abort" in ready["message"]
-    await eventually(lambda: kube.emulator.get(DEPLOYMENTS, NS, f"manual-{third}")["spec"]["replicas"] == 0, timeout=20)
-    assert kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"manual-{third}") is None
+    await eventually(lambda: kube.api.get(DEPLOYMENTS, NS, f"manual-{third}")["spec"]["replicas"] == 0, timeout=20)
+    assert kube.api.get("autoscaling/v2/horizontalpodautoscalers", NS, f"manual-{third}") is None
     await wait_for_event(kube, NS, "manual", "Aborted", type="Warning")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.helm import helm_template
-from tests.support.kube import Cluster, eventually
+from tests.support.operator_process import eventually
 from tests.support.rbac import is_allowed, load_rules
 from tests.support.real_cluster import RealCluster, real_cluster
 
@@ -66,9 +66,9 @@ def verbs_of(request) -> tuple[str, ...]:
     return ({"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method],)
 
 
-def operator_requests(kube: Cluster) -> set[tuple[str, str, str, str | None, str | None]]:
+def operator_requests(kube: RealCluster) -> set[tuple[str, str, str, str | None, str | None]]:
     seen = set()
-    for r in kube.emulator.all_requests:
+    for r in kube.api.all_requests:
         agent = r.headers.get("User-Agent", "")
         if r.resource is None or not r.resource.plural or not agent.startswith(("kopf/", "tritonop/")):
             continue  # API discovery (/apis/GROUP/VERSION) is open to every authenticated user
@@ -77,7 +77,7 @@ def operator_requests(kube: Cluster) -> set[tuple[str, str, str, str | None, str
     return seen
 
 
-def handled(kube: Cluster, spec: dict) -> bool:
+def handled(kube: RealCluster, spec: dict) -> bool:
     """kopf has recorded `spec` as handled (so a restart resumes rather than re-handles it)."""
     obj = kube.isvc(NS, "rbac") or {}
     last = (obj.get("metadata", {}).get("annotations") or {}).get("serving.tritonop.dev/last-handled-configuration")
@@ -88,21 +88,21 @@ def handled(kube: Cluster, spec: dict) -> bool:
     )
 
 
-def reapplied(kube: Cluster, mark: int, plural: str) -> bool:
+def reapplied(kube: RealCluster, mark: int, plural: str) -> bool:
     """The restarted operator's resume pass has server-side applied an object of `plural`."""
     return any(
         r.method.value == "PATCH"
         and r.resource is not None
         and r.resource.plural == plural
         and r.headers.get("User-Agent", "").startswith("tritonop/")
-        for r in kube.emulator.all_requests[mark:]
+        for r in kube.api.all_requests[mark:]
     )
 
 
-async def restart(kube: Cluster, operator, run_operator, plural: str):
+async def restart(kube: RealCluster, operator, run_operator, plural: str):
     """Stop the operator and start another; return once the new one re-applied `plural` (applied last)."""
     await operator.astop()
-    mark = len(kube.emulator.all_requests)
+    mark = len(kube.api.all_requests)
     operator = run_operator()
     await eventually(lambda: reapplied(kube, mark, plural), timeout=30, what=f"{plural} re-applied after restart")
     return operator
@@ -122,7 +122,7 @@ def operator_args(operator_args: list[str]) -> list[str]:
     return [*operator_args, "--peering", "tritonop", "--priority", "auto"]
 
 
-async def test_chart_rbac_is_sufficient_and_minimal(kube: Cluster, run_operator) -> None:
+async def test_chart_rbac_is_sufficient_and_minimal(kube: RealCluster, run_operator) -> None:
     await kube.request(
         "POST",
         "/apis/kopf.dev/v1/clusterkopfpeerings",
@@ -147,7 +147,7 @@ async def test_chart_rbac_is_sufficient_and_minimal(kube: Cluster, run_operator)
     isvc["spec"]["networkPolicy"] = {"enabled": False}
     await kube.replace_spec(NS, "rbac", isvc["spec"])
     await eventually(
-        lambda: not kube.emulator.live("networking.k8s.io/v1/networkpolicies"), timeout=30, what="NetworkPolicy gone"
+        lambda: not kube.api.live("networking.k8s.io/v1/networkpolicies"), timeout=30, what="NetworkPolicy gone"
     )
     del isvc["spec"]["networkPolicy"]
     isvc["spec"]["autoscaling"] = {"engine": "keda", "minReplicas": 1, "maxReplicas": 3, "queueTimeMs": 20}
@@ -157,12 +157,12 @@ async def test_chart_rbac_is_sufficient_and_minimal(kube: Cluster, run_operator)
     canary = await eventually(lambda: kube.status(NS, "rbac").get("canaryRevision"), timeout=30, what="canary")
     kube.never_ready.add(f"rbac-{canary}")
     await eventually(
-        lambda: any(r.resource is not None and r.resource.plural == "pods" for r in kube.emulator.all_requests),
+        lambda: any(r.resource is not None and r.resource.plural == "pods" for r in kube.api.all_requests),
         timeout=30,
         what="the gate asking the pods",
     )
     # The canary gets a ScaledObject; the stable keeps its HPA until the canary is promoted.
-    await eventually(lambda: kube.emulator.live("keda.sh/v1alpha1/scaledobjects"), timeout=30, what="KEDA")
+    await eventually(lambda: kube.api.live("keda.sh/v1alpha1/scaledobjects"), timeout=30, what="KEDA")
     await eventually(lambda: handled(kube, isvc["spec"]), timeout=30, what="the change handled")
     operator = await restart(kube, operator, run_operator, "scaledobjects")
     isvc["spec"]["triton"].pop("image")  # back to stable: the canary is deleted
@@ -171,7 +171,7 @@ async def test_chart_rbac_is_sufficient_and_minimal(kube: Cluster, run_operator)
     await kube.delete(f"/apis/serving.tritonop.dev/v1alpha1/namespaces/{NS}/inferenceservices/rbac")
     await eventually(lambda: kube.isvc(NS, "rbac") is None, timeout=30, what="deleted")
 
-    forbidden = sorted({f"{r.method} {r.path}" for r in kube.emulator.all_requests if r.status == 403})
+    forbidden = sorted({f"{r.method} {r.path}" for r in kube.api.all_requests if r.status == 403})
     assert forbidden == [], f"the API server refused the chart's ServiceAccount: {forbidden}"
     rules = load_rules(helm_template())
     used = operator_requests(kube)

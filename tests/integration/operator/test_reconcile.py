@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from tests.support.control_plane import APIError
-from tests.support.kube import Cluster, eventually, operator_requests, wait_for_event, wait_for_operator_reads
+from tests.support.operator_process import eventually, operator_requests, wait_for_event, wait_for_operator_reads
 from tests.support.real_cluster import RealCluster
 
 NS = "ml"
@@ -67,18 +67,18 @@ def _admits(kube: RealCluster, obj: dict) -> bool:
     return True
 
 
-def deployment_names(kube: Cluster) -> set[str]:
-    return {d["metadata"]["name"] for d in kube.emulator.live(DEPLOYMENTS)}
+def deployment_names(kube: RealCluster) -> set[str]:
+    return {d["metadata"]["name"] for d in kube.api.live(DEPLOYMENTS)}
 
 
-def handled(kube: Cluster, spec: dict) -> bool:
+def handled(kube: RealCluster, spec: dict) -> bool:
     """kopf has recorded `spec` as handled (a restart then resumes rather than re-handles it)."""
     annotations = (kube.isvc(NS, "resnet") or {}).get("metadata", {}).get("annotations") or {}
     last = annotations.get("serving.tritonop.dev/last-handled-configuration")
     return bool(last) and json.loads(last).get("spec") == spec
 
 
-async def passes_observed(kube: Cluster, name: str, passes: int, *, since: int) -> int:
+async def passes_observed(kube: RealCluster, name: str, passes: int, *, since: int) -> int:
     """Wait until the operator has run `passes` complete passes (reconciles or timer ticks) over
     InferenceService `name` since request number `since`; return the request count by then.
 
@@ -87,14 +87,14 @@ async def passes_observed(kube: Cluster, name: str, passes: int, *, since: int) 
     return await wait_for_operator_reads(kube, SERVICES, NS, name, passes + 1, since=since)
 
 
-async def settled(kube: Cluster, name: str, *, passes: int = 3, timeout: float = 30) -> int:
+async def settled(kube: RealCluster, name: str, *, passes: int = 3, timeout: float = 30) -> int:
     """Wait until the operator has run `passes` complete passes over `name` in a row that wrote
     nothing (what a Ready transition still had in flight has landed); return the request count."""
     deadline = time.monotonic() + timeout
     while True:
-        mark = len(kube.emulator.all_requests)
+        mark = len(kube.api.all_requests)
         end = await passes_observed(kube, name, passes, since=mark)
-        writes = kube.emulator.writes(mark)
+        writes = kube.api.writes(mark)
         if not writes:
             return end
         if time.monotonic() >= deadline:
@@ -104,7 +104,7 @@ async def settled(kube: Cluster, name: str, *, passes: int = 3, timeout: float =
             )
 
 
-async def test_create_builds_owned_children_and_reports_ready(kube: Cluster, run_operator) -> None:
+async def test_create_builds_owned_children_and_reports_ready(kube: RealCluster, run_operator) -> None:
     op = run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
     status = await eventually(
@@ -114,7 +114,7 @@ async def test_create_builds_owned_children_and_reports_ready(kube: Cluster, run
     revision = status["stableRevision"]
     assert len(revision) == 10
 
-    deployment = kube.emulator.get(DEPLOYMENTS, NS, f"resnet-{revision}")
+    deployment = kube.api.get(DEPLOYMENTS, NS, f"resnet-{revision}")
     assert deployment is not None and owned_by(deployment, isvc)
     labels = deployment["metadata"]["labels"]
     assert labels["app.kubernetes.io/managed-by"] == "tritonop"
@@ -125,18 +125,18 @@ async def test_create_builds_owned_children_and_reports_ready(kube: Cluster, run
     # The HPA owns the replica count: the operator's apply leaves spec.replicas out.
     assert "f:replicas" not in applied_by_operator(deployment)["f:spec"]
     await eventually(
-        lambda: kube.emulator.get(DEPLOYMENTS, NS, f"resnet-{revision}")["spec"]["replicas"] == 2,
+        lambda: kube.api.get(DEPLOYMENTS, NS, f"resnet-{revision}")["spec"]["replicas"] == 2,
         timeout=40,
         what="the real HPA controller raising replicas to minReplicas",
     )
-    hpa = kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"resnet-{revision}")
+    hpa = kube.api.get("autoscaling/v2/horizontalpodautoscalers", NS, f"resnet-{revision}")
     assert hpa is not None and owned_by(hpa, isvc) and hpa["spec"]["maxReplicas"] == 4
-    pdb = kube.emulator.get("policy/v1/poddisruptionbudgets", NS, f"resnet-{revision}")
+    pdb = kube.api.get("policy/v1/poddisruptionbudgets", NS, f"resnet-{revision}")
     assert pdb is not None and owned_by(pdb, isvc)  # minReplicas > 1
     for name in ("resnet", f"resnet-{revision}"):
-        service = kube.emulator.get(SERVICES, NS, name)
+        service = kube.api.get(SERVICES, NS, name)
         assert service is not None and owned_by(service, isvc), name
-    assert kube.emulator.get(SERVICES, NS, "resnet")["spec"]["selector"]["serving.tritonop.dev/revision"] == revision
+    assert kube.api.get(SERVICES, NS, "resnet")["spec"]["selector"]["serving.tritonop.dev/revision"] == revision
 
     assert status["observedGeneration"] == isvc["metadata"]["generation"]
     assert status["url"] == "http://resnet.ml.svc.cluster.local:8000"
@@ -155,7 +155,7 @@ async def test_create_builds_owned_children_and_reports_ready(kube: Cluster, run
     assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).status == 200
 
 
-async def test_settled_object_is_not_written_again(kube: Cluster, run_operator) -> None:
+async def test_settled_object_is_not_written_again(kube: RealCluster, run_operator) -> None:
     run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
     await eventually(lambda: kube.status(NS, "resnet").get("phase") == "Ready", timeout=40, what="Ready")
@@ -165,17 +165,17 @@ async def test_settled_object_is_not_written_again(kube: Cluster, run_operator) 
     reads = operator_requests(kube, since=mark, method="GET")
     read = {r.resource.plural for r in reads if r.resource}
     assert read >= {"deployments", "services"}, f"the timer should read the children (it is level-based): {read}"
-    assert kube.emulator.writes(mark) == []
+    assert kube.api.writes(mark) == []
 
 
-async def test_model_change_creates_a_new_revision_and_leaves_stable_untouched(kube: Cluster, run_operator) -> None:
+async def test_model_change_creates_a_new_revision_and_leaves_stable_untouched(kube: RealCluster, run_operator) -> None:
     run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
     first = await eventually(
         lambda: kube.status(NS, "resnet").get("phase") == "Ready" and kube.status(NS, "resnet")["stableRevision"],
         timeout=40,
     )
-    stable_before = copy.deepcopy(kube.emulator.get(DEPLOYMENTS, NS, f"resnet-{first}")["spec"])
+    stable_before = copy.deepcopy(kube.api.get(DEPLOYMENTS, NS, f"resnet-{first}")["spec"])
 
     changed = copy.deepcopy(ISVC)
     changed["spec"]["model"]["storageUri"] = "s3://models/resnet-v2"
@@ -190,7 +190,7 @@ async def test_model_change_creates_a_new_revision_and_leaves_stable_untouched(k
     # No Triton answers here: the canary waits at its gate with 0% and says why.
     assert status["traffic"] == [{"revision": first, "percent": 100}, {"revision": second, "percent": 0}]
     await eventually(lambda: (kube.status(NS, "resnet").get("canary") or {}).get("waitingFor"), timeout=15)
-    assert kube.emulator.get(DEPLOYMENTS, NS, f"resnet-{first}")["spec"] == stable_before
+    assert kube.api.get(DEPLOYMENTS, NS, f"resnet-{first}")["spec"] == stable_before
     assert condition(kube.status(NS, "resnet"), "Ready")["reason"] == "CanaryInProgress"
 
     # Autoscaling is not part of the revision: no third revision, same canary.
@@ -199,8 +199,7 @@ async def test_model_change_creates_a_new_revision_and_leaves_stable_untouched(k
     await kube.apply_isvc(scaled)
     await eventually(
         lambda: (
-            kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"resnet-{second}")["spec"]["maxReplicas"]
-            == 6
+            kube.api.get("autoscaling/v2/horizontalpodautoscalers", NS, f"resnet-{second}")["spec"]["maxReplicas"] == 6
         ),
         timeout=20,
     )
@@ -222,7 +221,7 @@ async def test_model_change_creates_a_new_revision_and_leaves_stable_untouched(k
     await wait_for_event(kube, NS, "resnet", "CanaryAbandoned")
 
 
-async def test_invalid_objects_are_reported_and_do_not_block_others(kube: Cluster, run_operator) -> None:
+async def test_invalid_objects_are_reported_and_do_not_block_others(kube: RealCluster, run_operator) -> None:
     """A spec the operator refuses, admitted by an old CRD, is reported and blocks nothing else."""
     run_operator()
     bad = copy.deepcopy(ISVC)
@@ -268,7 +267,7 @@ async def test_invalid_objects_are_reported_and_do_not_block_others(kube: Cluste
     )
     assert "s3-creds" in missing["message"] and missing["status"] == "False"
     assert not operator_requests(kube, plural_path="v1/secrets", method="GET"), "the operator read a Secret"
-    deployment = next(d for d in kube.emulator.live(DEPLOYMENTS) if d["metadata"]["name"].startswith("secretless-"))
+    deployment = next(d for d in kube.api.live(DEPLOYMENTS) if d["metadata"]["name"].startswith("secretless-"))
     env_from = deployment["spec"]["template"]["spec"]["containers"][0].get("envFrom") or []
     assert {"secretRef": {"name": "s3-creds"}} in env_from
     # Creating the Secret is enough: the pod starts, and the object becomes Ready.
@@ -282,9 +281,9 @@ async def test_invalid_objects_are_reported_and_do_not_block_others(kube: Cluste
     assert not operator_requests(kube, plural_path="v1/secrets", method="GET"), "the operator read a Secret"
 
 
-async def test_api_errors_are_retried(kube: Cluster, run_operator) -> None:
-    kube.emulator.fail_next("PATCH", "deployments", status=500, times=2)  # creation is an apply
-    kube.emulator.fail_next("PATCH", "inferenceservices", status=409, times=1)
+async def test_api_errors_are_retried(kube: RealCluster, run_operator) -> None:
+    kube.api.fail_next("PATCH", "deployments", status=500, times=2)  # creation is an apply
+    kube.api.fail_next("PATCH", "inferenceservices", status=409, times=1)
     op = run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
     await eventually(lambda: kube.status(NS, "resnet").get("phase") == "Ready", timeout=60, what="Ready after errors")
@@ -292,7 +291,7 @@ async def test_api_errors_are_retried(kube: Cluster, run_operator) -> None:
     assert op.proc.poll() is None, "the operator must survive API errors"
 
 
-async def test_restart_resumes_without_duplicates_and_delete_collects_children(kube: Cluster, run_operator) -> None:
+async def test_restart_resumes_without_duplicates_and_delete_collects_children(kube: RealCluster, run_operator) -> None:
     first = run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
     await eventually(lambda: kube.status(NS, "resnet").get("phase") == "Ready", timeout=40)
@@ -306,7 +305,7 @@ async def test_restart_resumes_without_duplicates_and_delete_collects_children(k
     await eventually(lambda: handled(kube, changed["spec"]), timeout=30, what="the change recorded as handled")
     first.kill()  # a crash, mid-canary
 
-    mark = len(kube.emulator.all_requests)  # from here on, every operator request is the new one's
+    mark = len(kube.api.all_requests)  # from here on, every operator request is the new one's
     run_operator()
     # The new operator resumes: it re-applies the children (server-side apply, PATCH) to repair
     # drift, then its timer runs passes over the object; none of that restarts or copies the canary.
@@ -315,7 +314,7 @@ async def test_restart_resumes_without_duplicates_and_delete_collects_children(k
         timeout=30,
         what="the restarted operator re-applying the Deployments",
     )
-    await passes_observed(kube, "resnet", 5, since=len(kube.emulator.all_requests))
+    await passes_observed(kube, "resnet", 5, since=len(kube.api.all_requests))
     status = kube.status(NS, "resnet")
     assert status["canaryRevision"] == canary and status["canary"]["startedAt"] == started_at
     assert len([d for d in deployment_names(kube) if d.startswith("resnet-")]) == 2
@@ -326,7 +325,7 @@ async def test_restart_resumes_without_duplicates_and_delete_collects_children(k
         lambda: (
             not [
                 o
-                for o in kube.emulator.live(DEPLOYMENTS) + kube.emulator.live(SERVICES)
+                for o in kube.api.live(DEPLOYMENTS) + kube.api.live(SERVICES)
                 if o["metadata"]["name"].startswith("resnet")
             ]
         ),
@@ -337,7 +336,7 @@ async def test_restart_resumes_without_duplicates_and_delete_collects_children(k
     )
 
 
-async def test_unreadable_status_stops_the_rollout_and_says_so(kube: Cluster, run_operator) -> None:
+async def test_unreadable_status_stops_the_rollout_and_says_so(kube: RealCluster, run_operator) -> None:
     op = run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
     await eventually(lambda: kube.status(NS, "resnet").get("phase") == "Ready", timeout=40)

@@ -3,8 +3,8 @@ readiness gate, the canary is sized to its weight by replicas and the entry Serv
 both revisions.
 
 Real: the operator process and a tritonserver (nvidia-pytriton) serving the canary's model,
-which the operator reaches through --triton-url-template. Emulated: the API server,
-Deployment controller and GC (tests/support/kube.py). Prometheus is absent on purpose: the
+which the operator reaches through --triton-url-template; a real API server, controllers
+and scheduler (tests/support/real_cluster.py). Emulated: the kubelet (pods run nothing). Prometheus is absent on purpose: the
 canary then holds its first step (analysis Error, the no-data policy), which is what is
 inspected here.
 """
@@ -15,7 +15,8 @@ import copy
 
 import pytest
 
-from tests.support.kube import Cluster, eventually
+from tests.support.operator_process import eventually
+from tests.support.real_cluster import RealCluster
 from tests.support.triton import TritonServer
 
 pytestmark = pytest.mark.triton
@@ -36,14 +37,16 @@ ISVC = {
 }
 
 
-async def test_service_provider_sizes_the_canary_by_replicas(kube: Cluster, triton: TritonServer, run_operator) -> None:
+async def test_service_provider_sizes_the_canary_by_replicas(
+    kube: RealCluster, triton: TritonServer, run_operator
+) -> None:
     run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
     stable = await eventually(
         lambda: kube.status(NS, "split").get("phase") == "Ready" and kube.status(NS, "split")["stableRevision"],
         timeout=40,
     )
-    entry = kube.emulator.get("v1/services", NS, "split")
+    entry = kube.api.get("v1/services", NS, "split")
     assert entry["spec"]["selector"]["serving.tritonop.dev/revision"] == stable
 
     changed = copy.deepcopy(ISVC)
@@ -54,12 +57,11 @@ async def test_service_provider_sizes_the_canary_by_replicas(kube: Cluster, trit
     )
     canary = status["canaryRevision"]
     # 25% of traffic by replica ratio next to the stable's replicas: round(r * 25 / 75), at least 1.
-    stable_replicas = kube.emulator.get("apps/v1/deployments", NS, f"split-{stable}")["status"]["replicas"]
+    stable_replicas = kube.api.get("apps/v1/deployments", NS, f"split-{stable}")["status"]["replicas"]
     expected = max(1, round(stable_replicas * 25 / 75))
     deployment = await eventually(
         lambda: (
-            (d := kube.emulator.get("apps/v1/deployments", NS, f"split-{canary}"))["spec"].get("replicas") == expected
-            and d
+            (d := kube.api.get("apps/v1/deployments", NS, f"split-{canary}"))["spec"].get("replicas") == expected and d
         ),
         timeout=20,
         what=f"canary pinned at {expected} replicas",
@@ -68,15 +70,14 @@ async def test_service_provider_sizes_the_canary_by_replicas(kube: Cluster, trit
     # Pinned replicas: no autoscaler may fight them. (Status is written before the children
     # converge to it, so both are waited for.)
     await eventually(
-        lambda: kube.emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, f"split-{canary}") is None,
+        lambda: kube.api.get("autoscaling/v2/horizontalpodautoscalers", NS, f"split-{canary}") is None,
         timeout=20,
         what="canary HPA removed",
     )
     # The entry Service now selects every revision's pods.
     selector = await eventually(
         lambda: (
-            "serving.tritonop.dev/revision"
-            not in (s := kube.emulator.get("v1/services", NS, "split")["spec"]["selector"])
+            "serving.tritonop.dev/revision" not in (s := kube.api.get("v1/services", NS, "split")["spec"]["selector"])
             and s
         ),
         timeout=20,

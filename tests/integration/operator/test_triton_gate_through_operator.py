@@ -2,8 +2,8 @@
 gets traffic, and the model facts Triton reports land in status.
 
 Real: the operator process and a tritonserver (nvidia-pytriton) serving the model (OUTPUT0 =
-2 x INPUT0), reached through --triton-url-template. Emulated: the API server, Deployment
-controller and GC (tests/support/kube.py). No Prometheus: a canary past its gate holds its
+2 x INPUT0), reached through --triton-url-template; a real API server, controllers and
+scheduler (tests/support/real_cluster.py). Emulated: the kubelet (pods run nothing). No Prometheus: a canary past its gate holds its
 first step (analysis Error, the no-data policy).
 """
 
@@ -13,7 +13,8 @@ import copy
 
 import pytest
 
-from tests.support.kube import Cluster, eventually, wait_for_event
+from tests.support.operator_process import eventually, wait_for_event
+from tests.support.real_cluster import RealCluster
 from tests.support.triton import TritonServer
 
 pytestmark = pytest.mark.triton
@@ -48,7 +49,7 @@ def isvc(expected: list[float]) -> dict:
     }
 
 
-async def new_canary(kube: Cluster, spec: dict, image: str) -> str:
+async def new_canary(kube: RealCluster, spec: dict, image: str) -> str:
     changed = copy.deepcopy(spec)
     changed["triton"]["image"] = image
     await kube.replace_spec(NS, "doubler", changed)
@@ -56,7 +57,7 @@ async def new_canary(kube: Cluster, spec: dict, image: str) -> str:
 
 
 async def test_acceptance_gates_traffic_and_model_facts_reach_status(
-    kube: Cluster, triton: TritonServer, run_operator
+    kube: RealCluster, triton: TritonServer, run_operator
 ) -> None:
     run_operator()
     good = isvc([2, 4, 6])
