@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -23,19 +26,28 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start the operator")
     scope = run.add_mutually_exclusive_group()
-    scope.add_argument("-n", "--namespace", action="append", dest="namespaces", help="watch this namespace (repeat)")
+    scope.add_argument(
+        "-n", "--namespace", action="append", dest="namespaces", type=_nonempty, help="watch this namespace (repeat)"
+    )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces (default)")
-    run.add_argument("--prometheus-url", help="default Prometheus for analysis [TRITONOP_PROMETHEUS_URL]")
-    run.add_argument("--triton-image", help="default tritonserver image [TRITONOP_TRITON_IMAGE]")
-    run.add_argument("--triton-url-template", help="how to reach a revision's Triton ({name} {revision} {namespace})")
-    run.add_argument("--triton-pod-url-template", help="how to reach one not-ready pod's Triton ({pod_ip})")
+    run.add_argument("--prometheus-url", type=_url, help="default Prometheus for analysis [TRITONOP_PROMETHEUS_URL]")
+    run.add_argument("--triton-image", type=_nonempty, help="default tritonserver image [TRITONOP_TRITON_IMAGE]")
+    run.add_argument(
+        "--triton-url-template",
+        type=_url_template,
+        help="how to reach a revision's Triton ({name} {revision} {namespace})",
+    )
+    run.add_argument(
+        "--triton-pod-url-template", type=_url_template, help="how to reach one not-ready pod's Triton ({pod_ip})"
+    )
     run.add_argument("--triton-endpoints-file", help="JSON map namespace/service -> URL (operator outside a cluster)")
-    run.add_argument("--metrics-port", type=int, help="port for /metrics and /healthz (default 8080)")
-    run.add_argument("--tick-seconds", type=float, help="rollout timer interval (default 5)")
+    run.add_argument("--metrics-port", type=_port, help="port for /metrics and /healthz (default 8080)")
+    run.add_argument("--tick-seconds", type=_positive_seconds, help="rollout timer interval (default 5)")
     run.add_argument(
         "--allow-prometheus-url",
         action="append",
         dest="allowed_prometheus_urls",
+        type=_url,
         metavar="URL",
         help="a Prometheus URL (prefix) specs may name besides --prometheus-url (repeat) "
         "[TRITONOP_ALLOWED_PROMETHEUS_URLS, comma-separated]",
@@ -44,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-file-path",
         action="append",
         dest="allowed_file_paths",
+        type=_absolute_path,
         metavar="PREFIX",
         help="a node directory (prefix) file:// storage may mount (repeat; default: file:// refused) "
         "[TRITONOP_ALLOWED_FILE_PATHS, comma-separated]",
@@ -57,12 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--metrics-namespace-selector",
+        type=_selector,
         metavar="KEY=VALUE,...",
         help="namespaces whose pods may scrape Triton's metrics port; '' for all "
         "(default kubernetes.io/metadata.name=monitoring) [TRITONOP_METRICS_NAMESPACE_SELECTOR]",
     )
     run.add_argument(
         "--metrics-pod-selector",
+        type=_selector,
         metavar="KEY=VALUE,...",
         help="which pods of those namespaces may scrape it (default: all) [TRITONOP_METRICS_POD_SELECTOR]",
     )
@@ -77,8 +92,10 @@ def _parser() -> argparse.ArgumentParser:
         help="YAML/JSON list of notification sinks (webhook, slack, teams), re-read when it changes "
         "(docs/notifications.md) [TRITONOP_NOTIFICATIONS_FILE]",
     )
-    run.add_argument("--peering", metavar="NAME", help="kopf peering name for HA (default: standalone)")
-    run.add_argument("--priority", default="0", help="peering priority: a number, or 'auto' (from the pod name)")
+    run.add_argument("--peering", type=_nonempty, metavar="NAME", help="kopf peering name for HA (default: standalone)")
+    run.add_argument(
+        "--priority", type=_priority_text, default="0", help="peering priority: a number, or 'auto' (from the pod name)"
+    )
     run.add_argument("-v", "--verbose", action="store_true")
 
     render = sub.add_parser("render", help="print the children an InferenceService becomes (no cluster needed)")
@@ -89,6 +106,77 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("crd", help="print the CustomResourceDefinition")
     return parser
+
+
+# ---------------------------------------------------------------- flag values (argparse types)
+
+
+def _nonempty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1..65535, got {port}")
+    return port
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return seconds
+
+
+def _url(text: str) -> str:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range or not a number)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a URL: {text!r} ({err})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"not an http(s) URL with a host: {text!r}")
+    return text
+
+
+def _url_template(text: str) -> str:
+    """An http(s) URL once its placeholders ({name} {revision} {namespace} {pod_ip} ...) are filled."""
+    _url(re.sub(r"\{\w+\}", "x", text))
+    return text
+
+
+def _absolute_path(text: str) -> str:
+    if not text.startswith("/"):
+        raise argparse.ArgumentTypeError(f"not an absolute path: {text!r}")
+    return text
+
+
+def _selector(text: str) -> str:
+    from tritonop.selectors import parse_selector
+
+    try:
+        parse_selector(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _priority_text(text: str) -> str:
+    if text != "auto":
+        try:
+            int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a number or 'auto', got {text!r}") from None
+    return text
 
 
 def _priority(text: str) -> int:
@@ -102,6 +190,7 @@ def _priority(text: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
+    from tritonop import preflight
     from tritonop.controller.triton_keys import read_operator_secret
     from tritonop.handlers import build_registry
 
@@ -144,6 +233,11 @@ def _run(args: argparse.Namespace) -> int:
         except ConfigError as err:
             print(f"tritonop run: --notifications-file {config.notifications_file}: {err}", file=sys.stderr)
             return 2
+    try:
+        preflight.check(config.namespaces)  # bounded: kopf would retry a broken connection forever
+    except preflight.PreflightError as err:
+        print(f"tritonop: {err}", file=sys.stderr)
+        return 1
     kopf.run(
         registry=build_registry(config),
         clusterwide=not config.namespaces,
