@@ -162,7 +162,7 @@ class KubeClient:
         for attempt in range(RETRY_AFTER_ATTEMPTS + 1):
             try:
                 response = await self._http.request(method, path, **kwargs)
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, CredentialError) as exc:  # a failing exec plugin is API trouble too
                 raise KubeError(0, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
             wait = retry_after(response)
             if wait is None or attempt == RETRY_AFTER_ATTEMPTS or waited + wait > RETRY_AFTER_BUDGET_S:

@@ -428,3 +428,19 @@ def test_kopf_login_gets_the_plugin_token_and_expiry(tmp_path: Path) -> None:
     assert info.server == "https://kube.test"
     assert info.scheme == "Bearer" and info.token == "token-1"
     assert info.expiration == datetime(2026, 1, 1, 12, 10, tzinfo=UTC)  # kopf logs in again then
+
+
+async def test_a_plugin_failing_later_is_an_api_error_for_the_operator(tmp_path: Path) -> None:
+    from tritonop.kube.client import KubeError
+
+    creds = exec_credentials(tmp_path)
+    clock = Clock()
+    creds.clock = clock
+    connection = connection_from_credentials(creds)  # runs the plugin once: token-1
+    write_plugin(tmp_path, "#!/bin/sh\necho 'sso session expired' >&2\nexit 1\n")
+    clock.now = T0 + timedelta(hours=1)  # expired: the next request runs the (now failing) plugin
+    client = KubeClient(connection, transport=httpx.MockTransport(lambda _: httpx.Response(200, json={})))
+    with pytest.raises(KubeError, match="failed with exit code 1: sso session expired") as err:
+        await client.get("apps/v1", "Deployment", "ml", "web")
+    assert err.value.status == 0  # what the handlers retry with a delay
+    await client.aclose()
