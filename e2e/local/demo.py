@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import TextIO
 
 from e2e.local.harness import NAME, NAMESPACE, LocalStack, StackError, StackSettings, local_stack
-from e2e.local.progress import HEADER, ProgressPrinter
+from e2e.local.progress import HEADER, LEGEND, ProgressPrinter, ServingWindows
 from e2e.local.router import WindowStats
 from e2e.local.stages import RolloutRecord, deploy, roll_out
 from e2e.scenario import VARIANTS
@@ -133,6 +134,7 @@ async def run_demo(out: TextIO, workdir: Path | None) -> list[Check]:
             f"{profile.failure_threshold}, successRate >= {profile.success_rate_min}, mean latency <= "
             f"{profile.latency_max_ms:g}ms; router: {stack.settings.request_rate:g} requests/s"
         )
+        say(LEGEND)
         printer = ProgressPrinter(
             lambda: stack.status(),
             lambda: stack.events(),
@@ -179,9 +181,12 @@ async def run_demo(out: TextIO, workdir: Path | None) -> list[Check]:
     return checks
 
 
+# When each revision first answered a request: its 503s from before (no ready pod yet) are not shown.
+_serving = ServingWindows()
+
+
 def _window_stats(stack: LocalStack, window_s: float) -> dict[str, WindowStats]:
-    now = time.monotonic()
-    return {rev: t.window(now, window_s) for rev, t in stack.router.revisions(NAMESPACE, NAME).items()}
+    return dict(_serving.stats(stack.router.revisions(NAMESPACE, NAME), time.monotonic(), window_s))
 
 
 async def _eventually(check: Callable[[], bool], timeout: float = 15.0) -> bool:
@@ -239,20 +244,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tritonop demo: the real operator, Triton, Prometheus, kube-apiserver, controllers and scheduler;"
         " a kubelet stand-in and an emulated gateway"
     )
+    # Logs stay when the demo fails; a temporary workdir goes only when it passed.
+    temporary = args.workdir is None
+    if temporary:
+        args.workdir = Path(tempfile.mkdtemp(prefix="tritonop-demo-"))
+    logs = f"logs kept in {args.workdir} (operator-*.log; pods/*.log, one per tritonserver)"
     started = time.monotonic()
     try:
         checks = asyncio.run(run_demo(out, args.workdir))
     except StackError as err:
-        print(f"\ndemo FAILED: {err}", file=sys.stderr)
+        print(f"\ndemo FAILED: {err}; {logs}", file=sys.stderr)
         return 1
+    except BaseException:
+        print(f"\ndemo FAILED; {logs}", file=sys.stderr)
+        raise
     for check in checks:
         print(f"  [{'ok' if check.ok else 'FAILED'}] {check.what}" + (f": {check.detail}" if check.detail else ""))
     failed = [c for c in checks if not c.ok]
     took = time.monotonic() - started
     if failed:
-        print(f"demo FAILED ({len(failed)} of {len(checks)} checks) in {took:.0f}s", file=sys.stderr)
+        print(f"demo FAILED ({len(failed)} of {len(checks)} checks) in {took:.0f}s; {logs}", file=sys.stderr)
         return 1
     print(f"demo passed: {len(checks)} checks in {took:.0f}s")
+    if temporary:
+        shutil.rmtree(args.workdir, ignore_errors=True)
     return 0
 
 
