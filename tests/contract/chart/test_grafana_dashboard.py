@@ -24,6 +24,7 @@ OPERATOR_METRICS = {
     "tritonop_analysis_total",
     "tritonop_promotions_total",
     "tritonop_rollbacks_total",
+    "tritonop_notifications_total",
 }
 TRITON_METRICS = {
     "nv_inference_request_success",
