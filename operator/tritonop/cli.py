@@ -187,23 +187,8 @@ def _priority(text: str) -> int:
     return 1 + int(hashlib.sha256(host.encode()).hexdigest(), 16) % (2**31 - 2)
 
 
-def _run(args: argparse.Namespace) -> int:
-    import kopf
-
-    from tritonop import preflight
-    from tritonop.controller.triton_keys import read_operator_secret
-    from tritonop.handlers import build_registry
-
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
-    )
-    # One line per API request is noise at INFO; -v shows them.
-    logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    # kopf logs every timer run at INFO; our own logger reports what changed.
-    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    config = OperatorConfig.from_env(
+def _run_config(args: argparse.Namespace) -> OperatorConfig:
+    return OperatorConfig.from_env(
         namespaces=tuple(args.namespaces) if args.namespaces else None,
         prometheus_url=args.prometheus_url,
         triton_image=args.triton_image,
@@ -220,6 +205,29 @@ def _run(args: argparse.Namespace) -> int:
         metrics_pod_selector=args.metrics_pod_selector,
         notifications_file=args.notifications_file,
     )
+
+
+def _run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from tritonop import preflight
+    from tritonop.controller.triton_keys import read_operator_secret
+    from tritonop.handlers import build_registry
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
+    )
+    # One line per API request is noise at INFO; -v shows them.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # kopf logs every timer run at INFO; our own logger reports what changed.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        config = _run_config(args)
+    except ValueError as err:  # a TRITONOP_* variable out of range (flags are checked by the parser)
+        print(f"tritonop run: {err}", file=sys.stderr)
+        return 2
     try:
         read_operator_secret(config.api_key_secret_file)  # a broken secret file stops here, not in kopf
     except ValueError as err:

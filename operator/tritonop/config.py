@@ -5,6 +5,7 @@ Per-object fields in the InferenceService override these defaults.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
 
@@ -55,9 +56,16 @@ class OperatorConfig:
     notifications_file: str | None = None
 
     def __post_init__(self) -> None:
-        # Fail at start, not at the first NetworkPolicy built.
+        # Fail at start, not at the first NetworkPolicy built or the first tick: the flags are
+        # checked by the CLI's parser, but TRITONOP_* variables only reach here.
         parse_selector(self.metrics_namespace_selector)
         parse_selector(self.metrics_pod_selector)
+        if not (self.tick_seconds > 0 and math.isfinite(self.tick_seconds)):
+            raise ValueError(f"tick_seconds must be a positive number of seconds, not {self.tick_seconds}")
+        if not (self.prometheus_timeout_seconds > 0 and math.isfinite(self.prometheus_timeout_seconds)):
+            raise ValueError(f"prometheus_timeout_seconds must be positive, not {self.prometheus_timeout_seconds}")
+        if not 1 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics_port must be in 1..65535, not {self.metrics_port}")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> OperatorConfig:
@@ -70,10 +78,11 @@ class OperatorConfig:
                 continue
             if f.name in ("namespaces", "allowed_prometheus_urls", "allowed_file_paths"):
                 values[f.name] = tuple(item for item in raw.split(",") if item)
-            elif f.type in ("int", int):
-                values[f.name] = int(raw)
-            elif f.type in ("float", float):
-                values[f.name] = float(raw)
+            elif f.type in ("int", int, "float", float):
+                try:
+                    values[f.name] = int(raw) if f.type in ("int", int) else float(raw)
+                except ValueError:
+                    raise ValueError(f"TRITONOP_{f.name.upper()}={raw!r} is not a number") from None
             elif f.type in ("bool", bool):
                 values[f.name] = _parse_bool(f.name, raw)
             else:

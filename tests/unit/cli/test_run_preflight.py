@@ -188,3 +188,23 @@ def test_good_flag_values_parse() -> None:
         ]
     )  # fmt: skip
     assert args.tick_seconds == 0.5 and args.metrics_port == 65535 and args.priority == "auto"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("TRITONOP_TICK_SECONDS", "-1", "tick_seconds must be a positive number of seconds, not -1.0"),
+        ("TRITONOP_TICK_SECONDS", "soon", "TRITONOP_TICK_SECONDS='soon' is not a number"),
+        ("TRITONOP_METRICS_PORT", "0", "metrics_port must be in 1..65535, not 0"),
+        ("TRITONOP_PROMETHEUS_TIMEOUT_SECONDS", "0", "prometheus_timeout_seconds must be positive, not 0.0"),
+    ],
+)
+def test_bad_environment_values_are_refused_in_one_line(tmp_path: Path, variable: str, value: str, said: str) -> None:
+    # The parser checks flags; TRITONOP_* variables are checked when the config is built.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "TRITONOP_"))}
+    env.update(HOME=str(tmp_path), **{variable: value})
+    result = subprocess.run(
+        [sys.executable, "-m", "tritonop", "run"], env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
+    assert result.returncode == 2
+    assert one_line(result) == f"tritonop run: {said}"
