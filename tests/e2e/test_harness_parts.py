@@ -36,7 +36,7 @@ from e2e.local.progress import progress_line, revision_cell
 from e2e.local.prometheus import LocalPrometheus
 from e2e.local.router import WeightedRoundRobin, WindowStats, route_weights
 from e2e.scenario import PROFILES, inference_service, write_variant
-from tests.support.control_plane import APIError, ControlPlane, eventually
+from tests.support.control_plane import ControlPlane, eventually
 from tritonop.api.models import InferenceServiceSpec
 from tritonop.children.deployment import build_deployment
 from tritonop.children.refs import IsvcRef
@@ -196,16 +196,6 @@ def test_progress_lines_show_step_weight_and_revisions() -> None:
 # ------------------------------------------------------------------ the pod-level kubelet, on a real control plane
 
 
-def _get(cp: ControlPlane, path: str) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = cp.request_json("GET", path)
-    except APIError as err:
-        if err.status == 404:
-            return None
-        raise
-    return found
-
-
 def _container(pod: dict[str, Any] | None) -> dict[str, Any]:
     statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or [{}]
     return dict(statuses[0])
@@ -233,7 +223,7 @@ async def test_the_pod_kubelet_runs_reports_restarts_and_stops_pods_of_a_real_de
         cp.request_json(
             "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
         )
-        eventually(lambda: _get(cp, f"/api/v1/namespaces/{ns}/serviceaccounts/default"), "ServiceAccount default")
+        eventually(lambda: cp.find(f"/api/v1/namespaces/{ns}/serviceaccounts/default"), "ServiceAccount default")
         kubelet = PodKubelet(cp, prometheus, tmp_path / "endpoints.json", tmp_path / "pods", period_s=0.3)
         await kubelet.register()
         stop = asyncio.Event()
@@ -266,7 +256,7 @@ async def test_the_pod_kubelet_runs_reports_restarts_and_stops_pods_of_a_real_de
             assert not kubelet.pods()
 
             cp.request_json("POST", f"/api/v1/namespaces/{ns}/secrets", secret)
-            await until(lambda: (_get(cp, f"/apis/apps/v1/namespaces/{ns}/deployments/{name}") or {}).get("status", {}).get("readyReplicas") == 1, "the real Deployment controller to count the pod ready", 90)  # fmt: skip
+            await until(lambda: (cp.find(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}") or {}).get("status", {}).get("readyReplicas") == 1, "the real Deployment controller to count the pod ready", 90)  # fmt: skip
             pod = the_pod()
             assert pod is not None and pod["status"]["phase"] == "Running" and pod["status"]["podIP"] == "127.0.0.1"
             (running,) = kubelet.pods(ns, "rev1")

@@ -346,6 +346,16 @@ class ControlPlane:
         with urllib.request.urlopen(request, context=self._admin_tls(), timeout=10.0) as response:
             return json.load(response)
 
+    def find(self, path: str) -> dict[str, Any] | None:
+        """GET an object as the admin user; None when the server answers 404."""
+        try:
+            found: dict[str, Any] = self.request_json("GET", path)
+        except APIError as err:
+            if err.status == 404:
+                return None
+            raise
+        return found
+
     def request_json(
         self,
         method: str,

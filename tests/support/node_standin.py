@@ -31,15 +31,18 @@ tritonserver process.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from tests.support.control_plane import APIError, ControlPlane
+from tests.support.control_plane import DEFAULT_CONTROLLERS, APIError, ControlPlane, eventually
 
 log = logging.getLogger("tests.node_standin")
 
@@ -48,6 +51,7 @@ CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "4"}
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_S = 40
 LEASE_RENEW_S = 10.0
+CRD_NAME = "inferenceservices.serving.tritonop.dev"
 
 
 def _now() -> str:
@@ -342,3 +346,33 @@ class NodeStandIn:
                         raise
                     return reason, f'secret "{name}" not found'
         return None
+
+
+@contextlib.contextmanager
+def cluster_with_ready_node(namespaces: Iterable[str], *, crd: bool = True) -> Iterator[ControlPlane]:
+    """A control plane with the controllers, the node lifecycle controller and the scheduler;
+    the tritonop CRD from ``crds/`` (unless ``crd=False``: a chart installs it), the
+    ``namespaces`` (the first one's default ServiceAccount waited for: Pods are admitted only
+    once it exists), and one stand-in Node, Ready and untainted. The TaintNodesByCondition
+    admission plugin taints every new Node not-ready; the node lifecycle controller takes the
+    taint off once the Node reports Ready, as in a real cluster."""
+    namespaces = tuple(namespaces)
+    controllers = (*DEFAULT_CONTROLLERS, "node-lifecycle-controller")
+    with ControlPlane(controllers=True, scheduler=True, controller_names=controllers) as cp:
+        if crd:
+            cp.kubectl("apply", "--server-side", "-f", str(Path(__file__).resolve().parents[2] / "crds"))
+            cp.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+        for namespace in namespaces:
+            namespace_obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            cp.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(namespace_obj))
+        with NodeStandIn(cp) as node:
+            eventually(
+                lambda: not ((cp.find(f"/api/v1/nodes/{node.name}") or {}).get("spec") or {}).get("taints"),
+                "the node lifecycle controller to take the not-ready taint off the stand-in Node",
+                timeout=90,
+            )
+            if namespaces:
+                account = f"/api/v1/namespaces/{namespaces[0]}/serviceaccounts/default"
+                eventually(lambda: cp.find(account), f"ServiceAccount {namespaces[0]}/default")
+            yield cp
+            assert not node.errors, f"the node stand-in met API errors: {node.errors[:5]}"

@@ -311,7 +311,7 @@ def _prepare(cp: ControlPlane, namespaces: Iterable[str]) -> None:
     for ns in namespaces:
         # Pods are admitted only once their namespace's default ServiceAccount exists.
         eventually(
-            lambda ns=ns: _exists(cp, f"/api/v1/namespaces/{ns}/serviceaccounts/default"),
+            lambda ns=ns: cp.find(f"/api/v1/namespaces/{ns}/serviceaccounts/default") is not None,
             f"ServiceAccount {ns}/default",
             timeout=90,
         )
@@ -331,16 +331,6 @@ def _established(cp: ControlPlane, path: str) -> bool:
     # Polled rather than `kubectl wait`, which fails on a CRD that has no status yet.
     conditions = (cp.request_json("GET", path).get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
-
-
-def _exists(cp: ControlPlane, path: str) -> bool:
-    try:
-        cp.request_json("GET", path)
-    except APIError as err:
-        if err.status == 404:
-            return False
-        raise
-    return True
 
 
 @contextlib.asynccontextmanager

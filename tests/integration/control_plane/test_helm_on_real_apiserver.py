@@ -44,9 +44,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.control_plane import DEFAULT_CONTROLLERS, APIError, ControlPlane, eventually
+from tests.support.control_plane import ControlPlane, eventually
 from tests.support.helm import CHART_DIR, run_helm
-from tests.support.node_standin import NodeStandIn
+from tests.support.node_standin import cluster_with_ready_node
 from tests.support.operator_process import OperatorProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -77,16 +77,6 @@ HELM_TIMEOUT = "5m"
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def get(cp: ControlPlane, path: str) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = cp.request_json("GET", path)
-    except APIError as err:
-        if err.status == 404:
-            return None
-        raise
-    return found
 
 
 def apply_json(cp: ControlPlane, obj: dict[str, Any]) -> None:
@@ -131,7 +121,7 @@ def live_identities(cp: ControlPlane, text: str) -> set[tuple[str, str, str]]:
 
 
 def operator_deployment(cp: ControlPlane) -> dict[str, Any]:
-    deployment = get(cp, f"/apis/apps/v1/namespaces/{OPERATOR_NAMESPACE}/deployments/{RELEASE}")
+    deployment = cp.find(f"/apis/apps/v1/namespaces/{OPERATOR_NAMESPACE}/deployments/{RELEASE}")
     assert deployment is not None, "the chart's operator Deployment is missing"
     return deployment
 
@@ -156,7 +146,7 @@ def inference_service(min_replicas: int, max_replicas: int) -> dict[str, Any]:
 
 
 def isvc(cp: ControlPlane) -> dict[str, Any] | None:
-    return get(cp, f"{ISVC_PATH}/{NAME}")
+    return cp.find(f"{ISVC_PATH}/{NAME}")
 
 
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
@@ -179,7 +169,7 @@ def ready(cp: ControlPlane) -> dict[str, Any] | None:
 
 
 def hpa(cp: ControlPlane, revision: str) -> dict[str, Any] | None:
-    return get(cp, f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/{NAME}-{revision}")
+    return cp.find(f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/{NAME}-{revision}")
 
 
 def refusals(text: str) -> list[str]:
@@ -192,20 +182,8 @@ def refusals(text: str) -> list[str]:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[ControlPlane]:
     """The control plane with one Ready, untainted Node; namespace `ml` for InferenceServices."""
-    controllers = (*DEFAULT_CONTROLLERS, "node-lifecycle-controller")
-    with ControlPlane(controllers=True, scheduler=True, controller_names=controllers) as cp:
-        apply_json(cp, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-        with NodeStandIn(cp) as node:
-            # TaintNodesByCondition taints every new Node not-ready; the node lifecycle
-            # controller takes the taint off once the Node reports Ready.
-            eventually(
-                lambda: not ((get(cp, f"/api/v1/nodes/{node.name}") or {}).get("spec") or {}).get("taints"),
-                "the node lifecycle controller to take the not-ready taint off the stand-in Node",
-                timeout=90,
-            )
-            eventually(lambda: get(cp, f"/api/v1/namespaces/{NS}/serviceaccounts/default"), "ServiceAccount default")
-            yield cp
-            assert not node.errors, f"the node stand-in met API errors: {node.errors[:5]}"
+    with cluster_with_ready_node((NS,), crd=False) as cp:
+        yield cp
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +212,7 @@ class LocalOperator:
         account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
         token = self.cp.kubectl("create", "token", account, "-n", OPERATOR_NAMESPACE, "--duration=2h").stdout.strip()
         kubeconfig = self.cp.token_kubeconfig(token, run / "kubeconfig")
-        secret = get(self.cp, f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/secrets/{RELEASE}-api-key")
+        secret = self.cp.find(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/secrets/{RELEASE}-api-key")
         assert secret is not None and secret["data"]["secret"], "the chart's API key Secret is missing"
         key_file = run / "api-key"
         key_file.write_text(base64.b64decode(secret["data"]["secret"]).decode())
@@ -302,7 +280,7 @@ def test_install_deploys_the_chart_and_an_inference_service_becomes_ready(
         f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/{NAME}-{revision}",
         f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/{NAME}-{revision}",
     ):
-        obj = get(cluster, path)
+        obj = cluster.find(path)
         assert obj is not None, f"{path} missing"
         assert obj["metadata"]["ownerReferences"][0]["uid"] == served["metadata"]["uid"], path
     assert not refusals(operator.output), "the chart's RBAC refused the operator:\n" + "\n".join(
@@ -334,7 +312,7 @@ def test_a_removed_permission_is_visible_on_the_inference_service_and_recovers(
     served = eventually(lambda: ready(cluster), "the InferenceService Ready", timeout=120)
     revision = served["status"]["stableRevision"]
     role_path = f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{RELEASE}"
-    original = get(cluster, role_path)
+    original = cluster.find(role_path)
     assert original is not None
     cluster.request_json("PUT", role_path, {**without_verb(original, "horizontalpodautoscalers", "patch"),
                                             "metadata": original["metadata"]})  # fmt: skip
@@ -372,7 +350,7 @@ def test_a_removed_permission_is_visible_on_the_inference_service_and_recovers(
     assert live_hpa is not None and live_hpa["spec"]["maxReplicas"] == 3  # refused: unchanged
 
     # Granted again: the retry (back-off) goes through and the report clears.
-    current = get(cluster, role_path)
+    current = cluster.find(role_path)
     assert current is not None
     cluster.request_json("PUT", role_path, {**original, "metadata": current["metadata"]})
     recovered = eventually(lambda: ready(cluster), "the InferenceService Ready again", timeout=180)
@@ -401,12 +379,12 @@ def test_upgrade_changes_the_live_objects_and_the_inference_service_stays_ready(
     assert f"--namespace={NS}" in args and "--all-namespaces" not in args
     assert f"--allow-prometheus-url={OTHER_PROMETHEUS}" in args
     rbac = "/apis/rbac.authorization.k8s.io/v1"
-    eventually(lambda: get(cluster, f"{rbac}/clusterroles/{RELEASE}") is None, "the all-namespaces ClusterRole gone")
-    assert get(cluster, f"{rbac}/clusterrolebindings/{RELEASE}") is None
-    assert get(cluster, f"{rbac}/clusterroles/{RELEASE}-crd-scan") is not None
-    role = get(cluster, f"{rbac}/namespaces/{NS}/roles/{RELEASE}")
+    eventually(lambda: cluster.find(f"{rbac}/clusterroles/{RELEASE}") is None, "the all-namespaces ClusterRole gone")
+    assert cluster.find(f"{rbac}/clusterrolebindings/{RELEASE}") is None
+    assert cluster.find(f"{rbac}/clusterroles/{RELEASE}-crd-scan") is not None
+    role = cluster.find(f"{rbac}/namespaces/{NS}/roles/{RELEASE}")
     assert role is not None and any("deployments" in r["resources"] for r in role["rules"])
-    assert get(cluster, f"{rbac}/namespaces/{NS}/rolebindings/{RELEASE}") is not None
+    assert cluster.find(f"{rbac}/namespaces/{NS}/rolebindings/{RELEASE}") is not None
     upgraded = manifest(cluster)
     assert live_identities(cluster, upgraded) == identities(upgraded)
     deployment = operator_deployment(cluster)
@@ -454,14 +432,14 @@ def test_uninstall_removes_every_chart_object_and_leaves_crds_and_inference_serv
     assert listed == []
     # What stays, by helm's policy (crds/ is never upgraded or deleted) and by design:
     for crd in CRDS:
-        live_crd = get(cluster, f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
+        live_crd = cluster.find(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
         assert live_crd is not None, crd
         assert live_crd["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep", crd
-    assert get(cluster, f"/api/v1/namespaces/{OPERATOR_NAMESPACE}") is not None  # --create-namespace's namespace
+    assert cluster.find(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}") is not None  # --create-namespace's namespace
     obj = isvc(cluster)
     assert obj is not None and FINALIZER in obj["metadata"].get("finalizers", [])
     deployment_path = f"/apis/apps/v1/namespaces/{NS}/deployments/{NAME}-{revision}"
-    assert get(cluster, deployment_path) is not None  # the children keep serving, unmanaged
+    assert cluster.find(deployment_path) is not None  # the children keep serving, unmanaged
 
     # With no operator, the finalizer holds a deleted InferenceService; removing it by hand
     # (docs/install.md) lets it go, and the garbage collector takes its children.
@@ -471,4 +449,4 @@ def test_uninstall_removes_every_chart_object_and_leaves_crds_and_inference_serv
     cluster.kubectl("patch", "inferenceservice", NAME, "-n", NS, "--type=merge",
                     "-p", '{"metadata":{"finalizers":null}}')  # fmt: skip
     eventually(lambda: isvc(cluster) is None, "the InferenceService gone")
-    eventually(lambda: get(cluster, deployment_path) is None, "its Deployment garbage-collected", timeout=90)
+    eventually(lambda: cluster.find(deployment_path) is None, "its Deployment garbage-collected", timeout=90)

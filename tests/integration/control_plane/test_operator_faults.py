@@ -30,10 +30,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.control_plane import DEFAULT_CONTROLLERS, APIError, ControlPlane, eventually
+from tests.support.control_plane import ControlPlane, eventually
 from tests.support.fault_proxy import FaultProxy, Recorded
 from tests.support.helm import helm_template
-from tests.support.node_standin import NodeStandIn
+from tests.support.node_standin import cluster_with_ready_node
 from tests.support.operator_process import OperatorProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -50,16 +50,6 @@ NOWHERE = "http://127.0.0.1:9"  # Prometheus and Triton: nothing listens, none i
 READY_TIMEOUT = 240.0  # 5xx answers cost the operator a 10 s retry delay each; 2 shared cores
 
 
-def get(cp: ControlPlane, path: str) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = cp.request_json("GET", path)
-    except APIError as err:
-        if err.status == 404:
-            return None
-        raise
-    return found
-
-
 def apply_json(cp: ControlPlane, obj: dict[str, Any]) -> None:
     cp.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(obj))
 
@@ -70,21 +60,8 @@ def apply_json(cp: ControlPlane, obj: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[ControlPlane]:
     """The control plane, the CRD, the namespaces, and one Ready, untainted Node."""
-    controllers = (*DEFAULT_CONTROLLERS, "node-lifecycle-controller")
-    with ControlPlane(controllers=True, scheduler=True, controller_names=controllers) as cp:
-        cp.kubectl("apply", "--server-side", "-f", "crds/")
-        cp.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
-        for namespace in (NS, OPERATOR_NAMESPACE):
-            apply_json(cp, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        with NodeStandIn(cp) as node:
-            eventually(
-                lambda: not ((get(cp, f"/api/v1/nodes/{node.name}") or {}).get("spec") or {}).get("taints"),
-                "the node lifecycle controller to take the not-ready taint off the stand-in Node",
-                timeout=90,
-            )
-            eventually(lambda: get(cp, f"/api/v1/namespaces/{NS}/serviceaccounts/default"), "ServiceAccount default")
-            yield cp
-            assert not node.errors, f"the node stand-in met API errors: {node.errors[:5]}"
+    with cluster_with_ready_node((NS, OPERATOR_NAMESPACE)) as cp:
+        yield cp
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +130,7 @@ def inference_service(name: str, min_replicas: int = 1) -> dict[str, Any]:
 
 def ready(cp: ControlPlane, name: str) -> dict[str, Any] | None:
     """The InferenceService, once Ready for its current generation."""
-    obj = get(cp, f"{ISVC_PATH}/{name}")
+    obj = cp.find(f"{ISVC_PATH}/{name}")
     status = (obj or {}).get("status") or {}
     if obj and status.get("phase") == "Ready" and status.get("observedGeneration") == obj["metadata"]["generation"]:
         return obj
@@ -171,7 +148,7 @@ def served(cp: ControlPlane, name: str, min_replicas: int = 1) -> dict[str, Any]
     isvc = eventually(lambda: ready(cp, name), f"InferenceService {name} Ready", timeout=READY_TIMEOUT)
     uid, revision = isvc["metadata"]["uid"], f"{name}-{isvc['status']['stableRevision']}"
     for path in (f"{DEPLOYMENTS}/{revision}", f"{SERVICES}/{revision}", f"{SERVICES}/{name}"):
-        obj = eventually(partial(get, cp, path), f"{path} created", timeout=60)
+        obj = eventually(partial(cp.find, path), f"{path} created", timeout=60)
         assert [r["uid"] for r in obj["metadata"]["ownerReferences"] if r.get("controller")] == [uid], path
     deployments = cp.request_json("GET", DEPLOYMENTS, params={"labelSelector": f"{ISVC_LABEL}={name}"})["items"]
     assert [d["metadata"]["name"] for d in deployments] == [revision], "one Deployment, no duplicates"
@@ -294,7 +271,7 @@ def test_after_dropped_watches_kopf_watches_again(
     apply_json(cluster, edited)
     eventually(lambda: ready(cluster, name), "the edit handled (Ready for the new generation)", timeout=READY_TIMEOUT)
     revision = f"{name}-{(ready(cluster, name) or {})['status']['stableRevision']}"
-    hpa = get(cluster, f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/{revision}")
+    hpa = cluster.find(f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/{revision}")
     assert hpa is not None and hpa["spec"]["maxReplicas"] == 3
     assert isvc_watches(proxy.since(mark))
     delete(cluster, name)

@@ -36,9 +36,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.control_plane import DEFAULT_CONTROLLERS, APIError, ControlPlane, eventually
+from tests.support.control_plane import ControlPlane, eventually
 from tests.support.helm import helm_template
-from tests.support.node_standin import NodeStandIn, reported_ready
+from tests.support.node_standin import cluster_with_ready_node, reported_ready
 from tests.support.operator_process import OperatorProcess, free_port
 from tritonop.config import OperatorConfig
 from tritonop.kube.apply import with_hash
@@ -70,16 +70,6 @@ COLLECTIONS = {
 BEHAVIOR = {"scaleDown": {"stabilizationWindowSeconds": 60}}
 
 
-def get(cp: ControlPlane, path: str) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = cp.request_json("GET", path)
-    except APIError as err:
-        if err.status == 404:
-            return None
-        raise
-    return found
-
-
 def apply_json(cp: ControlPlane, obj: dict[str, Any], *flags: str) -> str:
     return cp.kubectl("apply", "--server-side", *flags, "-f", "-", input=json.dumps(obj)).stdout
 
@@ -90,24 +80,8 @@ def apply_json(cp: ControlPlane, obj: dict[str, Any], *flags: str) -> str:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[ControlPlane]:
     """The control plane, the CRD, namespace `ml`, and one Ready, untainted Node."""
-    controllers = (*DEFAULT_CONTROLLERS, "node-lifecycle-controller")
-    with ControlPlane(controllers=True, scheduler=True, controller_names=controllers) as cp:
-        cp.kubectl("apply", "--server-side", "-f", "crds/")
-        cp.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
-        for namespace in (NS, OPERATOR_NAMESPACE, "ssa"):
-            apply_json(cp, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        with NodeStandIn(cp) as node:
-            # The TaintNodesByCondition admission plugin taints every new Node not-ready; the
-            # node lifecycle controller takes the taint off once the Node reports Ready.
-            eventually(
-                lambda: not ((get(cp, f"/api/v1/nodes/{node.name}") or {}).get("spec") or {}).get("taints"),
-                "the node lifecycle controller to take the not-ready taint off the stand-in Node",
-                timeout=90,
-            )
-            # Pods are admitted only once their namespace's default ServiceAccount exists.
-            eventually(lambda: get(cp, f"/api/v1/namespaces/{NS}/serviceaccounts/default"), "ServiceAccount default")
-            yield cp
-            assert not node.errors, f"the node stand-in met API errors: {node.errors[:5]}"
+    with cluster_with_ready_node((NS, OPERATOR_NAMESPACE, "ssa")) as cp:
+        yield cp
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +148,7 @@ def inference_service(autoscaling: dict[str, Any]) -> dict[str, Any]:
 
 def ready(cp: ControlPlane) -> dict[str, Any] | None:
     """The InferenceService, once Ready for its current generation."""
-    obj = get(cp, f"{ISVC_PATH}/{NAME}")
+    obj = cp.find(f"{ISVC_PATH}/{NAME}")
     status = (obj or {}).get("status") or {}
     if obj and status.get("phase") == "Ready" and status.get("observedGeneration") == obj["metadata"]["generation"]:
         return obj
@@ -182,7 +156,7 @@ def ready(cp: ControlPlane) -> dict[str, Any] | None:
 
 
 def child(cp: ControlPlane, kind: str, name: str) -> dict[str, Any] | None:
-    return get(cp, f"{COLLECTIONS[kind].format(ns=NS)}/{name}")
+    return cp.find(f"{COLLECTIONS[kind].format(ns=NS)}/{name}")
 
 
 def desired(isvc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -192,7 +166,7 @@ def desired(isvc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def live(cp: ControlPlane, obj: dict[str, Any]) -> dict[str, Any] | None:
     meta = obj["metadata"]
-    return get(cp, object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"]))
+    return cp.find(object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"]))
 
 
 def labelled(cp: ControlPlane, kind: str) -> list[dict[str, Any]]:
@@ -340,7 +314,7 @@ def test_deleting_the_inference_service_lets_the_garbage_collector_delete_the_ch
 ) -> None:
     assert labelled(cluster, "Deployment") and labelled(cluster, "Pod")
     cluster.kubectl("delete", "inferenceservice", NAME, "-n", NS, "--wait=false")
-    eventually(lambda: get(cluster, f"{ISVC_PATH}/{NAME}") is None, "the InferenceService gone (kopf's finalizer off)")
+    eventually(lambda: cluster.find(f"{ISVC_PATH}/{NAME}") is None, "the InferenceService gone (kopf's finalizer off)")
 
     def leftovers() -> dict[str, list[str]]:
         return {
