@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=_port, help="port for /metrics and /healthz (default 8080)")
     run.add_argument("--tick-seconds", type=_positive_seconds, help="rollout timer interval (default 5)")
     run.add_argument(
+        "--api-concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="Kubernetes API requests in flight at once (default 32) [TRITONOP_API_CONCURRENCY]",
+    )
+    run.add_argument(
         "--allow-prometheus-url",
         action="append",
         dest="allowed_prometheus_urls",
@@ -137,6 +143,16 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _url(text: str) -> str:
     try:
         parts = urlsplit(text)
@@ -197,6 +213,7 @@ def _run_config(args: argparse.Namespace) -> OperatorConfig:
         triton_endpoints_file=args.triton_endpoints_file,
         metrics_port=args.metrics_port,
         tick_seconds=args.tick_seconds,
+        api_concurrency=args.api_concurrency,
         api_key_secret_file=args.api_key_secret_file,
         allowed_prometheus_urls=tuple(args.allowed_prometheus_urls) if args.allowed_prometheus_urls else None,
         allowed_file_paths=tuple(args.allowed_file_paths) if args.allowed_file_paths else None,

@@ -34,6 +34,8 @@ class OperatorConfig:
     # How often the rollout timer wakes up to check whether a step is due (seconds).
     tick_seconds: float = 5.0
     prometheus_timeout_seconds: float = 10.0
+    # Kubernetes API requests in flight at once (kube/client.py); the rest wait their turn.
+    api_concurrency: int = 32
     init_image: str = "curlimages/curl:8.10.1"  # fetches http(s):// model archives
     # File holding the operator secret each InferenceService's Triton control-API key derives
     # from (HMAC-SHA256 of the object's uid). None, or a missing file: a random secret per
@@ -64,6 +66,8 @@ class OperatorConfig:
             raise ValueError(f"tick_seconds must be a positive number of seconds, not {self.tick_seconds}")
         if not (self.prometheus_timeout_seconds > 0 and math.isfinite(self.prometheus_timeout_seconds)):
             raise ValueError(f"prometheus_timeout_seconds must be positive, not {self.prometheus_timeout_seconds}")
+        if self.api_concurrency < 1:
+            raise ValueError(f"api_concurrency must be at least 1, not {self.api_concurrency}")
         if not 1 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be in 1..65535, not {self.metrics_port}")
 

@@ -33,6 +33,13 @@ from tritonop.kube.credentials import CredentialAuth, CredentialError, Credentia
 RETRY_AFTER_BUDGET_S = 10.0
 RETRY_AFTER_ATTEMPTS = 3
 
+# At most this many requests in flight per client (--api-concurrency): the rest wait their
+# turn before httpx sees them, so a burst (thousands of objects created at once) queues in
+# order instead of piling into httpx's pool, whose timeout would count the wait in line and
+# time requests out into kopf's retries (issue 13). The pool has a connection per slot.
+DEFAULT_CONCURRENCY = 32
+CONNECT_TIMEOUT_S = 5.0
+
 
 class KubeError(Exception):
     """An API error: status code and the server's message (and its Retry-After, if any)."""
@@ -140,16 +147,25 @@ class KubeClient:
         connection: Connection,
         *,
         timeout_s: float = 15.0,
+        concurrency: int = DEFAULT_CONCURRENCY,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        self._slots = asyncio.Semaphore(concurrency)
+        # Each request holds a slot while it is sent and answered, and the pool has a
+        # connection per slot: the pool timeout never waits, and timeout_s is the request's own
+        # time (connect, write, read), not time spent in line. Connecting to the API server is
+        # quick or broken: a shorter connect timeout fails fast.
         self._http = httpx.AsyncClient(
             base_url=connection.server,
             headers={"User-Agent": f"tritonop/{__version__}", **connection.headers},
             verify=connection.verify,
             cert=connection.cert,
             auth=connection.auth,
-            timeout=timeout_s,
+            timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             transport=transport,
         )
         self._sleep = sleep
@@ -161,7 +177,8 @@ class KubeClient:
         waited = 0.0
         for attempt in range(RETRY_AFTER_ATTEMPTS + 1):
             try:
-                response = await self._http.request(method, path, **kwargs)
+                async with self._slots:  # not held while waiting out a Retry-After
+                    response = await self._http.request(method, path, **kwargs)
             except (httpx.HTTPError, CredentialError) as exc:  # a failing exec plugin is API trouble too
                 raise KubeError(0, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
             wait = retry_after(response)

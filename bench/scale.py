@@ -1,0 +1,387 @@
+"""How the operator scales with the number of InferenceServices (issue 13), against a real
+API server.
+
+    python -m bench.scale --count 100 --count 1000 [--tick-seconds 5] [--timeout 300]
+                          [--idle-seconds 60] [--operator-arg=--api-concurrency=32]
+
+For each N: a fresh real control plane (etcd + kube-apiserver, and only the
+serviceaccount and namespace controllers: no Deployment controller, scheduler or kubelet,
+so no ReplicaSet or Pod ever exists), the tritonop CRD, one namespace, the recording fault
+proxy (tests/support/fault_proxy.py) and the real operator process (`python -m tritonop
+run`) through it with a cluster-admin ServiceAccount token, Prometheus and Triton at a
+closed local port. The script creates N minimal CPU InferenceServices (`service` traffic
+provider) straight at the API server, 32 requests in flight, then waits.
+
+Converged: the operator has written status for the object's current generation
+(status.observedGeneration == metadata.generation) and has written its entry Service (the
+last child a first reconcile writes). With no pods the phase stays Pending: Ready is never
+reached here, so this measures the operator's own work, not a rollout. Per-object latency:
+from the client sending the create to the later of the operator's first successful status
+write and entry Service write, as the proxy recorded them (request arrival times).
+
+Requests per object at creation are the operator's (User-Agent tritonop/, its own client)
+and kopf's (kopf/) requests from the operator start until all N converged, divided by N;
+the minimum is one write per child the operator created and one status write. Idle
+requests are counted over --idle-seconds once everything converged (after one tick's
+settling). Peak RSS is the operator process's VmHWM. Errors: every non-2xx answer except
+GET 404s (counted separately), plus the operator log's "failed temporarily" retries and
+HTTP timeouts. See docs/benchmarks.md for recorded figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import json
+import math
+import re
+import ssl
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.control_plane import ControlPlane
+from tests.support.fault_proxy import FaultProxy, Recorded
+from tests.support.operator_process import OperatorProcess, free_port
+from tests.support.real_cluster import ADMIN_ACCOUNT, prepare
+
+NS = "bench"
+ISVCS = f"/apis/serving.tritonop.dev/v1alpha1/namespaces/{NS}/inferenceservices"
+CLOSED = "http://127.0.0.1:9"  # nothing listens: Prometheus and Triton fail fast
+CONTROLLERS = ("serviceaccount-controller", "namespace-controller")  # default ServiceAccounts only
+OK = range(200, 300)
+
+
+def isvc(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "serving.tritonop.dev/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "model": {"name": "m", "storageUri": "s3://models/m"},
+            "triton": {"gpus": 0},
+            "traffic": {"provider": "service"},
+        },
+    }
+
+
+@dataclasses.dataclass
+class Row:
+    count: int
+    converged: int = 0
+    total_s: float | None = None  # first create -> last converged
+    create_rate: float = 0.0  # client creates per second
+    converge_rate: float = 0.0  # converged objects per second (first create -> last converged)
+    p50_s: float | None = None
+    p99_s: float | None = None
+    by_verb: dict[str, float] = dataclasses.field(default_factory=dict)  # operator client, per object
+    kopf_per_object: float = 0.0
+    minimum: float = 0.0
+    idle_per_object_min: float | None = None
+    idle_by_verb: dict[str, float] = dataclasses.field(default_factory=dict)
+    rss_mb: float | None = None
+    errors: dict[str, int] = dataclasses.field(default_factory=dict)
+    retries: int = 0
+    timeouts: int = 0
+
+
+def agent(r: Recorded) -> str:
+    ua = r.headers.get("User-Agent", "")
+    return "tritonop" if ua.startswith("tritonop/") else "kopf" if ua.startswith("kopf/") else "other"
+
+
+_OBJ = re.compile(r"/namespaces/[^/]+/(?P<plural>[^/]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>[^/]+))?)?$")
+
+
+def addressed(r: Recorded) -> tuple[str, str | None, str | None]:
+    """(plural, name, subresource) of a namespaced request; a POST's name from its body."""
+    m = _OBJ.search(r.path)
+    if not m:
+        return ("", None, None)
+    name = m["name"]
+    if name is None and r.method == "POST" and isinstance(r.body, dict):
+        name = (r.body.get("metadata") or {}).get("name")
+    return (m["plural"], name, m["sub"])
+
+
+def verb(r: Recorded) -> str:
+    _, name, _ = addressed(r)
+    if r.method == "GET":
+        if r.is_watch:
+            return "WATCH"
+        if name is None:
+            return "LIST"
+        return "GET 404" if r.status == 404 else "GET"
+    return r.method
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def vm_hwm_mb(pid: int) -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def admin_tls(cp: ControlPlane) -> ssl.SSLContext:
+    assert cp.workdir is not None
+    pki = cp.workdir / "pki"
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    return context
+
+
+@contextlib.contextmanager
+def cluster(workdir: Path) -> Iterator[tuple[ControlPlane, FaultProxy, Path]]:
+    # Two Services per object: the test bed's /24 service range holds 125 objects; a /16
+    # (given after it, so it wins) holds 32,000, and still contains the `kubernetes` Service IP.
+    cp = ControlPlane(
+        controllers=True,
+        scheduler=False,
+        controller_names=CONTROLLERS,
+        extra_apiserver_args=("--service-cluster-ip-range=10.0.0.0/16",),
+    )
+    try:
+        cp.start()
+        prepare(cp, [NS])
+        with FaultProxy(cp) as proxy:
+            token = cp.kubectl("create", "token", ADMIN_ACCOUNT, "-n", "kube-system", "--duration=2h").stdout.strip()
+            yield cp, proxy, proxy.kubeconfig(workdir / "kubeconfig", token=token)
+    finally:
+        cp.stop()
+
+
+async def measure(
+    count: int,
+    *,
+    tick: float,
+    timeout: float,
+    idle_s: float,
+    in_flight: int,
+    operator_args: Sequence[str],
+    workdir: Path,
+) -> Row:
+    row = Row(count)
+    with cluster(workdir) as (cp, proxy, kubeconfig):
+        log = workdir / f"operator-{count}.log"
+        args = ["-n", NS, "--tick-seconds", str(tick), "--metrics-port", str(free_port())]
+        args += ["--prometheus-url", CLOSED, "--triton-url-template", CLOSED, *operator_args]
+        operator = OperatorProcess(kubeconfig, *args, log=log).start()
+        try:
+            async with httpx.AsyncClient(base_url=cp.url, verify=admin_tls(cp), timeout=60) as client:
+                await _wait_watching(proxy, operator)
+                start_mark = proxy.mark()
+                sent = await _create(client, count, in_flight, row)
+                done_at = await _wait_converged(client, proxy, sent, row, timeout)
+                creation = [r for r in proxy.since(start_mark) if done_at is None or r.at <= done_at]
+                _count_creation(row, creation, count)
+                if done_at is not None and idle_s > 0:
+                    await asyncio.sleep(tick + 1)
+                    idle_mark = proxy.mark()
+                    await asyncio.sleep(idle_s)
+                    idle = [r for r in proxy.since(idle_mark) if agent(r) != "other"]
+                    per = count * idle_s / 60
+                    row.idle_per_object_min = len(idle) / per
+                    verbs = collections.Counter(verb(r) for r in idle)
+                    row.idle_by_verb = {v: n / per for v, n in sorted(verbs.items())}
+                errors = collections.Counter(
+                    f"{agent(r)} {r.method} {r.status}"
+                    for r in proxy.since(start_mark)
+                    if agent(r) != "other" and r.status not in OK and not (r.method == "GET" and r.status == 404)
+                )
+                row.errors = dict(errors)
+            assert operator.proc is not None
+            row.rss_mb = vm_hwm_mb(operator.proc.pid)
+            with open(workdir / f"requests-{count}.jsonl", "w") as out:  # for a closer look
+                for r in proxy.since(0):
+                    line = {"at": round(r.at, 4), "agent": agent(r), "verb": verb(r), "path": r.path}
+                    out.write(json.dumps({**line, "status": r.status}) + "\n")
+        finally:
+            await operator.astop()
+        text = operator.output.split("Signal SIGINT is received")[0]  # not what shutting down cancels
+        row.retries = text.count("failed temporarily")
+        row.timeouts = len(re.findall(r"(Read|Write|Connect|Pool)Timeout", text))
+    return row
+
+
+async def _wait_watching(proxy: FaultProxy, operator: OperatorProcess, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(r.is_watch and "inferenceservices" in r.path for r in proxy.since(0)):
+            return
+        if operator.proc is not None and operator.proc.poll() is not None:
+            raise RuntimeError(f"the operator exited:\n{operator.output[-3000:]}")
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the operator did not watch InferenceServices within {timeout}s:\n{operator.output[-3000:]}")
+
+
+async def _create(client: httpx.AsyncClient, count: int, in_flight: int, row: Row) -> dict[str, float]:
+    """Create isvc-0 .. isvc-(count-1), `in_flight` at a time; when each create was sent."""
+    sent: dict[str, float] = {}
+    slots = asyncio.Semaphore(in_flight)
+    width = len(str(count - 1))
+
+    async def one(i: int) -> None:
+        name = f"isvc-{i:0{width}d}"
+        async with slots:
+            sent[name] = time.monotonic()
+            for attempt in range(5):
+                response = await client.post(ISVCS, json=isvc(name))
+                if response.status_code in OK:
+                    return
+                if attempt == 4 or (response.status_code < 500 and response.status_code != 429):
+                    raise RuntimeError(f"create {name}: {response.status_code} {response.text[:300]}")
+                await asyncio.sleep(1)
+
+    first = time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(count)))
+    row.create_rate = count / max(time.monotonic() - first, 1e-9)
+    return sent
+
+
+async def _wait_converged(
+    client: httpx.AsyncClient, proxy: FaultProxy, sent: dict[str, float], row: Row, timeout: float
+) -> float | None:
+    """Poll (every 2 s) until every object converged; the monotonic time it did (None: timed out)."""
+    first = min(sent.values())
+    deadline = first + timeout
+    scanned = 0
+    status_at: dict[str, float] = {}
+    entry_at: dict[str, float] = {}
+    while True:
+        records = proxy.since(scanned)
+        scanned += len(records)
+        for r in records:
+            if agent(r) != "tritonop" or r.status not in OK or r.method not in ("PATCH", "POST", "PUT"):
+                continue
+            plural, name, sub = addressed(r)
+            if name not in sent:
+                continue
+            if plural == "inferenceservices" and sub == "status":
+                status_at.setdefault(name, r.at)
+            elif plural == "services" and sub is None:
+                entry_at.setdefault(name, r.at)
+        listed = (await client.get(ISVCS)).json().get("items") or []
+        current = {
+            o["metadata"]["name"]
+            for o in listed
+            if (o.get("status") or {}).get("observedGeneration") == o["metadata"].get("generation")
+        }
+        services = (await client.get(f"/api/v1/namespaces/{NS}/services")).json().get("items") or []
+        entries = {s["metadata"]["name"] for s in services} & current
+        row.converged = len(entries)
+        now = time.monotonic()
+        print(f"  N={len(sent)}: {row.converged} converged after {now - first:.0f}s", file=sys.stderr, flush=True)
+        if row.converged == len(sent) or now > deadline:
+            break
+        await asyncio.sleep(2)
+    latencies = [max(status_at[n], entry_at[n]) - sent[n] for n in entries if n in status_at and n in entry_at]
+    row.p50_s, row.p99_s = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    if row.converged < len(sent):
+        return None
+    done = max(max(status_at.get(n, 0), entry_at.get(n, 0)) for n in sent)
+    row.total_s = done - first
+    row.converge_rate = len(sent) / row.total_s
+    return done
+
+
+def _count_creation(row: Row, records: list[Recorded], count: int) -> None:
+    ours = [r for r in records if agent(r) == "tritonop"]
+    verbs = collections.Counter(verb(r) for r in ours)
+    row.by_verb = {v: n / count for v, n in sorted(verbs.items())}
+    row.kopf_per_object = sum(1 for r in records if agent(r) == "kopf") / count
+    children = {
+        (plural, name)
+        for r in ours
+        if r.status in OK and r.method in ("PATCH", "POST", "PUT")
+        for plural, name, sub in [addressed(r)]
+        if plural not in ("inferenceservices", "events") and sub is None
+    }
+    row.minimum = len(children) / count + 1  # one write per child, one status write
+
+
+def _s(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}s"
+
+
+def table(rows: Sequence[Row], tick: float) -> str:
+    lines = [
+        f"tick {tick:g}s; converged = status.observedGeneration == generation and the entry Service written",
+        "| N | converged | all converged in | creates/s (client) | converged/s | latency p50 / p99 "
+        "| operator requests per object at creation (min) | kopf requests per object "
+        "| idle requests per object per minute | peak RSS | errors | retries / timeouts |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        verbs = ", ".join(f"{v} {n:.1f}" for v, n in row.by_verb.items())
+        total = sum(row.by_verb.values())
+        idle = (
+            "—"
+            if row.idle_per_object_min is None
+            else f"{row.idle_per_object_min:.1f} ("
+            + ", ".join(f"{v} {n:.1f}" for v, n in row.idle_by_verb.items())
+            + ")"
+        )
+        errors = ", ".join(f"{k}: {n}" for k, n in sorted(row.errors.items())) or "0"
+        # Not all converged: the requests are those of the whole wait, and no minimum is known.
+        minimum = f"min {row.minimum:.0f}" if row.total_s is not None else "until the timeout"
+        lines.append(
+            f"| {row.count} | {row.converged} | {_s(row.total_s)} | {row.create_rate:.0f} | {row.converge_rate:.1f} "
+            f"| {_s(row.p50_s)} / {_s(row.p99_s)} | {total:.1f}: {verbs} ({minimum}) "
+            f"| {row.kopf_per_object:.1f} | {idle} | "
+            f"{'—' if row.rss_mb is None else f'{row.rss_mb:.0f} MB'} | {errors} | {row.retries} / {row.timeouts} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, action="append", help="InferenceServices to create (repeat; default 100)")
+    parser.add_argument("--tick-seconds", type=float, default=5.0, help="the operator's --tick-seconds (default 5)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for convergence per N")
+    parser.add_argument("--idle-seconds", type=float, default=60, help="settled window for idle requests")
+    parser.add_argument("--in-flight", type=int, default=32, help="concurrent creates (default 32)")
+    parser.add_argument("--operator-arg", action="append", default=[], help="extra `tritonop run` argument (repeat)")
+    parser.add_argument("--keep", type=Path, help="keep operator logs in this folder")
+    args = parser.parse_args(argv)
+    counts = args.count or [100]
+    rows = []
+    for count in counts:
+        with tempfile.TemporaryDirectory(prefix="tritonop-bench-scale-") as tmp:
+            workdir = args.keep or Path(tmp)
+            workdir.mkdir(parents=True, exist_ok=True)
+            print(f"N={count}: starting", file=sys.stderr, flush=True)
+            row = asyncio.run(
+                measure(
+                    count,
+                    tick=args.tick_seconds,
+                    timeout=args.timeout,
+                    idle_s=args.idle_seconds,
+                    in_flight=args.in_flight,
+                    operator_args=args.operator_arg,
+                    workdir=workdir,
+                )
+            )
+            rows.append(row)
+            print(json.dumps(dataclasses.asdict(row)), file=sys.stderr, flush=True)
+    print(table(rows, args.tick_seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
