@@ -62,6 +62,18 @@ class Notification:
             where = f"{self.cluster}: {where}"
         return f"{self.reason}: {where}" + (f" revision {self.revision}" if self.revision else "")
 
+    @property
+    def facts(self) -> list[tuple[str, str | None]]:
+        """The labelled facts chat cards show (a missing one is left out by the caller)."""
+        return [
+            ("Namespace", self.namespace),
+            ("InferenceService", self.name),
+            ("Revision", self.revision),
+            ("Stable", self.stable_revision),
+            ("Phase", self.phase),
+            ("Cluster", self.cluster),
+        ]
+
 
 def notification_from(
     body: Mapping[str, Any], event: Event, *, now: datetime, cluster: str | None = None
@@ -118,15 +130,7 @@ def webhook_payload(n: Notification) -> dict[str, Any]:
 def slack_payload(n: Notification) -> dict[str, Any]:
     """A Slack incoming-webhook body: `text` (notifications, clients without blocks) and blocks."""
     emoji = _SLACK_EMOJI.get(n.reason, ":information_source:")
-    facts = [
-        ("Namespace", n.namespace),
-        ("InferenceService", n.name),
-        ("Revision", n.revision),
-        ("Stable", n.stable_revision),
-        ("Phase", n.phase),
-        ("Cluster", n.cluster),
-    ]
-    fields = [{"type": "mrkdwn", "text": f"*{k}*\n`{_slack_escape(v)}`"} for k, v in facts if v]
+    fields = [{"type": "mrkdwn", "text": f"*{k}*\n`{_slack_escape(v)}`"} for k, v in n.facts if v]
     return {
         "text": _truncate(f"{emoji} {_slack_escape(n.title)}: {_slack_escape(n.message)}", SLACK_TEXT_LIMIT),
         "blocks": [
@@ -150,15 +154,7 @@ def teams_payload(n: Notification) -> dict[str, Any]:
     Adaptive Card 1.4, not the legacy MessageCard: Office 365 Connectors (the only MessageCard
     receivers) are retired in favour of Workflows, which post Adaptive Cards (docs/notifications.md).
     """
-    facts = [
-        ("Namespace", n.namespace),
-        ("InferenceService", n.name),
-        ("Revision", n.revision),
-        ("Stable", n.stable_revision),
-        ("Phase", n.phase),
-        ("Cluster", n.cluster),
-        ("Time", format_time(n.time)),
-    ]
+    facts = [*n.facts, ("Time", format_time(n.time))]
     card = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
