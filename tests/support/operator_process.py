@@ -95,6 +95,25 @@ async def eventually(check: Callable[[], Any], timeout: float = 30, interval: fl
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: {last_error!r}")
 
 
+NOWHERE = "http://127.0.0.1:9"  # nothing listens: Prometheus and Triton calls fail fast
+
+
+def operator_flags(
+    work: Path, *, tick: str = "0.3", prometheus_url: str = NOWHERE, triton_url: str = NOWHERE
+) -> list[str]:
+    """The flags tests run the operator with: every namespace, a fast tick, a free metrics
+    port, Prometheus and Triton where nothing listens unless given (cluster DNS names would
+    not resolve here), and an endpoints file under ``work``."""
+    return [
+        "--all-namespaces",
+        "--tick-seconds", tick,
+        "--metrics-port", str(free_port()),
+        "--prometheus-url", prometheus_url,
+        "--triton-url-template", triton_url,
+        "--triton-endpoints-file", str(work / "endpoints.json"),
+    ]  # fmt: skip
+
+
 def free_port() -> int:
     import socket
 

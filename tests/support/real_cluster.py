@@ -181,15 +181,7 @@ class RealCluster:
     def chart_kubeconfig(self, path: Path, namespace: str = "tritonop-system") -> Path:
         """A kubeconfig (through the proxy) for the chart's own ServiceAccount, with the chart's
         RBAC objects (``helm template``) applied: the operator's requests then pass real RBAC."""
-        cp = self.control_plane
-        rendered = helm_template()
-        _apply(cp, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}])
-        kinds = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-        _apply(cp, [obj for obj in rendered if obj["kind"] in kinds])
-        (account,) = [obj for obj in rendered if obj["kind"] == "ServiceAccount"]
-        name = account["metadata"]["name"]
-        token = cp.kubectl("create", "token", name, "-n", namespace, "--duration=2h").stdout.strip()
-        return self.proxy.kubeconfig(path, token=token)
+        return self.proxy.kubeconfig(path, token=chart_account_token(self.control_plane, namespace))
 
     @property
     def never_ready(self) -> set[str]:
@@ -315,6 +307,18 @@ def _prepare(cp: ControlPlane, namespaces: Iterable[str]) -> None:
             f"ServiceAccount {ns}/default",
             timeout=90,
         )
+
+
+def chart_account_token(cp: ControlPlane, namespace: str = "tritonop-system") -> str:
+    """Apply the chart's ServiceAccount and RBAC objects (``helm template``, release namespace
+    ``namespace``, created if missing) and return a token of that ServiceAccount."""
+    rendered = helm_template(namespace=namespace)
+    _apply(cp, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}])
+    kinds = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    _apply(cp, [obj for obj in rendered if obj["kind"] in kinds])
+    (account,) = [obj for obj in rendered if obj["kind"] == "ServiceAccount"]
+    name = account["metadata"]["name"]
+    return str(cp.kubectl("create", "token", name, "-n", namespace, "--duration=2h").stdout.strip())
 
 
 def _install_more_crds(cp: ControlPlane) -> None:

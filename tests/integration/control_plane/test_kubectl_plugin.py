@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.control_plane import eventually
-from tests.support.operator_process import OperatorProcess, free_port
+from tests.support.operator_process import OperatorProcess, operator_flags
 from tests.support.real_cluster import RealCluster, real_cluster
 
 pytestmark = pytest.mark.slow
@@ -43,19 +43,7 @@ CLEAR = "\x1b[H\x1b[2J"
 
 def operator_args(tmp_path: Path) -> list[str]:
     """The flags tests/integration/operator/conftest.py runs the operator with."""
-    return [
-        "--all-namespaces",
-        "--tick-seconds",
-        "0.3",
-        "--metrics-port",
-        str(free_port()),
-        "--prometheus-url",
-        "http://127.0.0.1:9",
-        "--triton-url-template",
-        "http://127.0.0.1:9",
-        "--triton-endpoints-file",
-        str(tmp_path / "endpoints.json"),
-    ]
+    return operator_flags(tmp_path)
 
 
 def plugin(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -32,9 +32,9 @@ import pytest
 
 from tests.support.control_plane import ControlPlane, eventually
 from tests.support.fault_proxy import FaultProxy, Recorded
-from tests.support.helm import helm_template
 from tests.support.node_standin import cluster_with_ready_node
-from tests.support.operator_process import OperatorProcess, free_port
+from tests.support.operator_process import OperatorProcess, operator_flags
+from tests.support.real_cluster import chart_account_token
 
 pytestmark = pytest.mark.slow
 
@@ -75,23 +75,10 @@ def operator(
     cluster: ControlPlane, proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     """The operator as the chart's ServiceAccount, through the proxy; its watches open."""
-    rendered = helm_template()
-    for obj in rendered:
-        if obj["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
-            apply_json(cluster, obj)
-    (account,) = [o for o in rendered if o["kind"] == "ServiceAccount"]
-    name = account["metadata"]["name"]
-    token = cluster.kubectl("create", "token", name, "-n", OPERATOR_NAMESPACE, "--duration=2h").stdout.strip()
+    token = chart_account_token(cluster, OPERATOR_NAMESPACE)
     work = tmp_path_factory.mktemp("operator-faults")
     kubeconfig = proxy.kubeconfig(work / "kubeconfig", token=token)
-    args = [
-        "--all-namespaces",
-        "--tick-seconds", "0.5",
-        "--metrics-port", str(free_port()),
-        "--prometheus-url", NOWHERE,
-        "--triton-url-template", NOWHERE,
-        "--triton-endpoints-file", str(work / "endpoints.json"),
-    ]  # fmt: skip
+    args = operator_flags(work, tick="0.5", prometheus_url=NOWHERE, triton_url=NOWHERE)
     proc = OperatorProcess(kubeconfig, *args, log=work / "operator.log").start()
     try:
         eventually(lambda: isvc_watches(proxy.requests), "kopf watching InferenceServices through the proxy",

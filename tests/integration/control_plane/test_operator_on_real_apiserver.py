@@ -37,9 +37,9 @@ from typing import Any
 import pytest
 
 from tests.support.control_plane import ControlPlane, eventually
-from tests.support.helm import helm_template
 from tests.support.node_standin import cluster_with_ready_node, reported_ready
-from tests.support.operator_process import OperatorProcess, free_port
+from tests.support.operator_process import OperatorProcess, operator_flags
+from tests.support.real_cluster import chart_account_token
 from tritonop.config import OperatorConfig
 from tritonop.kube.apply import with_hash
 from tritonop.kube.client import object_path
@@ -93,13 +93,7 @@ def node_name(cluster: ControlPlane) -> str:
 @pytest.fixture(scope="module")
 def operator_kubeconfig(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A kubeconfig for the chart's operator ServiceAccount, bound to the chart's ClusterRole."""
-    rendered = helm_template()
-    for obj in rendered:
-        if obj["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
-            apply_json(cluster, obj)
-    (account,) = [o for o in rendered if o["kind"] == "ServiceAccount"]
-    name = account["metadata"]["name"]
-    token = cluster.kubectl("create", "token", name, "-n", OPERATOR_NAMESPACE, "--duration=2h").stdout.strip()
+    token = chart_account_token(cluster, OPERATOR_NAMESPACE)
     return cluster.token_kubeconfig(token, tmp_path_factory.mktemp("operator") / "kubeconfig")
 
 
@@ -108,14 +102,7 @@ def operator(
     cluster: ControlPlane, operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     work = tmp_path_factory.mktemp("operator-run")
-    args = [
-        "--all-namespaces",
-        "--tick-seconds", "0.5",
-        "--metrics-port", str(free_port()),
-        "--prometheus-url", PROMETHEUS_URL,
-        "--triton-url-template", TRITON_URL,
-        "--triton-endpoints-file", str(work / "endpoints.json"),
-    ]  # fmt: skip
+    args = operator_flags(work, tick="0.5", prometheus_url=PROMETHEUS_URL, triton_url=TRITON_URL)
     proc = OperatorProcess(operator_kubeconfig, *args, log=work / "operator.log").start()
     try:
         yield proc

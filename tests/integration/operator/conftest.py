@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.operator_process import OperatorProcess, free_port
+from tests.support.operator_process import OperatorProcess, operator_flags
 from tests.support.real_cluster import RealCluster, real_cluster
 from tests.support.triton import TritonServer, write_model
 
@@ -38,22 +38,9 @@ def operator_args(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
     # Tests that use the `triton` fixture reach every revision through that real server; the
     # others through a closed local port, which fails fast (cluster DNS names would not
     # resolve here, and slow lookups would only add noise).
-    triton_url = "http://127.0.0.1:9"
     if "triton" in request.fixturenames:
-        triton_url = request.getfixturevalue("triton").http_url
-    return [
-        "--all-namespaces",
-        "--tick-seconds",
-        "0.3",
-        "--metrics-port",
-        str(free_port()),
-        "--prometheus-url",
-        "http://127.0.0.1:9",  # nothing listens: analysis sees Error
-        "--triton-url-template",
-        triton_url,
-        "--triton-endpoints-file",
-        str(tmp_path / "endpoints.json"),
-    ]
+        return operator_flags(tmp_path, triton_url=request.getfixturevalue("triton").http_url)
+    return operator_flags(tmp_path)
 
 
 @pytest.fixture
