@@ -147,6 +147,9 @@ async def test_an_operator_restart_mid_canary_resumes_the_same_canary(stack: Loc
     at_step = await wait_for_weight(stack, 20)
     canary = at_step["canaryRevision"]
     canary_pid = stack.kubelet.pods(NAMESPACE, canary)[0].process.pid
+    # kopf posts Events from a queue after the status write: a SIGKILL right after the step's
+    # status would lose its Event, which no operator posts again (Events are best effort).
+    await stack.wait_until(lambda: "CanaryStep" in stack.event_reasons(), 15, "the first step's Event")
 
     stack.kill_operator()
     await asyncio.sleep(4)  # the step's interval runs out while nobody watches

@@ -346,6 +346,13 @@ class ControlPlane:
         with urllib.request.urlopen(request, context=self._admin_tls(), timeout=10.0) as response:
             return json.load(response)
 
+    def crd_established(self, name: str) -> bool:
+        """Whether CRD ``name`` is Established (polled: `kubectl wait` fails on a CRD that has
+        no status yet)."""
+        crd = self.find(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}") or {}
+        conditions = (crd.get("status") or {}).get("conditions") or []
+        return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
     def find(self, path: str) -> dict[str, Any] | None:
         """GET an object as the admin user; None when the server answers 404."""
         try:

@@ -361,7 +361,7 @@ def cluster_with_ready_node(namespaces: Iterable[str], *, crd: bool = True) -> I
     with ControlPlane(controllers=True, scheduler=True, controller_names=controllers) as cp:
         if crd:
             cp.kubectl("apply", "--server-side", "-f", str(Path(__file__).resolve().parents[2] / "crds"))
-            cp.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+            eventually(lambda: cp.crd_established(CRD_NAME), f"CRD {CRD_NAME} Established", timeout=60)
         for namespace in namespaces:
             namespace_obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
             cp.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(namespace_obj))

@@ -290,8 +290,8 @@ def control_plane(controllers: Iterable[str] = DEFAULT_CONTROLLERS) -> ControlPl
 
 def _prepare(cp: ControlPlane, namespaces: Iterable[str]) -> None:
     cp.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "crds"))
-    crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/inferenceservices.serving.tritonop.dev"
-    eventually(lambda: _established(cp, crd), "the InferenceService CRD Established", timeout=60)
+    crd = "inferenceservices.serving.tritonop.dev"
+    eventually(lambda: cp.crd_established(crd), "the InferenceService CRD Established", timeout=60)
     _apply(cp, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in namespaces])
     _apply(cp, [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": ADMIN_ACCOUNT, "namespace": "kube-system"}},
@@ -327,14 +327,7 @@ def _install_more_crds(cp: ControlPlane) -> None:
         "apply", "--server-side", "-f", str(REPO_ROOT / "charts" / "tritonop" / "crds" / "kopf.dev_peerings.yaml")
     )
     for name in ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
-        crd = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-        eventually(lambda crd=crd: _established(cp, crd), f"CRD {name} Established", timeout=60)
-
-
-def _established(cp: ControlPlane, path: str) -> bool:
-    # Polled rather than `kubectl wait`, which fails on a CRD that has no status yet.
-    conditions = (cp.request_json("GET", path).get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+        eventually(lambda name=name: cp.crd_established(name), f"CRD {name} Established", timeout=60)
 
 
 @contextlib.asynccontextmanager

@@ -257,7 +257,7 @@ def test_install_deploys_the_chart_and_an_inference_service_becomes_ready(
     cluster: ControlPlane, installed: str, operator: LocalOperator
 ) -> None:
     for crd in CRDS:  # from crds/, installed by helm before the templates
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+        eventually(lambda crd=crd: cluster.crd_established(crd), f"{crd} Established", timeout=60)
     status = release_status(cluster)
     assert (status["info"]["status"], status["version"]) == ("deployed", 1)
 

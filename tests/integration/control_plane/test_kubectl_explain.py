@@ -31,7 +31,7 @@ def cp() -> Iterator[ControlPlane]:
     """etcd and kube-apiserver only (explain needs no controllers), with the checked-in CRD Established."""
     with ControlPlane() as plane:
         plane.kubectl("apply", "--server-side", "-f", "crds/")
-        plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+        eventually(lambda: plane.crd_established(CRD_NAME), f"{CRD_NAME} Established", timeout=60)
         yield plane
 
 

@@ -142,7 +142,7 @@ def cp() -> Iterator[ControlPlane]:
     provider_crd_files()  # skip (or fail) before starting anything when they are missing
     with ControlPlane(controllers=False, scheduler=False) as plane:
         plane.kubectl("apply", "--server-side", "-f", "crds/")
-        plane.kubectl("wait", "--for=condition=Established", f"crd/{TRITONOP_CRD}", "--timeout=90s", timeout=120)
+        eventually(lambda: plane.crd_established(TRITONOP_CRD), f"{TRITONOP_CRD} Established", timeout=90)
         install_provider_crds(plane)
         for namespace in ("ml", "gateways"):
             ensure_namespace(plane, namespace)

@@ -34,7 +34,7 @@ def ensure_namespace(cp: ControlPlane, name: str) -> None:
 def crd(control_plane: ControlPlane) -> ControlPlane:
     """The checked-in CRD applied with kubectl server-side apply, and Established."""
     control_plane.kubectl("apply", "--server-side", "-f", "crds/")
-    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    eventually(lambda: control_plane.crd_established(CRD_NAME), f"{CRD_NAME} Established", timeout=60)
     return control_plane
 
 
