@@ -395,7 +395,42 @@ class CustomCheck(Model):
         return self
 
 
+class AnalysisMode(str, Enum):
+    sequential = "sequential"
+    interval = "interval"
+
+
+class AnalysisSource(str, Enum):
+    auto = "auto"
+    prometheus = "prometheus"
+    direct = "direct"
+
+
 class Analysis(Model):
+    mode: AnalysisMode = Field(
+        AnalysisMode.sequential,
+        description="sequential: the built-in checks are judged on every tick by an always-valid sequential "
+        "test and a canary conclusively worse than a bound is rolled back at once, whatever failureThreshold; "
+        "a step still lasts interval and passes with at least minRequests requests and no conclusive failure. "
+        "interval: judged once per interval, rolled back after failureThreshold failed analyses. Custom checks "
+        "are judged once per interval in both. Default: sequential.",
+    )
+    source: AnalysisSource = Field(
+        AnalysisSource.auto,
+        description="Where the built-in checks read requests, failures and latencies. direct: Triton's own "
+        "metrics endpoint (port 8002) on every canary and stable pod, about once a tick; prometheus: "
+        "PromQL over interval (the only source of custom checks); auto: direct while every pod answers, "
+        "else prometheus for that analysis. The source that judged is in status.canary.lastAnalysis. "
+        "Sequential judging needs direct; with prometheus it judges per interval. Default: auto.",
+    )
+    alpha: float = Field(
+        0.001,
+        gt=0,
+        le=0.5,
+        description="Sequential mode: the false-rollback rate, the highest probability that a canary within "
+        "all its bounds is rolled back, a ratio above 0 and at most 0.5, split evenly over the sequential "
+        "checks. Default: 0.001.",
+    )
     prometheus_url: str | None = Field(
         None,
         max_length=1024,
@@ -672,6 +707,35 @@ class TrafficTarget(Model):
     percent: int = Field(..., description="Share of traffic in percent, 0..100.")
 
 
+class CheckEvidence(Model):
+    """What a sequential check has seen on each side since the canary's first sample."""
+
+    decision: Literal["Pass", "Fail", "Inconclusive"] = Field(
+        ...,
+        description="Fail: conclusively worse than the bound; Pass: enough evidence (minRequests) and no "
+        "conclusive failure; Inconclusive: not enough evidence yet.",
+    )
+    canary_requests: int = Field(0, description="Canary requests seen (successful plus failed). Default: 0.")
+    canary_failures: int = Field(0, description="Canary requests that failed. Default: 0.")
+    stable_requests: int | None = Field(None, description="Stable requests seen, for checks against the stable.")
+    stable_failures: int | None = Field(None, description="Stable requests that failed.")
+    seconds: int | None = Field(
+        None, description="Latency checks: samples (about one a second) with a mean latency on the compared sides."
+    )
+    seconds_above: int | None = Field(
+        None, description="Latency checks: those samples whose canary mean exceeded the bound."
+    )
+    statistic: float = Field(
+        ..., description="The evidence against the canary being within its bound (a likelihood ratio, from 1)."
+    )
+    threshold: float = Field(..., description="The statistic that is conclusive: 1/alpha for this check.")
+    detectable: float | None = Field(
+        None,
+        description="The rate (failures, or samples above the bound) this much evidence detects with 80% "
+        "probability; smaller is more sensitive.",
+    )
+
+
 class CheckResult(Model):
     """The outcome of one check in the last analysis."""
 
@@ -682,6 +746,10 @@ class CheckResult(Model):
     value: float | None = Field(None, description="Measured value, in the check's unit (ratio, ms, ...).")
     bound: str | None = Field(None, description="The bound it was judged against, e.g. >= 0.99 or <= 250ms.")
     message: str = Field("", description="Why, when it did not pass. Default: empty.")
+    source: Literal["direct", "prometheus"] | None = Field(
+        None, description="Where the check's data came from: direct (Triton's metrics endpoints) or prometheus."
+    )
+    evidence: CheckEvidence | None = Field(None, description="Sequential checks: the counts and the test.")
 
 
 class CanaryStatus(Model):
