@@ -4,7 +4,8 @@ In a cluster: the revision's Service DNS name, from `--triton-url-template`
 (placeholders {name}, {revision}, {namespace}, {service}); one pod directly, from
 `triton_pod_url_template` ({pod_ip}). Outside a cluster (an operator on a laptop with
 `kubectl port-forward`, or the local end-to-end harness), an endpoints file maps
-`namespace/service` and `namespace/pod/NAME` to URLs; it is re-read when it changes.
+`namespace/service` and `namespace/pod/NAME` to URLs (and `namespace/pod/NAME/metrics` to a
+pod's metrics endpoint); it is re-read when it changes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+
+METRICS_PORT = 8002
 
 
 class TritonEndpoints:
@@ -43,6 +46,17 @@ class TritonEndpoints:
         if mapped:
             return mapped
         return self._template.format(name=name, revision=revision, namespace=namespace, service=service)
+
+    def metrics_url_for_pod(self, namespace: str, pod: str, pod_ip: str | None) -> str | None:
+        """Triton's metrics endpoint (port 8002, /metrics) on one pod: ``namespace/pod/NAME/metrics``
+        in the endpoints file, else the pod's IP."""
+        mapped = self._load().get(f"{namespace}/pod/{pod}/metrics")
+        if mapped:
+            return mapped
+        if not pod_ip:
+            return None
+        host = f"[{pod_ip}]" if ":" in pod_ip else pod_ip
+        return f"http://{host}:{METRICS_PORT}/metrics"
 
     def url_for_pod(self, namespace: str, pod: str, pod_ip: str | None) -> str | None:
         mapped = self._load().get(f"{namespace}/pod/{pod}")

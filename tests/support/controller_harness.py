@@ -18,10 +18,12 @@ from typing import Any, Literal
 from tests.support.fake_kube import FakeKube
 from tritonop import API_VERSION, KIND
 from tritonop.analysis.result import QueryResult
+from tritonop.analysis.triton_metrics import DirectTally, PodCounters
 from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus
 from tritonop.children import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.controller import Controller
+from tritonop.controller.direct_metrics import DirectSample
 from tritonop.controller.triton_checks import TritonChecks
 from tritonop.endpoints import TritonEndpoints
 from tritonop.rollout import Event, GateResult
@@ -81,6 +83,35 @@ class FakePrometheus:
         pass
 
 
+DirectMode = Literal["off", "pass", "fail"]
+
+
+@dataclass
+class FakeDirect:
+    """Direct metrics without Triton pods: "off" is an incomplete sample (the analysis falls
+    back to Prometheus, as with pods that do not answer), "pass" a canary with 1000 requests
+    and no failure, "fail" one with half of them failed (a conclusive sequential Fail)."""
+
+    mode: DirectMode = "off"
+    samples: int = 0
+
+    async def sample(self, ref: IsvcRef, model: str, canary: str, stable: str) -> DirectSample:
+        self.samples += 1
+        tally = DirectTally(canary, stable)
+        if self.mode == "off":
+            return DirectSample(tally, complete=False, problem=f"pod {ref.name}-{canary}-0: no metrics answer")
+        failures = 0 if self.mode == "pass" else 500
+        tally.canary.total = PodCounters(success=1000 - failures, failure=failures)
+        tally.stable.total = PodCounters(success=10_000)
+        return DirectSample(tally, complete=True)
+
+    def forget(self, namespace: str, name: str) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
 def isvc(
     spec: Mapping[str, Any],
     *,
@@ -115,6 +146,7 @@ class Harness:
         self.config = config or OperatorConfig(triton_image="tritonserver:test")
         self.events: list[Event] = []
         self.prometheus = FakePrometheus()
+        self.direct = FakeDirect()
         self.uid = UID
         self.controller = self.new_controller()
 
@@ -123,6 +155,7 @@ class Harness:
         controller = Controller(self.kube, self.config, post_event=self._post, clock=lambda: self.now)  # type: ignore[arg-type]
         controller.triton = FakeTriton(self.kube)
         controller.prometheus = self.prometheus  # type: ignore[assignment]
+        controller.direct = self.direct  # type: ignore[assignment]
         return controller
 
     def _post(self, body: Mapping[str, Any], event: Event) -> None:

@@ -20,8 +20,12 @@ from typing import Any
 
 from tritonop import metrics
 from tritonop.analysis.checks import analyse
+from tritonop.analysis.direct import judge_direct, prometheus_only, sequential_checks
+from tritonop.analysis.judge import Bound, combine, unjudged
 from tritonop.analysis.prometheus import PrometheusClients
 from tritonop.api.models import (
+    AnalysisMode,
+    AnalysisSource,
     CheckResult,
     Condition,
     InferenceServiceSpec,
@@ -33,6 +37,7 @@ from tritonop.children import BuildError, IsvcRef, parse_spec, revision_of, trit
 from tritonop.children.labels import REVISION_LABEL
 from tritonop.config import OperatorConfig
 from tritonop.controller import forbidden
+from tritonop.controller.direct_metrics import DirectMetrics
 from tritonop.controller.revisions import Children
 from tritonop.controller.status_store import StatusStore, UnreadableStatus, object_key, rollout_state
 from tritonop.controller.telemetry import RolloutTelemetry
@@ -92,6 +97,7 @@ class Controller:
         )
         keys = TritonKeys.from_config(config)  # the pods' control-API keys derive from it
         self.triton = TritonChecks(kube, endpoints, keys)
+        self.direct = DirectMetrics(kube, endpoints)  # Triton's metrics endpoints, for sequential analysis
         self.children = Children(kube, config, keys)
         self.status = StatusStore(kube)
         self.prometheus = PrometheusClients(timeout_s=config.prometheus_timeout_seconds)
@@ -228,26 +234,60 @@ class Controller:
             gate = await self.triton.gate(ref, spec, canary)
         verdict: Verdict | None = None
         checks: tuple[CheckResult, ...] = ()
-        if manual is None and analysis_due(state, policy, now):
-            prometheus = await self.prometheus.for_url(
-                spec.rollout.analysis.prometheus_url or self.config.prometheus_url
-            )
-            outcome = await analyse(
-                prometheus,
-                spec.rollout.analysis,
-                namespace=ref.namespace,
-                name=ref.name,
-                model=triton_model_name(ref, spec),
-                canary_revision=canary,
-                stable_revision=state.stable,
-                window_s=policy.interval_s,
-                config=self.config,
-                at=now,
-            )
-            verdict, checks = outcome.verdict, tuple(outcome.checks)
+        conclusive = False
+        analysis = spec.rollout.analysis
+        due = manual is None and analysis_due(state, policy, now)
+        direct = None
+        passed_gate = not waiting_for_traffic(state) or (gate is not None and gate.ready)
+        if (
+            manual is None
+            and not policy.paused
+            and passed_gate
+            and state.stable is not None
+            and analysis.mode == AnalysisMode.sequential
+            and analysis.source != AnalysisSource.prometheus
+        ):
+            # Every tick: the canary's and the stable's pods, read directly (a baseline at the gate).
+            sample = await self.direct.sample(ref, triton_model_name(ref, spec), canary, state.stable)
+            judged = judge_direct(analysis, sample.tally)
+            if not waiting_for_traffic(state) and judged.conclusive_failure:
+                verdict, checks, conclusive = "Fail", tuple(judged.checks), True
+            elif due and (sample.complete or analysis.source == AnalysisSource.direct):
+                direct = judged if sample.complete else None
+                if direct is None:
+                    message = f"direct metrics incomplete: {sample.problem}"
+                    checks = tuple(
+                        unjudged(name, "Error", Bound(), message).model_copy(update={"source": "direct"})
+                        for name in sequential_checks(analysis)
+                    )
+                else:
+                    checks = tuple(direct.checks)
+            elif due:
+                log.info("%s/%s: %s; this analysis reads Prometheus", ref.namespace, ref.name, sample.problem)
+        if due and verdict is None:
+            rest = analysis if not checks else prometheus_only(analysis)
+            if rest is not None:
+                prometheus = await self.prometheus.for_url(analysis.prometheus_url or self.config.prometheus_url)
+                outcome = await analyse(
+                    prometheus,
+                    rest,
+                    namespace=ref.namespace,
+                    name=ref.name,
+                    model=triton_model_name(ref, spec),
+                    canary_revision=canary,
+                    stable_revision=state.stable,
+                    window_s=policy.interval_s,
+                    config=self.config,
+                    at=now,
+                )
+                checks += tuple(c.model_copy(update={"source": "prometheus"}) for c in outcome.checks)
+            verdict = combine(checks)
+        if verdict is not None:
             metrics.ANALYSES.labels(ref.namespace, ref.name, verdict).inc()
             self.telemetry.analysis(ref, checks)
-        return advance(state, policy, now, gate=gate, verdict=verdict, checks=checks, manual=manual)
+        return advance(
+            state, policy, now, gate=gate, verdict=verdict, checks=checks, manual=manual, conclusive=conclusive
+        )
 
     async def _converge(
         self,

@@ -86,8 +86,14 @@ def advance(
     verdict: Verdict | None = None,
     checks: Sequence[CheckResult] = (),
     manual: ManualAction | None = None,
+    conclusive: bool = False,
 ) -> Decision:
-    """One rollout tick: manual action, pause, gate, or analysis verdict, in that order."""
+    """One rollout tick: manual action, pause, gate, or analysis verdict, in that order.
+
+    ``conclusive``: the verdict comes from a sequential test that may be read at any moment
+    (analysis.mode sequential); a conclusive ``Fail`` then rolls back at once, due or not and
+    whatever failureThreshold, since its false-rollback rate is already bounded by alpha.
+    """
     require_aware(now)
     if state.canary is None:
         return Decision(state)
@@ -105,6 +111,8 @@ def advance(
     if waiting_for_traffic(state):
         return _pass_gate(state, policy, now, gate)
     state = replace(state, waiting_for=None)  # past the gate only a pause is waited for
+    if conclusive and verdict == "Fail":
+        return _fail_fast(state, tuple(checks))
     if verdict is None or not analysis_due(state, policy, now):
         return Decision(state)
     return _judge(state, policy, now, verdict, tuple(checks))
@@ -209,6 +217,13 @@ def _judge(
         return Decision(judged)
     # Fail closed: no data past the timeout is judged like a failed check.
     return _count_failure(judged, policy, f"no data for {format_duration(silent.total_seconds())}: {missing}")
+
+
+def _fail_fast(state: RolloutState, checks: tuple[CheckResult, ...]) -> Decision:
+    """A sequential test is conclusive: roll back now, without waiting for the interval."""
+    failed = replace(state, last_analysis=checks, failed_checks=state.failed_checks + 1, no_data_since=None)
+    message = f"rolled back revision {state.canary}: {describe_failures(checks)}"
+    return _reject(failed, Phase.rolled_back, "RolledBack", message)
 
 
 def _count_failure(state: RolloutState, policy: RolloutPolicy, cause: str) -> Decision:

@@ -19,7 +19,9 @@ def plural(count: int, noun: str) -> str:
 
 
 def describe_failure(check: CheckResult) -> str:
-    """One failed check with its value and bound."""
+    """One failed check with its value and bound; a sequential check's own sentence says more."""
+    if check.evidence is not None and check.message:
+        return f"{check.name}: {check.message}"
     if check.value is None:
         return f"{check.name}: {check.message or 'failed'}"
     value = f"{check.value:.4g}"

@@ -150,6 +150,11 @@ class RolloutMachine(RuleBasedStateMachine):
     def prometheus(self, mode: str) -> None:
         self.h.prometheus.mode = mode  # type: ignore[assignment]
 
+    @rule(mode=st.sampled_from(["off", "pass", "fail"]))
+    def direct_metrics(self, mode: str) -> None:
+        """The canary's pods read directly: unreachable (Prometheus judges), healthy, or conclusively failing."""
+        self.h.direct.mode = mode  # type: ignore[assignment]
+
     @rule(ready=st.booleans())
     def triton(self, ready: bool) -> None:
         for controller_triton in (self.h.controller.triton,):

@@ -1,0 +1,259 @@
+"""The built-in checks judged sequentially on direct counts (analysis.sequential). Pure.
+
+``judge_direct`` turns what the canary and the stable served since sampling began (a
+``DirectTally``) into one ``CheckResult`` per built-in check, each with its evidence, and a
+verdict: ``Fail`` as soon as any check is conclusively worse than its bound (the rollout may
+roll back at once: the false-rollback rate of all checks together is at most ``alpha``),
+``Pass`` once every check has its minimum evidence and none failed, else ``NoData``
+(inconclusive: the canary is held, as with too few requests in interval mode).
+
+Checks that need Prometheus (custom PromQL checks, latency quantiles) are not judged here;
+``prometheus_only`` is the part of the spec left to Prometheus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tritonop.analysis.judge import Bound, number
+from tritonop.analysis.sequential import (
+    Counts,
+    SequentialResult,
+    check_rate,
+    check_rate_vs_stable,
+    seconds_above,
+    seconds_above_stable,
+    split_alpha,
+)
+from tritonop.analysis.triton_metrics import DirectTally
+from tritonop.api.models import Analysis, CheckEvidence, CheckResult, Verdict
+
+SUCCESS_RATE = "successRate"
+LATENCY = "latency"
+SUCCESS_RATE_VS_STABLE = "successRateVsStable"
+LATENCY_VS_STABLE = "latencyVsStable"
+SIGN_P0 = 0.5  # a second's mean above the bound is a coin flip at worst for a canary within it
+
+
+@dataclass(frozen=True)
+class DirectOutcome:
+    verdict: Verdict
+    checks: list[CheckResult]
+
+    @property
+    def conclusive_failure(self) -> bool:
+        return self.verdict == "Fail"
+
+
+def sequential_checks(spec: Analysis) -> list[str]:
+    """The built-in checks judged on direct counts, in status order."""
+    names = []
+    if spec.success_rate is not None:
+        names.append(SUCCESS_RATE)
+    if spec.latency is not None and spec.latency.quantile is None:
+        names.append(LATENCY)
+    comparative = spec.comparative
+    if comparative is not None and comparative.max_success_rate_drop is not None:
+        names.append(SUCCESS_RATE_VS_STABLE)
+    if comparative is not None and comparative.max_latency_increase_percent is not None:
+        names.append(LATENCY_VS_STABLE)
+    return names
+
+
+def prometheus_only(spec: Analysis) -> Analysis | None:
+    """The part of the spec direct counts cannot judge (custom checks, a latency quantile), or None."""
+    quantile = spec.latency if spec.latency is not None and spec.latency.quantile is not None else None
+    if not spec.checks and quantile is None:
+        return None
+    return spec.model_copy(update={"success_rate": None, "latency": quantile, "comparative": None})
+
+
+def judge_direct(spec: Analysis, tally: DirectTally) -> DirectOutcome:
+    names = sequential_checks(spec)
+    alpha = split_alpha(spec.alpha, len(names))
+    canary = Counts(tally.canary.requests, tally.canary.failures)
+    stable = Counts(tally.stable.requests, tally.stable.failures)
+    enough = canary.trials >= spec.min_requests
+    results: list[CheckResult] = []
+    for name in names:
+        if name == SUCCESS_RATE:
+            assert spec.success_rate is not None
+            results.append(_success_rate(spec.success_rate.min, canary, alpha, spec.min_requests))
+        elif name == SUCCESS_RATE_VS_STABLE:
+            assert spec.comparative is not None and spec.comparative.max_success_rate_drop is not None
+            drop = spec.comparative.max_success_rate_drop
+            results.append(_success_rate_vs_stable(drop, canary, stable, alpha, spec.min_requests))
+        elif name == LATENCY:
+            assert spec.latency is not None
+            results.append(_latency(spec.latency.max_ms, tally, canary, alpha, enough, spec.min_requests))
+        else:
+            assert spec.comparative is not None and spec.comparative.max_latency_increase_percent is not None
+            pct = spec.comparative.max_latency_increase_percent
+            results.append(_latency_vs_stable(pct, tally, canary, stable, alpha, enough, spec.min_requests))
+    return DirectOutcome(_verdict(results), results)
+
+
+def _verdict(results: list[CheckResult]) -> Verdict:
+    decisions = {r.evidence.decision for r in results if r.evidence is not None}
+    if "Fail" in decisions:
+        return "Fail"
+    if "Inconclusive" in decisions:
+        return "NoData"
+    return "Pass"
+
+
+def _result(
+    name: str,
+    bound: Bound,
+    value: float | None,
+    test: SequentialResult,
+    message: str,
+    counts: dict[str, int],
+) -> CheckResult:
+    verdict: Verdict = "NoData" if test.decision == "Inconclusive" else test.decision
+    evidence = CheckEvidence.model_validate(
+        {
+            "decision": test.decision,
+            "statistic": float(format(test.evidence, ".4g")),
+            "threshold": float(format(test.threshold, ".6g")),
+            "detectable": None if test.detectable is None else round(test.detectable, 4),
+            **counts,
+        }
+    )
+    return CheckResult(
+        name=name, result=verdict, value=value, bound=bound.text(), message=message, source="direct", evidence=evidence
+    )
+
+
+def _strength(test: SequentialResult) -> str:
+    compare = ">=" if test.decision == "Fail" else "<"
+    return f"evidence {number(float(format(test.evidence, '.3g')))} {compare} {number(float(format(test.threshold, '.6g')))}"
+
+
+def _power(test: SequentialResult, what: str) -> str:
+    if test.detectable is None:
+        return ""
+    return f"; detects {what} of {_percent(test.detectable)} with 80% power"
+
+
+def _percent(rate: float) -> str:
+    return f"{number(round(rate * 100, 2))}%"
+
+
+def _too_few(canary: Counts, min_requests: int) -> str:
+    return f"inconclusive: {canary.trials} canary requests < minRequests {min_requests}"
+
+
+def _success_rate(minimum: float, canary: Counts, alpha: float, min_requests: int) -> CheckResult:
+    test = check_rate(canary, 1.0 - minimum, alpha, min_trials=min_requests)
+    rate = None if canary.trials == 0 else round(1.0 - canary.events / canary.trials, 4)
+    seen = f"{canary.events} of {canary.trials} canary requests failed"
+    if canary.trials:
+        seen += f" ({_percent(canary.events / canary.trials)})"
+    if test.decision == "Fail":
+        message = (
+            f"{seen}: conclusively more than the {_percent(1.0 - minimum)} a success rate of {number(minimum)} "
+            f"allows ({_strength(test)}, false-rollback rate {number(float(format(alpha, '.3g')))})"
+        )
+    elif test.decision == "Inconclusive":
+        message = f"{seen}; {_too_few(canary, min_requests)}"
+    else:
+        message = f"{seen}; {_strength(test)}{_power(test, 'a failure rate')}"
+    counts = {"canary_requests": canary.trials, "canary_failures": canary.events}
+    return _result(SUCCESS_RATE, Bound(min=minimum), rate, test, message, counts)
+
+
+def _success_rate_vs_stable(
+    drop: float, canary: Counts, stable: Counts, alpha: float, min_requests: int
+) -> CheckResult:
+    test = check_rate_vs_stable(canary, stable, drop, alpha, min_trials=min_requests)
+    canary_rate, stable_rate = canary.rate, stable.rate
+    value = None if canary_rate is None or stable_rate is None else round(canary_rate - stable_rate, 4)
+    seen = f"canary {canary.events} of {canary.trials} requests failed, stable {stable.events} of {stable.trials}"
+    if test.decision == "Fail":
+        message = (
+            f"{seen}: the canary's failure rate is conclusively more than {number(drop)} above the stable's "
+            f"(at most {_percent(min(test.p0 - drop, 1.0))}; {_strength(test)})"
+        )
+    elif test.decision == "Inconclusive":
+        message = f"{seen}; {_too_few(canary, min_requests)}"
+    else:
+        message = f"{seen}; {_strength(test)}"
+    counts = {
+        "canary_requests": canary.trials,
+        "canary_failures": canary.events,
+        "stable_requests": stable.trials,
+        "stable_failures": stable.events,
+    }
+    return _result(SUCCESS_RATE_VS_STABLE, Bound(max=drop), value, test, message, counts)
+
+
+def _mean_ms(tally_side_success: float, duration_us: float) -> float | None:
+    return None if tally_side_success <= 0 else duration_us / tally_side_success / 1000
+
+
+def _latency(
+    max_ms: float, tally: DirectTally, canary: Counts, alpha: float, enough: bool, min_requests: int
+) -> CheckResult:
+    means = tally.canary_means()
+    signs = seconds_above(means, max_ms)
+    test = _sign_test(signs, alpha, enough)
+    mean = _mean_ms(tally.canary.total.success, tally.canary.total.duration_us)
+    value = None if mean is None else round(mean, 2)
+    seen = f"canary mean latency above {number(max_ms)}ms in {signs.events} of {signs.trials} samples"
+    if mean is not None:
+        seen += f" (mean {number(round(mean, 2))}ms)"
+    if test.decision == "Fail":
+        message = f"{seen}: conclusively above the maximum ({_strength(test)})"
+    elif test.decision == "Inconclusive":
+        message = f"{seen}; {_too_few(canary, min_requests) if not enough else 'inconclusive: no sample yet'}"
+    else:
+        message = f"{seen}; {_strength(test)}"
+    counts = {
+        "canary_requests": canary.trials,
+        "canary_failures": canary.events,
+        "seconds": signs.trials,
+        "seconds_above": signs.events,
+    }
+    return _result(LATENCY, Bound(max=max_ms, unit="ms"), value, test, message, counts)
+
+
+def _latency_vs_stable(
+    pct: float, tally: DirectTally, canary: Counts, stable: Counts, alpha: float, enough: bool, min_requests: int
+) -> CheckResult:
+    pairs = tally.paired_means()
+    signs = seconds_above_stable(pairs, pct)
+    test = _sign_test(signs, alpha, enough)
+    canary_ms = _mean_ms(tally.canary.total.success, tally.canary.total.duration_us)
+    stable_ms = _mean_ms(tally.stable.total.success, tally.stable.total.duration_us)
+    value = None
+    if canary_ms is not None and stable_ms is not None and stable_ms > 0:
+        value = round((canary_ms - stable_ms) / stable_ms * 100, 1)
+    seen = (
+        f"canary mean latency more than {number(pct)}% above the stable's in {signs.events} of {signs.trials} samples"
+    )
+    if value is not None:
+        seen += f" (overall {number(value)}%)"
+    if test.decision == "Fail":
+        message = f"{seen}: conclusively slower than allowed ({_strength(test)})"
+    elif test.decision == "Inconclusive":
+        message = f"{seen}; {_too_few(canary, min_requests) if not enough else 'inconclusive: no paired sample yet'}"
+    else:
+        message = f"{seen}; {_strength(test)}"
+    counts = {
+        "canary_requests": canary.trials,
+        "canary_failures": canary.events,
+        "stable_requests": stable.trials,
+        "stable_failures": stable.events,
+        "seconds": signs.trials,
+        "seconds_above": signs.events,
+    }
+    return _result(LATENCY_VS_STABLE, Bound(max=pct, unit="%"), value, test, message, counts)
+
+
+def _sign_test(signs: Counts, alpha: float, enough: bool) -> SequentialResult:
+    """A sign test passes only with minRequests canary requests and a sample to judge."""
+    test = check_rate(signs, SIGN_P0, alpha, min_trials=1)
+    if test.decision == "Pass" and not enough:
+        return SequentialResult("Inconclusive", test.p0, test.log_evidence, test.threshold, test.detectable)
+    return test
