@@ -1,11 +1,17 @@
 """kopf wiring only: every handler hands the object to the Controller.
 
 Handlers are registered into an explicit registry built from the operator config
-(the timer interval is a setting), so importing this module registers nothing.
+(the tick interval is a setting), so importing this module registers nothing.
+
+Each InferenceService has one tick loop (a kopf daemon): it ticks, then sleeps until a change
+wakes it (any watch event of the object, or of a child or pod it owns, through the watch
+cache) or until the tick asked to run again (only while something is time-driven). A settled
+object therefore costs no request and no work (docs/architecture.md, "Watch caches").
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Mapping
@@ -16,12 +22,16 @@ import kopf
 from tritonop import GROUP, PLURAL, VERSION, metrics
 from tritonop.config import OperatorConfig
 from tritonop.controller import Controller
-from tritonop.kube.client import KubeClient, KubeError, discover_connection
+from tritonop.kube.client import KubeClient, KubeError, discover_connection, watch_cache
 from tritonop.kube.credentials import Credentials, discover
 from tritonop.notify import Notifier
 from tritonop.rollout import Event
 
 log = logging.getLogger("tritonop")
+
+# How long startup waits for the watch caches to list everything before serving: until then
+# reads go to the API server, so this only trades startup requests for startup time.
+CACHE_SYNC_TIMEOUT_S = 60.0
 
 
 def _post_event(body: Mapping[str, Any], event: Event) -> None:
@@ -49,6 +59,10 @@ def connection_info(credentials: Credentials) -> kopf.ConnectionInfo:
 def _key(body: Mapping[str, Any]) -> tuple[str, str]:
     meta = body.get("metadata") or {}
     return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+async def _stopped(stopped: kopf.DaemonStopped) -> None:
+    await stopped.wait()
 
 
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
@@ -108,13 +122,22 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
                 _post_event(body, event)
                 notifier.notify(body, event)  # queues only: never blocks or fails the reconcile
 
-        kube = KubeClient(discover_connection(), concurrency=config.api_concurrency)
-        state["controller"] = Controller(kube, config, post_event=post_event)
+        connection = discover_connection()
+        kube = KubeClient(connection, concurrency=config.api_concurrency)
+        running = state["controller"] = Controller(kube, config, post_event=post_event)
+        cache = state["cache"] = watch_cache(connection, config.namespaces or None, on_change=running.child_changed)
+        kube.use_cache(cache)
+        cache.start()
+        if not await cache.wait_synced(CACHE_SYNC_TIMEOUT_S):
+            log.warning("watch caches not synced after %.0f s; reading from the API server meanwhile",
+                        CACHE_SYNC_TIMEOUT_S)
         state["metrics"] = await metrics.serve(config.metrics_port)
         log.info("tritonop started; metrics and /healthz on :%s", config.metrics_port)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        if "cache" in state:
+            await state["cache"].aclose()
         if "controller" in state:
             await controller().aclose()
             await controller().kube.aclose()
@@ -139,9 +162,37 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         metrics.MANAGED_OBJECTS.add(*_key(body))
         await guarded(controller().reconcile(body))
 
-    @kopf.timer(*resource, interval=config.tick_seconds, sharp=False, registry=registry)
-    async def tick(body: kopf.Body, **_: Any) -> None:
-        await guarded(controller().tick(body))
+    @kopf.daemon(*resource, cancellation_backoff=5.0, cancellation_timeout=5.0, registry=registry)
+    async def ticks(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        """The object's tick loop; ``body`` is kopf's live view of it."""
+        running = controller()
+        waker = running.waker(body)
+        stop = asyncio.ensure_future(_stopped(stopped))
+        try:
+            while not stopped:
+                waker.clear()
+                try:
+                    if running.take_child_change(body):
+                        await running.reconcile(body)  # level-based: puts back what went missing
+                    delay = await running.tick(body)
+                except KubeError as err:
+                    # Temporary (conflicts, 5xx, timeouts): a 409 means the object changed under a
+                    # decision, re-read and re-decide promptly; anything else waits a little.
+                    delay = 1.0 if err.status == 409 else 10.0
+                    log.warning("%s/%s: tick failed, retrying in %.0f s: %s", *_key(body), delay, err)
+                woken = asyncio.ensure_future(waker.wait())
+                await asyncio.wait({woken, stop}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+        finally:
+            stop.cancel()
+
+    @kopf.on.event(*resource, registry=registry)
+    def changed(body: kopf.Body, **_: Any) -> None:
+        # Any change to the object (annotations such as promote/abort included, and its
+        # status written by someone else) wakes its tick loop; a tick with nothing to do
+        # costs nothing.
+        if "controller" in state:
+            controller().wake(*_key(body))
 
     @kopf.on.delete(*resource, optional=True, registry=registry)
     async def delete(body: kopf.Body, **_: Any) -> None:

@@ -18,6 +18,20 @@ RECONCILE_DURATION = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+PASSES = Counter(
+    "tritonop_passes",
+    "Passes the operator ran over an InferenceService: reconcile (create, spec change, resume) or tick "
+    "(a change to it or its children woke it, or a time-driven step).",
+    ["namespace", "name", "pass"],
+    registry=REGISTRY,
+)
+TIME_DRIVEN = Gauge(
+    "tritonop_time_driven",
+    "1 while the InferenceService's ticks run on a clock (a canary, a revision coming up, a retry); "
+    "0 while it waits for a change (no requests, no work).",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
 MANAGED = Gauge(
     "tritonop_managed_inferenceservices",
     "InferenceServices this operator manages (each counted once, however often its handlers run).",

@@ -90,7 +90,10 @@ class FakeKube:
 
     # ------------------------------------------------------------------ KubeClient surface
 
-    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str, *, fresh: bool = False, looking: bool = False
+    ) -> dict[str, Any] | None:
+        """Always the whole object, as an uncached KubeClient reads it (the cache has its own tests)."""
         self._record(Call("get", api_version, kind, namespace, name))
         obj = self.objects.get((api_version, kind, namespace, name))
         return copy.deepcopy(obj) if obj is not None else None

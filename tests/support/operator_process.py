@@ -2,7 +2,7 @@
 
 ``OperatorProcess`` runs ``python -m tritonop run`` against a kubeconfig (a real API
 server's, through the fault proxy: tests/support/real_cluster.py). The helpers below wait
-for the operator's Events and requests instead of sleeping: a test never sleeps and then
+for the operator's Events, requests and passes (its tritonop_passes metric) instead of sleeping: a test never sleeps and then
 asserts that something did (or did not) happen.
 """
 
@@ -15,9 +15,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.real_cluster import RealCluster, Request, Resource
 
@@ -204,35 +207,35 @@ def operator_requests(
     ]
 
 
-async def wait_for_operator_reads(
-    kube: RealCluster,
-    plural_path: str,
-    namespace: str,
-    name: str,
-    count: int,
-    *,
-    since: int,
-    timeout: float = 30,
-    interval: float = 0.05,
-) -> int:
-    """Wait until the operator has read (GET) one object `count` times since request number
-    `since`; return how many requests were recorded by then (a mark for later checks).
+def operator_metric(op: OperatorProcess, metric: str, **labels: str) -> float:
+    """The sum of the operator's samples of ``metric`` whose labels include ``labels``."""
+    port = op.args[op.args.index("--metrics-port") + 1]
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    total = 0.0
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == metric and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
 
-    A read that every pass of the operator makes (each reconcile and each timer tick reads the
-    entry Service, for one) counts the passes it has actually run, where a sleep would only
-    assume them. Fails after `timeout` seconds, saying how many reads it saw.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        mark = len(kube.api.all_requests)
-        seen = len(
-            operator_requests(kube, since=since, method="GET", plural_path=plural_path, namespace=namespace, name=name)
-        )
-        if seen >= count:
-            return mark
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for the operator to read {plural_path} {namespace}/{name} "
-                f"{count} times since request {since}: it read it {seen} times"
-            )
-        await asyncio.sleep(interval)
+
+def passes(op: OperatorProcess, namespace: str, name: str, kind: str | None = None) -> int:
+    """Finished passes (reconciles and ticks, or one ``kind``) the operator ran over one object."""
+    labels = {"namespace": namespace, "name": name, **({"pass": kind} if kind else {})}
+    return int(operator_metric(op, "tritonop_passes_total", **labels))
+
+
+async def wait_for_passes(
+    op: OperatorProcess, namespace: str, name: str, count: int, *, since: int, timeout: float = 30
+) -> int:
+    """Wait until the operator has finished ``count`` passes over one object after the ``since``
+    it had run before (``passes``); return the total. Counts passes that actually ran, where a
+    sleep would only assume them."""
+    target = since + count
+    seen = await eventually(
+        lambda: (n := passes(op, namespace, name)) >= target and n,
+        timeout=timeout,
+        interval=0.05,
+        what=f"{count} passes over {namespace}/{name} (from {since})",
+    )
+    return int(seen)

@@ -94,6 +94,7 @@ class Request:
     data: Any
     status: int
     injected: str | None
+    at: float  # time.monotonic() when the request reached the proxy
 
     @property
     def url(self) -> urllib.parse.SplitResult:
@@ -115,7 +116,7 @@ class Request:
         headers = {k.title(): v for k, v in recorded.headers.items()}
         return cls(
             _Method(recorded.method.upper()), recorded.path, resource, namespace, name, sub,
-            headers, dict(recorded.query), recorded.body, recorded.status, recorded.injected,
+            headers, dict(recorded.query), recorded.body, recorded.status, recorded.injected, recorded.at,
         )  # fmt: skip
 
 

@@ -77,42 +77,44 @@ the same verbs. Keep in sync with tests/contract/chart/test_rbac.py.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-# Children of an InferenceService: read before writing (no watches), server-side applied,
-# deleted when a revision or provider goes. Creation is a server-side apply too, which the
-# API server authorizes as `patch` and, because it creates, as `create` as well. Deployments
-# are also listed (by label) to find every revision that exists, so none is lost when status is.
+# Children of an InferenceService: listed and watched into the operator's caches (reads come
+# from memory; docs/architecture.md), server-side applied, deleted when a revision or
+# provider goes. Creation is a server-side apply too, which the API server authorizes as
+# `patch` and, because it creates, as `create` as well. `get` remains for the rare direct
+# read (recovering a lost status; a kind whose CRD was installed after the operator started).
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes", "grpcroutes"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # One NetworkPolicy per InferenceService over its Triton pods (spec.networkPolicy).
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "create", "patch", "delete"]
-# A canary whose pods are not ready: ask the pods why (image pull, Triton's model load error).
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# A canary whose pods are not ready: ask the pods why (image pull, Triton's model load error);
+# watched (tritonop's pods only, by label) so a pod's change wakes its InferenceService.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
 # Each InferenceService's Triton control-API key Secret (NAME-triton-key): created, and
 # server-side applied on resume; never read (no get, list or watch), never deleted
 # (it goes with its InferenceService through its ownerReference).

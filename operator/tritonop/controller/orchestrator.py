@@ -3,9 +3,12 @@
 Two entry points, both level-based and safe to call at any time:
 - `reconcile` runs on create, spec update and resume: it maps the spec's revision onto
   the rollout state (`rollout.plan`) and converges the children.
-- `tick` runs on a timer: it opens the canary's gate (Triton readiness, acceptance),
-  runs the analysis when a step is due (`rollout.advance`) and refreshes status.
-Both hold a per-object lock, so a timer tick never interleaves with a reconcile.
+- `tick` runs when something changed (a watch event on the object or one of its children)
+  or when time drives it: it opens the canary's gate (Triton readiness, acceptance), runs
+  the analysis when a step is due (`rollout.advance`) and refreshes status. It says when it
+  wants to run again: every `tick_seconds` while something is time-driven (a canary, a first
+  revision coming up, a retry), else never until a change wakes it (`wake`).
+Both hold a per-object lock, so a tick never interleaves with a reconcile.
 """
 
 from __future__ import annotations
@@ -103,12 +106,14 @@ class Controller:
         self.prometheus = PrometheusClients(timeout_s=config.prometheus_timeout_seconds)
         self.telemetry = RolloutTelemetry()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._wakers: dict[tuple[str, str], asyncio.Event] = {}
+        self._children_changed: set[tuple[str, str]] = set()
         self._forbidden: dict[tuple[str, str], forbidden.Backoff] = {}
 
     # ------------------------------------------------------------------ entry points
 
     async def reconcile(self, body: Mapping[str, Any], *, force: bool = False) -> None:
-        async with self._lock(body):
+        async with self._lock(body), self.telemetry.pass_of(object_key(body), "reconcile"):
             with metrics.Timer():
                 try:
                     await self._reconcile(body, force=force)
@@ -121,22 +126,72 @@ class Controller:
                 else:
                     self._forbidden.pop(object_key(body), None)
 
-    async def tick(self, body: Mapping[str, Any]) -> None:
-        async with self._lock(body):
+    async def tick(self, body: Mapping[str, Any]) -> float | None:
+        """One pass; the seconds until time next drives this object, or None when only a change can."""
+        async with self._lock(body), self.telemetry.pass_of(object_key(body), "tick"):
             with metrics.Timer():
                 try:
                     await self._tick(body)
                 except UnreadableStatus as err:
                     await self._report_unreadable(body, err)
+                    self.telemetry.time_driven(object_key(body), False)
+                    return None  # stopped until someone restores or clears status
                 except KubeError as err:
                     if forbidden.is_forbidden(err):
                         await self._report_forbidden(body, err)
                     raise
+                delay = self._next_tick(body)
+                self.telemetry.time_driven(object_key(body), delay is not None)
+                return delay
+
+    def _next_tick(self, body: Mapping[str, Any]) -> float | None:
+        try:
+            status = self.status.read(body)
+            state = rollout_state(status)
+        except UnreadableStatus:
+            return None
+        ready = next((c for c in status.conditions if c.type == "Ready"), None)
+        if ready is not None and ready.reason in RETRYABLE_REASONS:
+            return self.config.tick_seconds  # a retry (Forbidden ones wait out their back-off within)
+        if ready is not None and ready.status == "False" and state.stable is None:
+            return None  # an invalid spec: only a spec change helps
+        if state.stable is None or state.canary is not None or state.phase in (Phase.pending, None):
+            # Gates, analysis and a first revision's "why not ready" ask Triton: polled.
+            return self.config.tick_seconds
+        return None
+
+    def wake(self, namespace: str, name: str) -> None:
+        """The object changed (a watch event of its own): tick soon."""
+        waker = self._wakers.get((namespace, name))
+        if waker is not None:
+            waker.set()
+
+    def child_changed(self, namespace: str, name: str) -> None:
+        """One of its children or pods changed (or went): reconcile, then tick, soon. A child
+        deleted or edited behind our back is put back by the reconcile's apply."""
+        if (namespace, name) in self._wakers:
+            self._children_changed.add((namespace, name))
+        self.wake(namespace, name)
+
+    def take_child_change(self, body: Mapping[str, Any]) -> bool:
+        """Whether a child changed since the last call (handlers.py: reconcile before the tick)."""
+        key = object_key(body)
+        changed = key in self._children_changed
+        self._children_changed.discard(key)
+        return changed
+
+    def waker(self, body: Mapping[str, Any]) -> asyncio.Event:
+        """What wakes this object's tick loop (handlers.py): set by ``wake``."""
+        return self._wakers.setdefault(object_key(body), asyncio.Event())
 
     def forget(self, body: Mapping[str, Any]) -> None:
         key = object_key(body)
         self.status.forget(body)
         self._locks.pop(key, None)
+        waker = self._wakers.pop(key, None)
+        if waker is not None:
+            waker.set()  # the tick loop sees it is stopped
+        self._children_changed.discard(key)
         self._forbidden.pop(key, None)
         self.telemetry.forget(*key)
         self.children.forget(*key)
@@ -355,7 +410,7 @@ class Controller:
         refused (409) finds just its own revision, which is no news.
         """
         live = await self.children.live_revisions(ref)
-        entry = await self.kube.get(*SERVICE.key, ref.namespace, ref.name)
+        entry = await self.kube.get(*SERVICE.key, ref.namespace, ref.name, fresh=True)  # cached: metadata only
         routed = None
         if entry is not None and owner_uid(entry) == ref.uid:
             routed = ((entry.get("spec") or {}).get("selector") or {}).get(REVISION_LABEL)

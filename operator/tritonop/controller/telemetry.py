@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from tritonop import metrics
 from tritonop.api.models import CheckResult, Phase
@@ -34,6 +35,7 @@ class RolloutTelemetry:
         # Per object, the check-value series (check) and check-bound series (check, side).
         self._check_values: dict[tuple[str, str], set[str]] = {}
         self._check_bounds: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._passes: dict[tuple[str, str], set[str]] = {}  # pass-counter series per object
 
     def phase(self, namespace: str, name: str, phase: Phase | str | None) -> None:
         """1 for the phase the status now shows, 0 for every other phase (all 0 while unset)."""
@@ -77,8 +79,27 @@ class RolloutTelemetry:
         elif event.reason in ROLLBACK_REASONS:
             metrics.ROLLBACKS.labels(ref.namespace, ref.name, event.reason).inc()
 
+    @contextlib.asynccontextmanager
+    async def pass_of(self, key: tuple[str, str], kind: str) -> AsyncIterator[None]:
+        """Counts the pass once it has ended (however it ended): a count is of finished passes."""
+        try:
+            yield
+        finally:
+            metrics.PASSES.labels(*key, kind).inc()
+            self._passes.setdefault(key, set()).add(kind)
+
+    def time_driven(self, key: tuple[str, str], driven: bool) -> None:
+        metrics.TIME_DRIVEN.labels(*key).set(1 if driven else 0)
+        self._passes.setdefault(key, set())
+
     def forget(self, namespace: str, name: str) -> None:
         """Remove every series of a deleted object."""
+        kinds = self._passes.pop((namespace, name), None)
+        if kinds is not None:
+            for kind in kinds:
+                metrics.PASSES.remove(namespace, name, kind)
+            with contextlib.suppress(KeyError):
+                metrics.TIME_DRIVEN.remove(namespace, name)
         revision = self._weight_series.pop((namespace, name), None)
         if revision is not None:
             metrics.CANARY_WEIGHT.remove(namespace, name, revision)

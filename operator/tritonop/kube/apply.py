@@ -2,7 +2,7 @@
 
 Each child carries the hash of the manifest we last applied. A reconcile compares the
 live object's hash with the desired one and writes nothing when they match, so a
-level-based reconcile that runs every few seconds costs reads, never writes. When they
+level-based reconcile costs no writes, and with the watch cache (kube/cache.py) no reads. When they
 differ, or the object is absent, it is server-side applied with field manager `tritonop`
 (force): creation is an apply too, which the API server turns into a create. So every
 field of a child is owned by `tritonop` with operation Apply from its first write, and a
@@ -143,7 +143,7 @@ async def ensure_absent(
 ) -> bool:
     """Delete when present and owned by ``owner`` (a uid); a read first, so the common case
     (absent) writes nothing. An object someone else owns is left alone."""
-    live = await client.get(api_version, kind, namespace, name)
+    live = await client.get(api_version, kind, namespace, name, looking=True)
     if live is None or owner_uid(live) != owner:
         return False
     return await client.delete(api_version, kind, namespace, name)

@@ -24,6 +24,7 @@ import httpx
 
 from tritonop import FIELD_MANAGER, __version__
 from tritonop.kinds import kind_of
+from tritonop.kube.cache import ObjectCache, State
 from tritonop.kube.credentials import CredentialAuth, CredentialError, Credentials, discover
 
 # Retry-After: the API server answers 429 (API priority and fairness, max-in-flight) and
@@ -139,8 +140,49 @@ def retry_after(response: httpx.Response) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
+def http_client(
+    connection: Connection,
+    *,
+    timeout: httpx.Timeout,
+    limits: httpx.Limits | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """An httpx client that talks to the API server as ``connection`` says."""
+    return httpx.AsyncClient(
+        base_url=connection.server,
+        headers={"User-Agent": f"tritonop/{__version__}", **connection.headers},
+        verify=connection.verify,
+        cert=connection.cert,
+        auth=connection.auth,
+        timeout=timeout,
+        limits=limits or httpx.Limits(),
+        transport=transport,
+    )
+
+
+def watch_cache(
+    connection: Connection,
+    namespaces: tuple[str, ...] | None,
+    *,
+    on_change: Callable[[str, str], None],
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> ObjectCache:
+    """The informers' own connections: long-lived watches never take a request slot."""
+    http = http_client(
+        connection,
+        timeout=httpx.Timeout(30.0, read=None, connect=CONNECT_TIMEOUT_S),
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+        transport=transport,
+    )
+    return ObjectCache(http, namespaces, on_change=on_change)
+
+
 class KubeClient:
-    """CRUD for namespaced objects. Every write goes through here, so it is easy to count."""
+    """CRUD for namespaced objects. Every write goes through here, so it is easy to count.
+
+    With a watch cache (``use_cache``), reads of the kinds it serves are answered from memory
+    and every write's answer is written through to it (tritonop/kube/cache.py).
+    """
 
     def __init__(
         self,
@@ -158,20 +200,33 @@ class KubeClient:
         # connection per slot: the pool timeout never waits, and timeout_s is the request's own
         # time (connect, write, read), not time spent in line. Connecting to the API server is
         # quick or broken: a shorter connect timeout fails fast.
-        self._http = httpx.AsyncClient(
-            base_url=connection.server,
-            headers={"User-Agent": f"tritonop/{__version__}", **connection.headers},
-            verify=connection.verify,
-            cert=connection.cert,
-            auth=connection.auth,
+        self._http = http_client(
+            connection,
             timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             transport=transport,
         )
         self._sleep = sleep
+        self.cache: ObjectCache | None = None
+
+    def use_cache(self, cache: ObjectCache) -> None:
+        self.cache = cache
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def _cached(self, api_version: str, kind: str, namespace: str, *, absent_counts: bool) -> bool:
+        """Whether the cache answers for this kind here. A kind the server does not serve
+        answers "no objects" to reads that only look (list, prune), not to one before a create."""
+        if self.cache is None:
+            return False
+        state = self.cache.state((api_version, kind), namespace)
+        return state is State.SYNCED or (absent_counts and state is State.ABSENT)
+
+    def _written(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        if self.cache is not None and obj:
+            self.cache.written(obj)
+        return dict(obj)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         waited = 0.0
@@ -200,20 +255,31 @@ class KubeClient:
             raise KubeError(response.status_code, f"{method} {path}: {message}", retry_after=wait)
         return response.json() if response.content else {}
 
-    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str, *, fresh: bool = False, looking: bool = False
+    ) -> dict[str, Any] | None:
+        """The object, from the cache where it serves (projected: see kube/cache.py); ``fresh``
+        asks the API server for the whole object. ``looking``: the caller only looks (prunes),
+        so a kind the server does not serve is known to hold nothing."""
+        if not fresh and self._cached(api_version, kind, namespace, absent_counts=looking):
+            assert self.cache is not None
+            return self.cache.lookup((api_version, kind), namespace, name)
         try:
             return await self._request("GET", object_path(api_version, kind, namespace, name))
         except NotFound:
             return None
 
     async def list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        if self._cached(api_version, kind, namespace, absent_counts=True):
+            assert self.cache is not None
+            return self.cache.select((api_version, kind), namespace, label_selector)
         path = object_path(api_version, kind, namespace)
         return (await self._request("GET", path, params={"labelSelector": label_selector})).get("items") or []
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"])
-        return await self._request("POST", path, params={"fieldManager": FIELD_MANAGER}, json=obj)
+        return self._written(await self._request("POST", path, params={"fieldManager": FIELD_MANAGER}, json=obj))
 
     async def server_side_apply(
         self, obj: Mapping[str, Any], *, field_manager: str = FIELD_MANAGER, force: bool = True
@@ -221,12 +287,14 @@ class KubeClient:
         meta = obj["metadata"]
         path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
         params = {"fieldManager": field_manager, **({"force": "true"} if force else {})}
-        return await self._request(
-            "PATCH",
-            path,
-            params=params,
-            content=json.dumps(obj),
-            headers={"Content-Type": "application/apply-patch+yaml"},
+        return self._written(
+            await self._request(
+                "PATCH",
+                path,
+                params=params,
+                content=json.dumps(obj),
+                headers={"Content-Type": "application/apply-patch+yaml"},
+            )
         )
 
     async def merge_patch(
@@ -240,12 +308,14 @@ class KubeClient:
         subresource: str = "",
     ) -> dict[str, Any]:
         path = object_path(api_version, kind, namespace, name) + (f"/{subresource}" if subresource else "")
-        return await self._request(
-            "PATCH",
-            path,
-            params={"fieldManager": FIELD_MANAGER},
-            content=json.dumps(patch),
-            headers={"Content-Type": "application/merge-patch+json"},
+        return self._written(
+            await self._request(
+                "PATCH",
+                path,
+                params={"fieldManager": FIELD_MANAGER},
+                content=json.dumps(patch),
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
         )
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
@@ -257,5 +327,9 @@ class KubeClient:
                 params={"propagationPolicy": "Background"},
             )
         except NotFound:
+            if self.cache is not None:
+                self.cache.deleted((api_version, kind), namespace, name)
             return False
+        if self.cache is not None:
+            self.cache.deleted((api_version, kind), namespace, name)
         return True

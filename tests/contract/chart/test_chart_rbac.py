@@ -8,6 +8,7 @@ from typing import Any
 from tests.support.helm import objects_of_kind, the_object
 from tests.support.rbac import is_allowed, load_rules
 from tritonop.kinds import CHILD_KINDS
+from tritonop.kube.cache import WATCHED
 
 Render = Callable[[str], list[dict[str, Any]]]
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
@@ -29,10 +30,10 @@ NAMESPACED_GOLDEN = grants(
     ("serving.tritonop.dev", "inferenceservices", ("list", "watch", "patch")),
     ("serving.tritonop.dev", "inferenceservices/status", ("patch",)),
     ("", "events", ("create",)),
-    ("", "pods", ("list",)),
     ("", "secrets", ("create", "patch")),  # each InferenceService's Triton key Secret, written blind
-    ("apps", "deployments", ("list",)),  # every revision that exists, for recovery and removal
     *[(group, resource, CHILD_VERBS) for group, resource in CHILDREN],
+    # The watch caches' kinds (tritonop/kube/cache.py: children and tritonop's pods).
+    *[(w.kind.group, w.kind.plural, ("list", "watch")) for w in WATCHED],
 )
 CRD_SCAN = grants(("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch")))
 CLUSTER_GOLDEN = (

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import urllib.request
 
-from tests.support.operator_process import eventually, wait_for_event, wait_for_operator_reads
+from tests.support.operator_process import eventually, passes, wait_for_event, wait_for_passes
 from tests.support.real_cluster import RealCluster
 
 NS = "ml"
@@ -57,12 +57,11 @@ async def test_pause_promote_and_abort(kube: RealCluster, run_operator) -> None:
     await eventually(lambda: kube.status(NS, "manual")["canary"]["waitingFor"] == "Paused", timeout=20)
     assert kube.status(NS, "manual")["canaryRevision"] == second
 
-    # An annotation naming another revision does nothing: the operator is seen to run timer
-    # passes over the annotated object (each routes traffic, reading the entry Service once; the
-    # last read only starts once the passes before it have finished), and none of them moves it.
-    mark = len(kube.api.all_requests)
+    # An annotation naming another revision does nothing: the operator is seen to finish passes
+    # over the annotated object (its tritonop_passes metric), and none of them moves it.
+    before = passes(op, NS, "manual")
     await kube.annotate(NS, "manual", {"serving.tritonop.dev/promote": "0000000000"})
-    await wait_for_operator_reads(kube, "v1/services", NS, "manual", QUIET_PASSES + 1, since=mark)
+    await wait_for_passes(op, NS, "manual", QUIET_PASSES, since=before)
     status = kube.status(NS, "manual")
     assert status["stableRevision"] == first
     assert status["canaryRevision"] == second and status["canary"]["waitingFor"] == "Paused"

@@ -16,8 +16,16 @@ import urllib.request
 import pytest
 
 from tests.support.control_plane import APIError
-from tests.support.operator_process import eventually, operator_requests, wait_for_event, wait_for_operator_reads
-from tests.support.real_cluster import RealCluster
+from tests.support.operator_process import (
+    OperatorProcess,
+    eventually,
+    operator_metric,
+    operator_requests,
+    passes,
+    wait_for_event,
+    wait_for_passes,
+)
+from tests.support.real_cluster import RealCluster, Request
 
 NS = "ml"
 ISVC = {
@@ -32,8 +40,8 @@ ISVC = {
 }
 DEPLOYMENTS = "apps/v1/deployments"
 SERVICES = "v1/services"
-# Timer ticks are 0.3 s (conftest): passes a test watches the operator run before it concludes
-# that nothing happened.
+# Ticks are 0.3 s while time-driven (conftest): passes a test watches the operator finish before
+# it concludes that nothing happened.
 QUIET_PASSES = 10
 
 
@@ -78,30 +86,24 @@ def handled(kube: RealCluster, spec: dict) -> bool:
     return bool(last) and json.loads(last).get("spec") == spec
 
 
-async def passes_observed(kube: RealCluster, name: str, passes: int, *, since: int) -> int:
-    """Wait until the operator has run `passes` complete passes (reconciles or timer ticks) over
-    InferenceService `name` since request number `since`; return the request count by then.
+async def settled(op: OperatorProcess, name: str) -> None:
+    """Wait until the operator waits for changes only (its tritonop_time_driven gauge is 0 after a
+    tick): a Ready object with its pods up, nothing timed left to do."""
+    await eventually(
+        lambda: passes(op, NS, name, "tick") > 0
+        and operator_metric(op, "tritonop_time_driven", namespace=NS, name=name) == 0,
+        timeout=30,
+        what=f"{name} settled",
+    )
 
-    Every pass routes traffic, reading the entry Service (named after the object) once, and passes
-    over one object never overlap, so `passes + 1` reads mean `passes` of them have finished."""
-    return await wait_for_operator_reads(kube, SERVICES, NS, name, passes + 1, since=since)
 
-
-async def settled(kube: RealCluster, name: str, *, passes: int = 3, timeout: float = 30) -> int:
-    """Wait until the operator has run `passes` complete passes over `name` in a row that wrote
-    nothing (what a Ready transition still had in flight has landed); return the request count."""
-    deadline = time.monotonic() + timeout
-    while True:
-        mark = len(kube.api.all_requests)
-        end = await passes_observed(kube, name, passes, since=mark)
-        writes = kube.api.writes(mark)
-        if not writes:
-            return end
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"never settled in {timeout}s: the operator kept writing, lately "
-                + ", ".join(f"{r.method.value} {r.url.path}" for r in writes[-5:])
-            )
+def requests_about(kube: RealCluster, name: str, *, since: int) -> list[Request]:
+    """The operator's requests since ``since`` about object ``name`` or its children (NAME, NAME-REV)."""
+    return [
+        r
+        for r in operator_requests(kube, since=since)
+        if r.name and (r.name == name or r.name.startswith(f"{name}-"))
+    ]
 
 
 async def test_create_builds_owned_children_and_reports_ready(kube: RealCluster, run_operator) -> None:
@@ -155,17 +157,54 @@ async def test_create_builds_owned_children_and_reports_ready(kube: RealCluster,
     assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).status == 200
 
 
-async def test_settled_object_is_not_written_again(kube: RealCluster, run_operator) -> None:
-    run_operator()
+async def test_settled_object_costs_no_request(kube: RealCluster, run_operator) -> None:
+    """Issue 13: a settled InferenceService costs no API request however long it stays settled.
+    Its ticks wait for changes; reads come from the watch caches. The clock is a second object
+    whose pods never become ready (Pending, so its ticks are time-driven): while it is seen to
+    finish QUIET_PASSES ticks, nothing is asked about the settled one."""
+    kube.never_ready.add("clock-")
+    op = run_operator()
     await kube.apply_isvc(copy.deepcopy(ISVC))
-    await eventually(lambda: kube.status(NS, "resnet").get("phase") == "Ready", timeout=40, what="Ready")
-    mark = await settled(kube, "resnet")  # what the Ready transition had in flight has landed
-    # ~10 timer ticks, each a full level-based pass that reads the children and writes nothing.
-    await passes_observed(kube, "resnet", QUIET_PASSES, since=mark)
-    reads = operator_requests(kube, since=mark, method="GET")
-    read = {r.resource.plural for r in reads if r.resource}
-    assert read >= {"deployments", "services"}, f"the timer should read the children (it is level-based): {read}"
-    assert kube.api.writes(mark) == []
+    clock = copy.deepcopy(ISVC)
+    clock["metadata"]["name"] = "clock"
+    await kube.apply_isvc(clock)
+    await eventually(lambda: kube.status(NS, "resnet").get("readyReplicas") == 2, timeout=60, what="2 ready pods")
+    await settled(op, "resnet")
+    assert operator_metric(op, "tritonop_time_driven", namespace=NS, name="clock") == 1
+
+    mark, ticks = len(kube.api.all_requests), passes(op, NS, "resnet")
+    await wait_for_passes(op, NS, "clock", QUIET_PASSES, since=passes(op, NS, "clock"))
+    assert requests_about(kube, "resnet", since=mark) == []
+    assert passes(op, NS, "resnet") == ticks, "a settled object ticked with nothing changed"
+    # The clock's ticks read its children from the caches too: its only requests are status writes.
+    asked = {(r.method.value, r.resource.plural if r.resource else r.path) for r in requests_about(kube, "clock", since=mark)}
+    assert asked <= {("PATCH", "inferenceservices")}, asked
+
+
+async def test_deleted_child_is_restored_from_its_watch_event(kube: RealCluster, run_operator) -> None:
+    """A child deleted behind the operator's back wakes its settled owner through the watch
+    cache, which puts it back at once. The tick is 60 s here and the object is settled, so no
+    timed pass can be what restores it."""
+    op = run_operator("--tick-seconds", "60")
+    await kube.apply_isvc(copy.deepcopy(ISVC))
+    status = await eventually(lambda: (s := kube.status(NS, "resnet")).get("readyReplicas") == 2 and s, timeout=60)
+    await settled(op, "resnet")
+    name = f"resnet-{status['stableRevision']}"
+    old = kube.api.get(SERVICES, NS, name)
+    assert old is not None
+
+    mark, deleted_at = len(kube.api.all_requests), time.monotonic()  # the proxy's clock
+    await kube.delete(f"/api/v1/namespaces/{NS}/services/{name}")
+    restored = await eventually(
+        lambda: (s := kube.api.get(SERVICES, NS, name)) is not None and s["metadata"]["uid"] != old["metadata"]["uid"] and s,
+        timeout=10,
+        what="the revision Service restored",
+    )
+    assert owned_by(restored, kube.isvc(NS, "resnet"))
+    applied = [r for r in requests_about(kube, "resnet", since=mark) if r.method.value == "PATCH" and r.name == name]
+    assert applied, "restored by someone other than the operator"
+    # The watch event arrives, the owner ticks, the apply is sent: well within a second.
+    assert applied[0].at - deleted_at < 1.0, f"restored {applied[0].at - deleted_at:.2f} s after the deletion"
 
 
 async def test_model_change_creates_a_new_revision_and_leaves_stable_untouched(kube: RealCluster, run_operator) -> None:
@@ -306,7 +345,7 @@ async def test_restart_resumes_without_duplicates_and_delete_collects_children(k
     first.kill()  # a crash, mid-canary
 
     mark = len(kube.api.all_requests)  # from here on, every operator request is the new one's
-    run_operator()
+    second = run_operator()
     # The new operator resumes: it re-applies the children (server-side apply, PATCH) to repair
     # drift, then its timer runs passes over the object; none of that restarts or copies the canary.
     await eventually(
@@ -314,7 +353,7 @@ async def test_restart_resumes_without_duplicates_and_delete_collects_children(k
         timeout=30,
         what="the restarted operator re-applying the Deployments",
     )
-    await passes_observed(kube, "resnet", 5, since=len(kube.api.all_requests))
+    await wait_for_passes(second, NS, "resnet", 5, since=passes(second, NS, "resnet"))
     status = kube.status(NS, "resnet")
     assert status["canaryRevision"] == canary and status["canary"]["startedAt"] == started_at
     assert len([d for d in deployment_names(kube) if d.startswith("resnet-")]) == 2
