@@ -62,6 +62,9 @@ class Profile:
     no_data_timeout: str
     success_rate_min: float = 0.95
     latency_max_ms: float = 100.0
+    # interval: judged once per interval from Prometheus, as before issue 14; the sequential
+    # e2e test and the bench's sequential side set "sequential" (the API's default).
+    analysis_mode: str = "interval"
 
     def rollout(self) -> dict[str, Any]:
         """The spec.rollout fields this profile sets."""
@@ -71,6 +74,7 @@ class Profile:
             "failureThreshold": self.failure_threshold,
             "readinessTimeout": self.readiness_timeout,
             "analysis": {
+                "mode": self.analysis_mode,
                 "successRate": {"min": self.success_rate_min},
                 "latency": {"maxMs": self.latency_max_ms},
                 "minRequests": self.min_requests,

@@ -429,6 +429,7 @@ class PodKubelet:
         for pod in self.pods():
             if pod.running and not pod.terminating:
                 endpoints[f"{pod.namespace}/pod/{pod.name}"] = pod.http_url
+                endpoints[f"{pod.namespace}/pod/{pod.name}/metrics"] = f"http://{pod.metrics_address}/metrics"
         if endpoints == self._endpoints:
             return
         # Written aside and renamed: the operator never reads a half-written file.
