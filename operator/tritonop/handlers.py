@@ -129,8 +129,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         kube.use_cache(cache)
         cache.start()
         if not await cache.wait_synced(CACHE_SYNC_TIMEOUT_S):
-            log.warning("watch caches not synced after %.0f s; reading from the API server meanwhile",
-                        CACHE_SYNC_TIMEOUT_S)
+            log.warning(
+                "watch caches not synced after %.0f s; reading from the API server meanwhile", CACHE_SYNC_TIMEOUT_S
+            )
         state["metrics"] = await metrics.serve(config.metrics_port)
         log.info("tritonop started; metrics and /healthz on :%s", config.metrics_port)
 

@@ -329,7 +329,10 @@ class ObjectCache:
                 failures += 1
                 log.warning(
                     "watch of %s failed (%s: %s); relisting in %.1f s",
-                    store.watched.kind.plural, type(exc).__name__, exc, delay,
+                    store.watched.kind.plural,
+                    type(exc).__name__,
+                    exc,
+                    delay,
                 )
                 await asyncio.sleep(delay)
 

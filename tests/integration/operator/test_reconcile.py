@@ -90,8 +90,10 @@ async def settled(op: OperatorProcess, name: str) -> None:
     """Wait until the operator waits for changes only (its tritonop_time_driven gauge is 0 after a
     tick): a Ready object with its pods up, nothing timed left to do."""
     await eventually(
-        lambda: passes(op, NS, name, "tick") > 0
-        and operator_metric(op, "tritonop_time_driven", namespace=NS, name=name) == 0,
+        lambda: (
+            passes(op, NS, name, "tick") > 0
+            and operator_metric(op, "tritonop_time_driven", namespace=NS, name=name) == 0
+        ),
         timeout=30,
         what=f"{name} settled",
     )
@@ -100,9 +102,7 @@ async def settled(op: OperatorProcess, name: str) -> None:
 def requests_about(kube: RealCluster, name: str, *, since: int) -> list[Request]:
     """The operator's requests since ``since`` about object ``name`` or its children (NAME, NAME-REV)."""
     return [
-        r
-        for r in operator_requests(kube, since=since)
-        if r.name and (r.name == name or r.name.startswith(f"{name}-"))
+        r for r in operator_requests(kube, since=since) if r.name and (r.name == name or r.name.startswith(f"{name}-"))
     ]
 
 
@@ -177,7 +177,9 @@ async def test_settled_object_costs_no_request(kube: RealCluster, run_operator) 
     assert requests_about(kube, "resnet", since=mark) == []
     assert passes(op, NS, "resnet") == ticks, "a settled object ticked with nothing changed"
     # The clock's ticks read its children from the caches too: its only requests are status writes.
-    asked = {(r.method.value, r.resource.plural if r.resource else r.path) for r in requests_about(kube, "clock", since=mark)}
+    asked = {
+        (r.method.value, r.resource.plural if r.resource else r.path) for r in requests_about(kube, "clock", since=mark)
+    }
     assert asked <= {("PATCH", "inferenceservices")}, asked
 
 
@@ -196,7 +198,9 @@ async def test_deleted_child_is_restored_from_its_watch_event(kube: RealCluster,
     mark, deleted_at = len(kube.api.all_requests), time.monotonic()  # the proxy's clock
     await kube.delete(f"/api/v1/namespaces/{NS}/services/{name}")
     restored = await eventually(
-        lambda: (s := kube.api.get(SERVICES, NS, name)) is not None and s["metadata"]["uid"] != old["metadata"]["uid"] and s,
+        lambda: (
+            (s := kube.api.get(SERVICES, NS, name)) is not None and s["metadata"]["uid"] != old["metadata"]["uid"] and s
+        ),
         timeout=10,
         what="the revision Service restored",
     )
