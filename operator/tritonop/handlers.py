@@ -188,12 +188,12 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             stop.cancel()
 
     @kopf.on.event(*resource, registry=registry)
-    def changed(body: kopf.Body, **_: Any) -> None:
+    async def changed(body: kopf.Body, **_: Any) -> None:  # async: a sync handler costs a thread hop
         # Any change to the object (annotations such as promote/abort included, and its
         # status written by someone else) wakes its tick loop; a tick with nothing to do
         # costs nothing.
         if "controller" in state:
-            controller().wake(*_key(body))
+            controller().changed(body)
 
     @kopf.on.delete(*resource, optional=True, registry=registry)
     async def delete(body: kopf.Body, **_: Any) -> None:

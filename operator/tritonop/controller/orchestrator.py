@@ -160,8 +160,13 @@ class Controller:
             return self.config.tick_seconds
         return None
 
+    def changed(self, body: Mapping[str, Any]) -> None:
+        """A watch event of the object: tick soon, unless it only echoes our own status write."""
+        if not self.status.is_our_write(body):
+            self.wake(*object_key(body))
+
     def wake(self, namespace: str, name: str) -> None:
-        """The object changed (a watch event of its own): tick soon."""
+        """Tick soon."""
         waker = self._wakers.get((namespace, name))
         if waker is not None:
             waker.set()
@@ -410,10 +415,11 @@ class Controller:
         refused (409) finds just its own revision, which is no news.
         """
         live = await self.children.live_revisions(ref)
-        entry = await self.kube.get(*SERVICE.key, ref.namespace, ref.name, fresh=True)  # cached: metadata only
         routed = None
-        if entry is not None and owner_uid(entry) == ref.uid:
-            routed = ((entry.get("spec") or {}).get("selector") or {}).get(REVISION_LABEL)
+        if live:  # else nothing to recover (a first deploy): no need to ask which one is routed
+            entry = await self.kube.get(*SERVICE.key, ref.namespace, ref.name, fresh=True)  # cached: metadata only
+            if entry is not None and owner_uid(entry) == ref.uid:
+                routed = ((entry.get("spec") or {}).get("selector") or {}).get(REVISION_LABEL)
         state = recovered_state(live, routed)
         if state.stable is None or set(live) == {desired}:
             return state, []

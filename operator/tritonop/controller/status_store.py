@@ -70,6 +70,11 @@ class StatusStore:
         await self._patch(body, {"status": {"conditions": conditions}})
         self.forget(body)
 
+    def is_our_write(self, body: Mapping[str, Any]) -> bool:
+        """The body is the object as our newest status write left it (its watch echo)."""
+        version = self._written_version.get(object_key(body))
+        return version is not None and version == _version(body)
+
     def forget(self, body: Mapping[str, Any]) -> None:
         self._written.pop(object_key(body), None)
         self._written_version.pop(object_key(body), None)

@@ -173,10 +173,11 @@ def _version(obj: Mapping[str, Any]) -> int | None:
 
 
 def _newer(incoming: Mapping[str, Any], held: Mapping[str, Any] | None) -> bool:
+    """Whether ``incoming`` is a later state than ``held`` (the same version is not)."""
     if held is None:
         return True
     new, old = _version(incoming), _version(held)
-    return new is None or old is None or new >= old
+    return new is None or old is None or new > old
 
 
 def selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
@@ -189,23 +190,31 @@ def selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
 
 
 class _Store:
-    """One kind's objects in one scope, by namespace and name."""
+    """One kind's objects in one scope, by namespace and name, indexed by InferenceService label
+    (the operator lists by it: a list costs the object's own children, not the namespace's)."""
 
     def __init__(self, watched: Watched, namespace: str | None) -> None:
         self.watched = watched
         self.namespace = namespace  # None: every namespace
         self.state = State.SYNCING
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}
+        self.by_isvc: dict[tuple[str, str], set[str]] = {}  # (namespace, ISVC label) -> names
         self.synced = asyncio.Event()
 
     def put(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
         meta = obj.get("metadata") or {}
-        bucket = self.objects.setdefault(meta.get("namespace") or "", {})
-        held = bucket.get(meta.get("name") or "")
+        namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+        bucket = self.objects.setdefault(namespace, {})
+        held = bucket.get(name)
         if not _newer(obj, held):
             return None
+        if held is not None:
+            self._unindex(namespace, name, held)
         projected = self.watched.project(obj)
-        bucket[meta.get("name") or ""] = projected
+        bucket[name] = projected
+        label = _isvc_label(projected)
+        if label is not None:
+            self.by_isvc.setdefault((namespace, label), set()).add(name)
         return projected
 
     def remove(self, namespace: str, name: str, version_of_deletion: Mapping[str, Any] | None = None) -> None:
@@ -216,11 +225,45 @@ class _Store:
         if version_of_deletion is not None and not _newer(version_of_deletion, held):
             return  # the deletion of an earlier object of that name (ours has been written since)
         del bucket[name]
+        self._unindex(namespace, name, held)
+
+    def _unindex(self, namespace: str, name: str, held: Mapping[str, Any]) -> None:
+        label = _isvc_label(held)
+        if label is not None:
+            names = self.by_isvc.get((namespace, label))
+            if names is not None:
+                names.discard(name)
+                if not names:
+                    del self.by_isvc[(namespace, label)]
 
     def replace(self, objs: Iterable[Mapping[str, Any]]) -> None:
         self.objects = {}
+        self.by_isvc = {}
         for obj in objs:
             self.put(obj)
+
+    def matching(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        bucket = self.objects.get(namespace) or {}
+        isvc = _term(label_selector, ISVC_LABEL)
+        candidates = (
+            [bucket[n] for n in self.by_isvc.get((namespace, isvc), ()) if n in bucket]
+            if isvc is not None
+            else list(bucket.values())
+        )
+        return [o for o in candidates if selector_matches(label_selector, (o.get("metadata") or {}).get("labels") or {})]
+
+
+def _isvc_label(obj: Mapping[str, Any]) -> str | None:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(ISVC_LABEL)
+
+
+def _term(selector: str, key: str) -> str | None:
+    """The value an equality term of ``selector`` requires of label ``key``, if it has one."""
+    for term in selector.split(","):
+        name, eq, value = term.strip().partition("=")
+        if eq and name == key:
+            return value
+    return None
 
 
 class ObjectCache:
@@ -276,19 +319,16 @@ class ObjectCache:
         return store.state if store is not None else State.UNSERVED
 
     def lookup(self, key: Key, namespace: str, name: str) -> dict[str, Any] | None:
+        """The cached projection: shared, read it only (copying would cost more than the read)."""
         store = self._store(key, namespace)
         assert store is not None and store.state in (State.SYNCED, State.ABSENT)
-        held = (store.objects.get(namespace) or {}).get(name)
-        return copy.deepcopy(held) if held is not None else None
+        return (store.objects.get(namespace) or {}).get(name)
 
     def select(self, key: Key, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """The cached projections the selector matches (shared: read them only)."""
         store = self._store(key, namespace)
         assert store is not None and store.state in (State.SYNCED, State.ABSENT)
-        return [
-            copy.deepcopy(obj)
-            for obj in (store.objects.get(namespace) or {}).values()
-            if selector_matches(label_selector, (obj.get("metadata") or {}).get("labels") or {})
-        ]
+        return store.matching(namespace, label_selector)
 
     # ------------------------------------------------------------------ write-through
 
@@ -425,8 +465,8 @@ class ObjectCache:
                 namespace, name = meta.get("namespace") or "", meta.get("name") or ""
                 if kind == "DELETED":
                     store.remove(namespace, name, obj)
-                else:
-                    store.put(obj)
+                elif store.put(obj) is None:
+                    continue  # the echo of our own write (already written through), or older
                 self._notify(store, namespace, obj)
         return version
 

@@ -26,6 +26,7 @@ from tritonop import FIELD_MANAGER, __version__
 from tritonop.kinds import kind_of
 from tritonop.kube.cache import ObjectCache, State
 from tritonop.kube.credentials import CredentialAuth, CredentialError, Credentials, discover
+from tritonop.kube.transport import AiohttpTransport, ssl_context
 
 # Retry-After: the API server answers 429 (API priority and fairness, max-in-flight) and
 # some 5xx with a Retry-After header, meaning the request was not processed and may be sent
@@ -147,15 +148,18 @@ def http_client(
     limits: httpx.Limits | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An httpx client that talks to the API server as ``connection`` says."""
+    """An httpx client that talks to the API server as ``connection`` says, over aiohttp
+    (kube/transport.py) unless a test passes its own transport."""
+    limits = limits or httpx.Limits()
+    if transport is None:
+        transport = AiohttpTransport(
+            ssl_context(connection.verify, connection.cert), max_connections=limits.max_connections
+        )
     return httpx.AsyncClient(
         base_url=connection.server,
         headers={"User-Agent": f"tritonop/{__version__}", **connection.headers},
-        verify=connection.verify,
-        cert=connection.cert,
         auth=connection.auth,
         timeout=timeout,
-        limits=limits or httpx.Limits(),
         transport=transport,
     )
 
@@ -258,7 +262,8 @@ class KubeClient:
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str, *, fresh: bool = False, looking: bool = False
     ) -> dict[str, Any] | None:
-        """The object, from the cache where it serves (projected: see kube/cache.py); ``fresh``
+        """The object, from the cache where it serves (projected, and shared: read it, never modify
+        it; see kube/cache.py); ``fresh``
         asks the API server for the whole object. ``looking``: the caller only looks (prunes),
         so a kind the server does not serve is known to hold nothing."""
         if not fresh and self._cached(api_version, kind, namespace, absent_counts=looking):
