@@ -118,11 +118,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rate", type=float, default=StackSettings.request_rate, help="router requests/s (default %(default)s)"
     )
+    parser.add_argument(
+        "--mode",
+        choices=("interval", "sequential"),
+        default=PROFILES["local"].analysis_mode,
+        help="rollout.analysis.mode (default %(default)s)",
+    )
+    parser.add_argument(
+        "--success-rate-min",
+        type=float,
+        default=PROFILES["local"].success_rate_min,
+        help="rollout.analysis.successRate.min (default %(default)s)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir)")
     args = parser.parse_args(argv)
-    profile = dataclasses.replace(PROFILES["local"], interval=args.interval)
+    profile = dataclasses.replace(
+        PROFILES["local"], interval=args.interval, analysis_mode=args.mode, success_rate_min=args.success_rate_min
+    )
     print(
-        f"rollback-time benchmark: steps {list(profile.steps)}, interval {profile.interval}, failureThreshold "
+        f"rollback-time benchmark: analysis {profile.analysis_mode}, steps {list(profile.steps)}, "
+        f"interval {profile.interval}, successRate.min {profile.success_rate_min:g}, failureThreshold "
         f"{profile.failure_threshold}, minRequests {profile.min_requests}, router {args.rate:g} requests/s",
         flush=True,
     )

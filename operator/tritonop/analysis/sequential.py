@@ -64,9 +64,8 @@ def binomial_tail(n: int, k: int, p: float) -> float:
         return 1.0
     if k > n:
         return 0.0
-    upper = sum(math.exp(log_binomial_pmf(n, i, p)) for i in range(k, n + 1))
     if k > n // 2:
-        return min(1.0, upper)
+        return min(1.0, sum(math.exp(log_binomial_pmf(n, i, p)) for i in range(k, n + 1)))
     lower = sum(math.exp(log_binomial_pmf(n, i, p)) for i in range(k))
     return min(1.0, max(0.0, 1.0 - lower))
 
