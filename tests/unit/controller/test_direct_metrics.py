@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -89,4 +90,25 @@ async def test_no_running_pod_and_bad_text_are_problems_not_errors() -> None:
     kube.put(pod("c-0", "c", "10.0.0.1"))
     sample = await direct.sample(REF, "resnet", "c", "s")
     assert "pod c-0: metrics unreadable (line 1 is not a sample" in sample.problem
+    await direct.aclose()
+
+
+async def test_reads_in_flight_are_bounded() -> None:
+    kube = FakeKube()
+    for i in range(12):
+        kube.put(pod(f"c-{i}", "c", f"10.0.1.{i}"))
+        kube.put(pod(f"s-{i}", "s", f"10.0.2.{i}"))
+    in_flight = peak = 0
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)  # a request's latency: unbounded, all 24 would be in flight here
+        in_flight -= 1
+        return httpx.Response(200, text=metrics_text(1, 0))
+
+    direct = DirectMetrics(kube, TritonEndpoints("http://x"), concurrency=3, transport=httpx.MockTransport(answer))  # type: ignore[arg-type]
+    sample = await asyncio.wait_for(direct.sample(REF, "resnet", "c", "s"), 10)
+    assert sample.complete and peak == 3
     await direct.aclose()
