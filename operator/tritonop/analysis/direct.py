@@ -68,7 +68,9 @@ def prometheus_only(spec: Analysis) -> Analysis | None:
     return spec.model_copy(update={"success_rate": None, "latency": quantile, "comparative": None})
 
 
-def judge_direct(spec: Analysis, tally: DirectTally) -> DirectOutcome:
+def judge_direct(spec: Analysis, tally: DirectTally, *, power: bool = True) -> DirectOutcome:
+    """Every sequential check on the tally. ``power=False`` skips the detectable rates (costly
+    with many requests), for ticks whose result is not shown unless it fails."""
     names = sequential_checks(spec)
     alpha = split_alpha(spec.alpha, len(names))
     canary = Counts(tally.canary.requests, tally.canary.failures)
@@ -78,11 +80,11 @@ def judge_direct(spec: Analysis, tally: DirectTally) -> DirectOutcome:
     for name in names:
         if name == SUCCESS_RATE:
             assert spec.success_rate is not None
-            results.append(_success_rate(spec.success_rate.min, canary, alpha, spec.min_requests))
+            results.append(_success_rate(spec.success_rate.min, canary, alpha, spec.min_requests, power))
         elif name == SUCCESS_RATE_VS_STABLE:
             assert spec.comparative is not None and spec.comparative.max_success_rate_drop is not None
             drop = spec.comparative.max_success_rate_drop
-            results.append(_success_rate_vs_stable(drop, canary, stable, alpha, spec.min_requests))
+            results.append(_success_rate_vs_stable(drop, canary, stable, alpha, spec.min_requests, power))
         elif name == LATENCY:
             assert spec.latency is not None
             results.append(_latency(spec.latency.max_ms, tally, canary, alpha, enough, spec.min_requests))
@@ -144,8 +146,8 @@ def _too_few(canary: Counts, min_requests: int) -> str:
     return f"inconclusive: {canary.trials} canary requests < minRequests {min_requests}"
 
 
-def _success_rate(minimum: float, canary: Counts, alpha: float, min_requests: int) -> CheckResult:
-    test = check_rate(canary, 1.0 - minimum, alpha, min_trials=min_requests)
+def _success_rate(minimum: float, canary: Counts, alpha: float, min_requests: int, power: bool) -> CheckResult:
+    test = check_rate(canary, 1.0 - minimum, alpha, min_trials=min_requests, power=power)
     rate = None if canary.trials == 0 else round(1.0 - canary.events / canary.trials, 4)
     seen = f"{canary.events} of {canary.trials} canary requests failed"
     if canary.trials:
@@ -164,9 +166,9 @@ def _success_rate(minimum: float, canary: Counts, alpha: float, min_requests: in
 
 
 def _success_rate_vs_stable(
-    drop: float, canary: Counts, stable: Counts, alpha: float, min_requests: int
+    drop: float, canary: Counts, stable: Counts, alpha: float, min_requests: int, power: bool
 ) -> CheckResult:
-    test = check_rate_vs_stable(canary, stable, drop, alpha, min_trials=min_requests)
+    test = check_rate_vs_stable(canary, stable, drop, alpha, min_trials=min_requests, power=power)
     canary_rate, stable_rate = canary.rate, stable.rate
     value = None if canary_rate is None or stable_rate is None else round(canary_rate - stable_rate, 4)
     seen = f"canary {canary.events} of {canary.trials} requests failed, stable {stable.events} of {stable.trials}"

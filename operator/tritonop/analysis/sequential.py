@@ -64,10 +64,23 @@ def binomial_tail(n: int, k: int, p: float) -> float:
         return 1.0
     if k > n:
         return 0.0
+    if p <= 0.0 or p >= 1.0:
+        return 1.0 if p >= 1.0 else 0.0
     if k > n // 2:
-        return min(1.0, sum(math.exp(log_binomial_pmf(n, i, p)) for i in range(k, n + 1)))
-    lower = sum(math.exp(log_binomial_pmf(n, i, p)) for i in range(k))
-    return min(1.0, max(0.0, 1.0 - lower))
+        return min(1.0, _pmf_sum(n, k, n, p))
+    return min(1.0, max(0.0, 1.0 - _pmf_sum(n, 0, k - 1, p)))
+
+
+def _pmf_sum(n: int, first: int, last: int, p: float) -> float:
+    """The sum of P(X = i) for i in first..last: one lgamma, then the ratio between neighbours."""
+    log_pmf = log_binomial_pmf(n, first, p)
+    log_odds = math.log(p) - math.log1p(-p)
+    total = 0.0
+    for i in range(first, last + 1):
+        total += math.exp(log_pmf)
+        if i < n:
+            log_pmf += math.log((n - i) / (i + 1)) + log_odds
+    return total
 
 
 # ---------------------------------------------------------------- the mixture SPRT
@@ -186,14 +199,16 @@ class SequentialResult:
         return math.exp(min(self.log_evidence, 700.0)) if self.log_evidence > -700 else 0.0
 
 
-def check_rate(canary: Counts, p0: float, alpha: float, *, min_trials: int) -> SequentialResult:
+def check_rate(canary: Counts, p0: float, alpha: float, *, min_trials: int, power: bool = True) -> SequentialResult:
     """Fail once the canary's event rate is conclusively above p0; Pass once ``min_trials``
     trials are in without that (promotion may then proceed at the interval's end);
-    Inconclusive before."""
+    Inconclusive before. ``power``: also compute ``detectable``, the costly part, which a
+    caller needs only when the result is shown, not on every tick."""
     p0 = min(max(p0, 0.0), 1.0)
     log_e = log_evidence(canary.trials, canary.events, p0)
     threshold = 1.0 / alpha
-    detectable = detectable_rate(canary.trials, p0, alpha) if canary.trials > 0 and p0 < 1.0 else None
+    wanted = power and canary.trials > 0 and p0 < 1.0
+    detectable = detectable_rate(canary.trials, p0, alpha) if wanted else None
     if log_e >= math.log(threshold):
         decision: Decision = "Fail"
     elif canary.trials >= min_trials:
@@ -204,13 +219,13 @@ def check_rate(canary: Counts, p0: float, alpha: float, *, min_trials: int) -> S
 
 
 def check_rate_vs_stable(
-    canary: Counts, stable: Counts, max_increase: float, alpha: float, *, min_trials: int
+    canary: Counts, stable: Counts, max_increase: float, alpha: float, *, min_trials: int, power: bool = True
 ) -> SequentialResult:
     """Fail once the canary's rate is conclusively above the stable's plus ``max_increase``:
     half of alpha bounds the stable's rate from above (time-uniformly), half tests the canary
     against that bound plus the allowed increase. Without stable trials p0 is 1 (no Fail)."""
     stable_bound = upper_bound(stable.trials, stable.events, alpha / 2)
-    return check_rate(canary, stable_bound + max_increase, alpha / 2, min_trials=min_trials)
+    return check_rate(canary, stable_bound + max_increase, alpha / 2, min_trials=min_trials, power=power)
 
 
 def split_alpha(alpha: float, checks: int) -> float:

@@ -309,7 +309,7 @@ class Controller:
         ):
             # Every tick: the canary's and the stable's pods, read directly (a baseline at the gate).
             sample = await self.direct.sample(ref, triton_model_name(ref, spec), canary, state.stable)
-            judged = judge_direct(analysis, sample.tally)
+            judged = judge_direct(analysis, sample.tally, power=due)
             if not waiting_for_traffic(state) and judged.conclusive_failure:
                 verdict, checks, conclusive = "Fail", tuple(judged.checks), True
             elif due and (sample.complete or analysis.source == AnalysisSource.direct):

@@ -75,3 +75,12 @@ def test_healthy_canary_passes_every_check() -> None:
     assert outcome.verdict == "Pass", [c.message for c in outcome.checks]
     vs_stable = next(c for c in outcome.checks if c.name == "successRateVsStable")
     assert vs_stable.evidence is not None and vs_stable.evidence.stable_requests == 30 * 54
+
+
+def test_power_is_computed_only_when_asked() -> None:
+    shown = judge_direct(spec(), tally(30, 6, 0, 10))
+    quiet = judge_direct(spec(), tally(30, 6, 0, 10), power=False)
+    assert shown.checks[0].evidence is not None and shown.checks[0].evidence.detectable is not None
+    assert "with 80% power" in shown.checks[0].message
+    assert quiet.checks[0].evidence is not None and quiet.checks[0].evidence.detectable is None
+    assert quiet.verdict == shown.verdict == "Pass"
