@@ -28,6 +28,7 @@ class DeploymentReadiness:
     ready_replicas: int
     available: bool
     message: str = ""
+    exists: bool = True  # False: no such Deployment (yet)
 
     @property
     def serving(self) -> bool:
@@ -37,7 +38,7 @@ class DeploymentReadiness:
     @classmethod
     def from_object(cls, deployment: Mapping[str, Any] | None, name: str) -> DeploymentReadiness:
         if deployment is None:
-            return cls(name, 0, 0, False, f"Deployment {name} not found")
+            return cls(name, 0, 0, False, f"Deployment {name} not found", exists=False)
         status = deployment.get("status") or {}
         spec_replicas = (deployment.get("spec") or {}).get("replicas")
         replicas = int(status.get("replicas") or (spec_replicas if spec_replicas is not None else 1))

@@ -384,6 +384,10 @@ class Controller:
                 stable = replace(stable, message=f"{stable.message}; {why.reason}: {why.message}")
         for action in decision.before_routing:
             await self.children.perform(ref, spec, desired, action, state, stable, force=force)
+        if decision.before_routing and stable is not None and not stable.exists:
+            # Its Deployment was created just now: report it as it is (from the cache, no request),
+            # not "not found", which the next pass would write status again to correct.
+            stable = await self.triton.readiness(ref, state.stable)
 
         new = state.apply_to(status, RolloutPolicy.from_spec(spec.rollout), now)
         new.observed_generation = _generation(body)

@@ -86,7 +86,14 @@ def _metadata(obj: Mapping[str, Any], *, managed_fields: bool = False) -> dict[s
     if "deletionTimestamp" in meta:
         kept["deletionTimestamp"] = meta["deletionTimestamp"]
     if managed_fields:
-        ours = [e for e in meta.get("managedFields") or [] if e.get("manager") == APPLY_MANAGER]
+        # Of tritonop's own entries, only whether they own spec.replicas (kube/apply.py hands the
+        # count over to the HPA when an apply stops setting it); the rest is large and unread.
+        ours = []
+        for entry in meta.get("managedFields") or []:
+            if entry.get("manager") == APPLY_MANAGER:
+                spec = ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+                owned: dict[str, Any] = {"f:spec": {"f:replicas": {}}} if "f:replicas" in spec else {}
+                ours.append({"manager": APPLY_MANAGER, "operation": entry.get("operation"), "fieldsV1": owned})
         if ours:
             kept["managedFields"] = ours
     return kept

@@ -94,9 +94,8 @@ async def test_requests_and_answers_pass_through(server: str) -> None:
 
 
 async def test_streamed_lines_arrive_as_they_are_written(server: str) -> None:
-    async with client(server, timeout=httpx.Timeout(5, read=None)) as http:
-        async with http.stream("GET", "/stream") as response:
-            lines = [json.loads(line) async for line in response.aiter_lines() if line]
+    async with client(server, timeout=httpx.Timeout(5, read=None)) as http, http.stream("GET", "/stream") as response:
+        lines = [json.loads(line) async for line in response.aiter_lines() if line]
     assert [e["i"] for e in lines] == [0, 1, 2]
 
 
