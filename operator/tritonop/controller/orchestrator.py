@@ -74,6 +74,9 @@ log = logging.getLogger("tritonop")
 # Reasons a change outside the spec can fix (reconcile retried on every tick; a Forbidden one
 # with back-off, see `forbidden.Backoff`).
 RETRYABLE_REASONS = {"ChildConflict", forbidden.REASON}
+# How often a canary with traffic is sampled for sequential analysis (Triton's counters read
+# directly), when --tick-seconds is longer.
+DIRECT_SAMPLE_SECONDS = 1.0
 
 EventSink = Callable[[Mapping[str, Any], Event], None]
 
@@ -155,10 +158,21 @@ class Controller:
             return self.config.tick_seconds  # a retry (Forbidden ones wait out their back-off within)
         if ready is not None and ready.status == "False" and state.stable is None:
             return None  # an invalid spec: only a spec change helps
+        if state.canary is not None and state.weight > 0 and self._samples_directly(body):
+            # Sequential analysis reads the pods' counters each tick: a verdict within seconds.
+            return min(self.config.tick_seconds, DIRECT_SAMPLE_SECONDS)
         if state.stable is None or state.canary is not None or state.phase in (Phase.pending, None):
             # Gates, analysis and a first revision's "why not ready" ask Triton: polled.
             return self.config.tick_seconds
         return None
+
+    @staticmethod
+    def _samples_directly(body: Mapping[str, Any]) -> bool:
+        try:
+            analysis = parse_spec(body).rollout.analysis
+        except BuildError:
+            return False
+        return analysis.mode == AnalysisMode.sequential and analysis.source != AnalysisSource.prometheus
 
     def changed(self, body: Mapping[str, Any]) -> None:
         """A watch event of the object: tick soon, unless it only echoes our own status write."""
@@ -200,9 +214,11 @@ class Controller:
         self._forbidden.pop(key, None)
         self.telemetry.forget(*key)
         self.children.forget(*key)
+        self.direct.forget(*key)
 
     async def aclose(self) -> None:
         await self.prometheus.aclose()
+        await self.direct.aclose()
 
     # ------------------------------------------------------------------ the two passes
 

@@ -10,6 +10,7 @@ from tests.support.controller_harness import NAME, Harness, model_spec
 from tritonop.api.models import InferenceServiceSpec
 from tritonop.children import revision_of
 from tritonop.config import OperatorConfig
+from tritonop.controller.orchestrator import DIRECT_SAMPLE_SECONDS
 from tritonop.kube.client import KubeError
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -50,6 +51,28 @@ async def test_a_settled_object_causes_no_writes() -> None:
         await h.tick()
     await h.reconcile()
     assert len(h.kube.writes()) == before
+
+
+async def test_ticks_are_time_driven_only_while_something_is_timed() -> None:
+    """Controller.tick says when time next drives the object (handlers.py sleeps until then, or
+    until a change wakes it): never once settled, every tick while a first revision comes up
+    or a canary runs, and every DIRECT_SAMPLE_SECONDS while a sequential canary has traffic."""
+    spec = model_spec(traffic=GATEWAY)
+    h = Harness(T0, config=OperatorConfig(triton_image="tritonserver:test", tick_seconds=5))
+    h.apply(spec)
+    await h.controller.reconcile(h.body())
+    assert await h.controller.tick(h.body()) == 5  # Pending: its pods are not up yet
+    h.kube.settle()
+    assert await h.controller.tick(h.body()) is None  # Ready, no canary: only a change wakes it
+    sequential = model_spec("s3://models/v2", traffic=GATEWAY)
+    h.apply(sequential)
+    await h.reconcile()
+    assert await h.controller.tick(h.body()) == DIRECT_SAMPLE_SECONDS  # the gate opened: traffic
+    interval = model_spec("s3://models/v3", traffic=GATEWAY, rollout={"analysis": {"mode": "interval"}})
+    h.apply(interval)
+    await h.reconcile()
+    h.kube.settle()
+    assert await h.controller.tick(h.body()) == 5
 
 
 async def test_healthy_canary_walks_its_steps_and_is_promoted() -> None:
