@@ -88,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
         help="which pods of those namespaces may scrape it (default: all) [TRITONOP_METRICS_POD_SELECTOR]",
     )
     run.add_argument(
+        "--operator-namespace",
+        metavar="NAMESPACE",
+        help="the operator's own namespace: with --operator-pod-selector, its pods may read Triton's metrics "
+        "port through each NetworkPolicy (sequential analysis) [TRITONOP_OPERATOR_NAMESPACE]",
+    )
+    run.add_argument(
+        "--operator-pod-selector",
+        type=_selector,
+        metavar="KEY=VALUE,...",
+        help="the operator's own pods (labels) [TRITONOP_OPERATOR_POD_SELECTOR]",
+    )
+    run.add_argument(
         "--api-key-secret-file",
         metavar="PATH",
         help="file with the secret Triton control-API keys derive from [TRITONOP_API_KEY_SECRET_FILE]",
@@ -220,6 +232,8 @@ def _run_config(args: argparse.Namespace) -> OperatorConfig:
         network_policy=args.network_policy,
         metrics_namespace_selector=args.metrics_namespace_selector,
         metrics_pod_selector=args.metrics_pod_selector,
+        operator_namespace=args.operator_namespace,
+        operator_pod_selector=args.operator_pod_selector,
         notifications_file=args.notifications_file,
     )
 

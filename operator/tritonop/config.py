@@ -53,6 +53,10 @@ class OperatorConfig:
     network_policy: bool = True
     metrics_namespace_selector: str = "kubernetes.io/metadata.name=monitoring"
     metrics_pod_selector: str = ""
+    # Where the operator itself runs (the chart sets both): its pods may reach the metrics port
+    # too, since sequential analysis reads Triton's counters directly. "" for neither.
+    operator_namespace: str = ""
+    operator_pod_selector: str = ""
     # YAML/JSON file listing notification sinks (webhook, Slack, Teams), re-read when it
     # changes; None: no notifications. docs/notifications.md.
     notifications_file: str | None = None
@@ -62,6 +66,7 @@ class OperatorConfig:
         # checked by the CLI's parser, but TRITONOP_* variables only reach here.
         parse_selector(self.metrics_namespace_selector)
         parse_selector(self.metrics_pod_selector)
+        parse_selector(self.operator_pod_selector)
         if not (self.tick_seconds > 0 and math.isfinite(self.tick_seconds)):
             raise ValueError(f"tick_seconds must be a positive number of seconds, not {self.tick_seconds}")
         if not (self.prometheus_timeout_seconds > 0 and math.isfinite(self.prometheus_timeout_seconds)):

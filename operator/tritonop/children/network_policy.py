@@ -3,7 +3,9 @@
 One per InferenceService, named NAME, over the pods of every revision. Ingress only:
 - HTTP 8000 and gRPC 8001 from every pod in the cluster (the router, a Gateway, mesh
   clients and the operator's own gates may run anywhere);
-- metrics 8002 only from the pods the operator's metrics selectors name (Prometheus);
+- metrics 8002 only from the pods the operator's metrics selectors name (Prometheus), and
+  from the operator's own pods when it knows them (--operator-namespace and
+  --operator-pod-selector, set by the chart): sequential analysis reads the counters there;
 - nothing else. Egress is left open: model downloads (s3, gs, http archives) need it.
 Kubelet probes come from the node, which NetworkPolicy always admits.
 """
@@ -20,6 +22,8 @@ from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.kinds import NETWORK_POLICY
 from tritonop.selectors import parse_selector
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set on every namespace by the API server
 
 
 def network_policy_enabled(spec: InferenceServiceSpec, config: OperatorConfig) -> bool:
@@ -39,7 +43,7 @@ def build_network_policy(ref: IsvcRef, config: OperatorConfig) -> dict[str, Any]
             "policyTypes": ["Ingress"],
             "ingress": [
                 {"from": [{"namespaceSelector": {}}], "ports": _ports(HTTP_PORT, GRPC_PORT)},
-                {"from": [metrics_peer(config)], "ports": _ports(METRICS_PORT)},
+                {"from": [metrics_peer(config), *operator_peer(config)], "ports": _ports(METRICS_PORT)},
             ],
         },
     }
@@ -54,6 +58,17 @@ def metrics_peer(config: OperatorConfig) -> dict[str, Any]:
     if pods:
         peer["podSelector"] = {"matchLabels": pods}
     return peer
+
+
+def operator_peer(config: OperatorConfig) -> list[dict[str, Any]]:
+    """The operator's own pods, when the chart told it who they are."""
+    if not config.operator_namespace:
+        return []
+    pods = parse_selector(config.operator_pod_selector)
+    peer: dict[str, Any] = {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: config.operator_namespace}}}
+    if pods:
+        peer["podSelector"] = {"matchLabels": pods}
+    return [peer]
 
 
 def _ports(*ports: int) -> list[dict[str, Any]]:

@@ -160,6 +160,9 @@ def test_default_args_watch_all_namespaces(render: Render) -> None:
         "--all-namespaces",
         "--network-policy",
         "--metrics-namespace-selector=kubernetes.io/metadata.name=monitoring",
+        # Its own pods may read Triton's metrics port through each NetworkPolicy (sequential analysis).
+        "--operator-namespace=tritonop-system",
+        "--operator-pod-selector=app.kubernetes.io/name=tritonop,app.kubernetes.io/instance=tritonop",
         "--prometheus-url=http://prometheus-operated.monitoring.svc:9090",
         "--api-key-secret-file=/etc/tritonop/api-key/secret",
         "--metrics-port=8080",

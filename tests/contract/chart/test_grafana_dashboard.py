@@ -25,6 +25,8 @@ OPERATOR_METRICS = {
     "tritonop_promotions_total",
     "tritonop_rollbacks_total",
     "tritonop_notifications_total",
+    "tritonop_passes_total",
+    "tritonop_time_driven",
 }
 TRITON_METRICS = {
     "nv_inference_request_success",

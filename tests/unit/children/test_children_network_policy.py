@@ -68,6 +68,25 @@ def test_metrics_peer_follows_the_operator_selectors(ref, namespaces, pods, peer
     kubernetes_validate.validate(policy, "1.30.0", strict=True)
 
 
+def test_the_operators_own_pods_may_read_the_metrics_port_when_it_knows_them(ref) -> None:
+    """Sequential analysis reads Triton's counters from the pods: the chart tells the operator
+    where it runs (--operator-namespace, --operator-pod-selector)."""
+    config = OperatorConfig(
+        operator_namespace="tritonop-system", operator_pod_selector="app.kubernetes.io/name=tritonop"
+    )
+    policy = build_network_policy(ref, config)
+    assert rules_by_port(policy)[8002] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tritonop-system"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "tritonop"}},
+        },
+    ]
+    kubernetes_validate.validate(policy, "1.30.0", strict=True)
+    with pytest.raises(ValueError):
+        OperatorConfig(operator_namespace="x", operator_pod_selector="not a selector")
+
+
 @pytest.mark.parametrize(
     ("spec_enabled", "operator_default", "expected"),
     [(None, True, True), (None, False, False), (False, True, False), (True, False, True)],
