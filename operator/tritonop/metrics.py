@@ -27,7 +27,7 @@ PASSES = Counter(
 )
 TIME_DRIVEN = Gauge(
     "tritonop_time_driven",
-    "1 while the InferenceService's ticks run on a clock (a canary, a revision coming up, a retry); "
+    "1 while the InferenceService's ticks run on a clock (a canary, a first revision's unready pod, a retry); "
     "0 while it waits for a change (no requests, no work).",
     ["namespace", "name"],
     registry=REGISTRY,

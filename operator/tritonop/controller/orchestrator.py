@@ -7,7 +7,7 @@ Two entry points, both level-based and safe to call at any time:
   or when time drives it: it opens the canary's gate (Triton readiness, acceptance), runs
   the analysis when a step is due (`rollout.advance`) and refreshes status. It says when it
   wants to run again: every `tick_seconds` while something is time-driven (a canary, a first
-  revision coming up, a retry), else never until a change wakes it (`wake`).
+  revision's pod running unready, a retry), else never until a change wakes it (`wake`).
 Both hold a per-object lock, so a tick never interleaves with a reconcile.
 """
 
@@ -143,11 +143,11 @@ class Controller:
                     if forbidden.is_forbidden(err):
                         await self._report_forbidden(body, err)
                     raise
-                delay = self._next_tick(body)
+                delay = await self._next_tick(body)
                 self.telemetry.time_driven(object_key(body), delay is not None)
                 return delay
 
-    def _next_tick(self, body: Mapping[str, Any]) -> float | None:
+    async def _next_tick(self, body: Mapping[str, Any]) -> float | None:
         try:
             status = self.status.read(body)
             state = rollout_state(status)
@@ -161,8 +161,13 @@ class Controller:
         if state.canary is not None and state.weight > 0 and self._samples_directly(body):
             # Sequential analysis reads the pods' counters each tick: a verdict within seconds.
             return min(self.config.tick_seconds, DIRECT_SAMPLE_SECONDS)
-        if state.stable is None or state.canary is not None or state.phase in (Phase.pending, None):
-            # Gates, analysis and a first revision's "why not ready" ask Triton: polled.
+        if state.stable is None or state.canary is not None or state.phase is None:
+            # Gates and analysis ask Triton and Prometheus: polled.
+            return self.config.tick_seconds
+        if state.phase == Phase.pending and await self.triton.running_unready(IsvcRef.from_object(body), state.stable):
+            # A first revision whose pod runs but is not ready: only Triton says why (a model
+            # that fails to load), and no watch event would tell. Pods that are not running yet
+            # (scheduling, image pulls, a missing Secret) change through pod events instead.
             return self.config.tick_seconds
         return None
 

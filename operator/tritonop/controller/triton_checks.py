@@ -88,6 +88,16 @@ class TritonChecks:
                 return GateResult(False, readiness.reason, f"pod {name}: {readiness.message}")
         return None
 
+    async def running_unready(self, ref: IsvcRef, revision: str) -> bool:
+        """Whether a pod of the revision runs without being ready (its containers started)."""
+        selector = f"{ISVC_LABEL}={ref.name},{REVISION_LABEL}={revision}"
+        for pod in await self.kube.list(*POD.key, ref.namespace, selector):
+            status = pod.get("status") or {}
+            containers = status.get("containerStatuses") or []
+            if status.get("phase") == "Running" and not all(c.get("ready") for c in containers):
+                return True
+        return False
+
     async def stable_model_facts(
         self,
         ref: IsvcRef,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.controller_harness import NAME, Harness, model_spec
+from tests.support.controller_harness import NAME, NAMESPACE, Harness, model_spec
 from tritonop.api.models import InferenceServiceSpec
 from tritonop.children import revision_of
 from tritonop.config import OperatorConfig
@@ -53,15 +53,35 @@ async def test_a_settled_object_causes_no_writes() -> None:
     assert len(h.kube.writes()) == before
 
 
+def unready_pod(revision: str) -> dict:
+    labels = {"serving.tritonop.dev/inferenceservice": NAME, "serving.tritonop.dev/revision": revision}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pod-0", "namespace": NAMESPACE, "labels": labels},
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [{"name": "triton", "ready": False, "state": {"running": {}}}],
+        },
+    }
+
+
 async def test_ticks_are_time_driven_only_while_something_is_timed() -> None:
     """Controller.tick says when time next drives the object (handlers.py sleeps until then, or
-    until a change wakes it): never once settled, every tick while a first revision comes up
-    or a canary runs, and every DIRECT_SAMPLE_SECONDS while a sequential canary has traffic."""
+    until a change wakes it): never once settled or while a first revision waits for its pods to
+    start, every tick while one of them runs unready or a canary runs, and every
+    DIRECT_SAMPLE_SECONDS while a sequential canary has traffic."""
     spec = model_spec(traffic=GATEWAY)
     h = Harness(T0, config=OperatorConfig(triton_image="tritonserver:test", tick_seconds=5))
     h.apply(spec)
     await h.controller.reconcile(h.body())
-    assert await h.controller.tick(h.body()) == 5  # Pending: its pods are not up yet
+    # Pending, its pods not started: pod events will tell when that changes.
+    assert await h.controller.tick(h.body()) is None
+    # A pod runs but is not ready: only Triton can say why (a model that fails to load): polled.
+    revision = h.status()["stableRevision"]
+    h.kube.put(unready_pod(revision))
+    assert await h.controller.tick(h.body()) == 5
+    del h.kube.objects[("v1", "Pod", NAMESPACE, "pod-0")]
     h.kube.settle()
     assert await h.controller.tick(h.body()) is None  # Ready, no canary: only a change wakes it
     sequential = model_spec("s3://models/v2", traffic=GATEWAY)
