@@ -194,6 +194,17 @@ def _mean_ms(tally_side_success: float, duration_us: float) -> float | None:
     return None if tally_side_success <= 0 else duration_us / tally_side_success / 1000
 
 
+def _sign_message(
+    seen: str, test: SequentialResult, failed: str, canary: Counts, min_requests: int, enough: bool, sample: str
+) -> str:
+    """A latency check's sentence: what was seen, then the sign test's decision."""
+    if test.decision == "Fail":
+        return f"{seen}: {failed} ({_strength(test)})"
+    if test.decision == "Inconclusive":
+        return f"{seen}; {_too_few(canary, min_requests) if not enough else f'inconclusive: no {sample} yet'}"
+    return f"{seen}; {_strength(test)}"
+
+
 def _latency(
     max_ms: float, tally: DirectTally, canary: Counts, alpha: float, enough: bool, min_requests: int
 ) -> CheckResult:
@@ -205,12 +216,7 @@ def _latency(
     seen = f"canary mean latency above {number(max_ms)}ms in {signs.events} of {signs.trials} samples"
     if mean is not None:
         seen += f" (mean {number(round(mean, 2))}ms)"
-    if test.decision == "Fail":
-        message = f"{seen}: conclusively above the maximum ({_strength(test)})"
-    elif test.decision == "Inconclusive":
-        message = f"{seen}; {_too_few(canary, min_requests) if not enough else 'inconclusive: no sample yet'}"
-    else:
-        message = f"{seen}; {_strength(test)}"
+    message = _sign_message(seen, test, "conclusively above the maximum", canary, min_requests, enough, "sample")
     counts = {
         "canary_requests": canary.trials,
         "canary_failures": canary.events,
@@ -236,12 +242,9 @@ def _latency_vs_stable(
     )
     if value is not None:
         seen += f" (overall {number(value)}%)"
-    if test.decision == "Fail":
-        message = f"{seen}: conclusively slower than allowed ({_strength(test)})"
-    elif test.decision == "Inconclusive":
-        message = f"{seen}; {_too_few(canary, min_requests) if not enough else 'inconclusive: no paired sample yet'}"
-    else:
-        message = f"{seen}; {_strength(test)}"
+    message = _sign_message(
+        seen, test, "conclusively slower than allowed", canary, min_requests, enough, "paired sample"
+    )
     counts = {
         "canary_requests": canary.trials,
         "canary_failures": canary.events,
