@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tritonop.kube.cache import selector_matches
 from tritonop.kube.client import KubeError, NotFound
 
 Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
@@ -51,14 +52,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[key] = merge_patch(result.get(key), value)
     return result
-
-
-def selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        key, _, value = term.partition("=")
-        if labels.get(key) != value:
-            return False
-    return True
 
 
 @dataclass

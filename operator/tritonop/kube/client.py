@@ -169,14 +169,12 @@ def watch_cache(
     namespaces: tuple[str, ...] | None,
     *,
     on_change: Callable[[str, str], None],
-    transport: httpx.AsyncBaseTransport | None = None,
 ) -> ObjectCache:
     """The informers' own connections: long-lived watches never take a request slot."""
     http = http_client(
         connection,
         timeout=httpx.Timeout(30.0, read=None, connect=CONNECT_TIMEOUT_S),
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
-        transport=transport,
     )
     return ObjectCache(http, namespaces, on_change=on_change)
 
