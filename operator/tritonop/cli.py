@@ -58,6 +58,60 @@ def _parser() -> argparse.ArgumentParser:
         help="a Prometheus URL (prefix) specs may name besides --prometheus-url (repeat) "
         "[TRITONOP_ALLOWED_PROMETHEUS_URLS, comma-separated]",
     )
+    prom = run.add_argument_group(
+        "Prometheus access", "how the operator authenticates to every Prometheus it queries (docs/prometheus.md)"
+    )
+    prom.add_argument(
+        "--prometheus-bearer-token-file",
+        metavar="PATH",
+        help="file with a bearer token, re-read when it changes [TRITONOP_PROMETHEUS_BEARER_TOKEN_FILE]",
+    )
+    prom.add_argument(
+        "--prometheus-basic-auth-username",
+        type=_nonempty,
+        metavar="NAME",
+        help="basic-auth user name [TRITONOP_PROMETHEUS_BASIC_AUTH_USERNAME]",
+    )
+    prom.add_argument(
+        "--prometheus-basic-auth-username-file",
+        metavar="PATH",
+        help="file with the basic-auth user name, instead [TRITONOP_PROMETHEUS_BASIC_AUTH_USERNAME_FILE]",
+    )
+    prom.add_argument(
+        "--prometheus-basic-auth-password-file",
+        metavar="PATH",
+        help="file with the basic-auth password, re-read when it changes [TRITONOP_PROMETHEUS_BASIC_AUTH_PASSWORD_FILE]",
+    )
+    prom.add_argument(
+        "--prometheus-ca-file",
+        metavar="PATH",
+        help="CA bundle verifying Prometheus' certificate, instead of the system's [TRITONOP_PROMETHEUS_CA_FILE]",
+    )
+    prom.add_argument(
+        "--prometheus-cert-file", metavar="PATH", help="client certificate (mTLS) [TRITONOP_PROMETHEUS_CERT_FILE]"
+    )
+    prom.add_argument("--prometheus-key-file", metavar="PATH", help="its key [TRITONOP_PROMETHEUS_KEY_FILE]")
+    prom.add_argument(
+        "--prometheus-insecure-skip-verify",
+        action="store_true",
+        default=None,
+        help="do not verify Prometheus' certificate (warned at start) [TRITONOP_PROMETHEUS_INSECURE_SKIP_VERIFY]",
+    )
+    prom.add_argument(
+        "--prometheus-tls-server-name",
+        type=_nonempty,
+        metavar="NAME",
+        help="host name to expect in Prometheus' certificate (and send as SNI) [TRITONOP_PROMETHEUS_TLS_SERVER_NAME]",
+    )
+    prom.add_argument(
+        "--prometheus-header",
+        action="append",
+        dest="prometheus_headers",
+        type=_header,
+        metavar="'NAME: VALUE'",
+        help="extra header on every query, e.g. 'X-Scope-OrgID: team-a' (repeat) "
+        "[TRITONOP_PROMETHEUS_HEADERS, one per line]",
+    )
     run.add_argument(
         "--allow-file-path",
         action="append",
@@ -182,6 +236,16 @@ def _url_template(text: str) -> str:
     return text
 
 
+def _header(text: str) -> str:
+    from tritonop.analysis.prometheus import parse_header
+
+    try:
+        parse_header(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _absolute_path(text: str) -> str:
     if not text.startswith("/"):
         raise argparse.ArgumentTypeError(f"not an absolute path: {text!r}")
@@ -235,6 +299,16 @@ def _run_config(args: argparse.Namespace) -> OperatorConfig:
         operator_namespace=args.operator_namespace,
         operator_pod_selector=args.operator_pod_selector,
         notifications_file=args.notifications_file,
+        prometheus_bearer_token_file=args.prometheus_bearer_token_file,
+        prometheus_basic_auth_username=args.prometheus_basic_auth_username,
+        prometheus_basic_auth_username_file=args.prometheus_basic_auth_username_file,
+        prometheus_basic_auth_password_file=args.prometheus_basic_auth_password_file,
+        prometheus_ca_file=args.prometheus_ca_file,
+        prometheus_cert_file=args.prometheus_cert_file,
+        prometheus_key_file=args.prometheus_key_file,
+        prometheus_insecure_skip_verify=args.prometheus_insecure_skip_verify,
+        prometheus_tls_server_name=args.prometheus_tls_server_name,
+        prometheus_headers=tuple(args.prometheus_headers) if args.prometheus_headers else None,
     )
 
 
@@ -272,6 +346,16 @@ def _run(args: argparse.Namespace) -> int:
         except ConfigError as err:
             print(f"tritonop run: --notifications-file {config.notifications_file}: {err}", file=sys.stderr)
             return 2
+    from tritonop.analysis.prometheus import PrometheusAccess, PrometheusAccessError
+
+    try:
+        access = PrometheusAccess.from_config(config)
+        access.check()  # a wrong credential or certificate path stops here, not at the first analysis
+    except (ValueError, PrometheusAccessError) as err:
+        print(f"tritonop run: {err}", file=sys.stderr)
+        return 2
+    for warning in access.warnings((config.prometheus_url, *config.allowed_prometheus_urls)):
+        logging.getLogger("tritonop").warning("%s", warning)
     try:
         preflight.check(config.namespaces)  # bounded: kopf would retry a broken connection forever
     except preflight.PreflightError as err:

@@ -34,6 +34,19 @@ class OperatorConfig:
     # How often the rollout timer wakes up to check whether a step is due (seconds).
     tick_seconds: float = 5.0
     prometheus_timeout_seconds: float = 10.0
+    # How the operator authenticates to every Prometheus it queries and verifies it
+    # (analysis/prometheus.py PrometheusAccess, docs/prometheus.md): credentials only from
+    # files, read again when they change (the username may be a flag); headers are "Name: value".
+    prometheus_bearer_token_file: str | None = None
+    prometheus_basic_auth_username: str | None = None
+    prometheus_basic_auth_username_file: str | None = None
+    prometheus_basic_auth_password_file: str | None = None
+    prometheus_ca_file: str | None = None
+    prometheus_cert_file: str | None = None
+    prometheus_key_file: str | None = None
+    prometheus_insecure_skip_verify: bool = False
+    prometheus_tls_server_name: str | None = None
+    prometheus_headers: tuple[str, ...] = ()
     # Kubernetes API requests in flight at once (kube/client.py); the rest wait their turn.
     api_concurrency: int = 32
     init_image: str = "curlimages/curl:8.10.1"  # fetches http(s):// model archives
@@ -87,6 +100,8 @@ class OperatorConfig:
                 continue
             if f.name in ("namespaces", "allowed_prometheus_urls", "allowed_file_paths"):
                 values[f.name] = tuple(item for item in raw.split(",") if item)
+            elif f.name == "prometheus_headers":  # one per line: a header value may hold commas
+                values[f.name] = tuple(line for line in raw.splitlines() if line.strip())
             elif f.type in ("int", int, "float", float):
                 try:
                     values[f.name] = int(raw) if f.type in ("int", int) else float(raw)

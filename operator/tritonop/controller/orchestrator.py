@@ -25,7 +25,7 @@ from tritonop import metrics
 from tritonop.analysis.checks import analyse
 from tritonop.analysis.direct import judge_direct, prometheus_only, sequential_checks
 from tritonop.analysis.judge import Bound, combine, unjudged
-from tritonop.analysis.prometheus import PrometheusClients
+from tritonop.analysis.prometheus import PrometheusAccess, PrometheusClients
 from tritonop.api.models import (
     AnalysisMode,
     AnalysisSource,
@@ -106,7 +106,9 @@ class Controller:
         self.direct = DirectMetrics(kube, endpoints)  # Triton's metrics endpoints, for sequential analysis
         self.children = Children(kube, config, keys)
         self.status = StatusStore(kube)
-        self.prometheus = PrometheusClients(timeout_s=config.prometheus_timeout_seconds)
+        self.prometheus = PrometheusClients(
+            timeout_s=config.prometheus_timeout_seconds, access=PrometheusAccess.from_config(config)
+        )
         self.telemetry = RolloutTelemetry()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._wakers: dict[tuple[str, str], asyncio.Event] = {}
