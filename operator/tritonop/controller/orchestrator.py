@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tritonop import metrics
-from tritonop.analysis.checks import analyse
-from tritonop.analysis.direct import judge_direct, prometheus_only, sequential_checks
+from tritonop.analysis.direct import prometheus_only, sequential_checks
 from tritonop.analysis.judge import Bound, combine, unjudged
+from tritonop.analysis.per_model import analyse_models, judge_direct_models
 from tritonop.analysis.prometheus import PrometheusAccess, PrometheusClients
 from tritonop.api.models import (
     AnalysisMode,
@@ -34,13 +34,15 @@ from tritonop.api.models import (
     InferenceServiceSpec,
     InferenceServiceStatus,
     Phase,
+    RolloutStrategy,
     Verdict,
 )
-from tritonop.children import BuildError, IsvcRef, parse_spec, revision_of, triton_model_name
+from tritonop.children import BuildError, IsvcRef, parse_spec, revision_of, triton_models
 from tritonop.children.labels import REVISION_LABEL
 from tritonop.config import OperatorConfig
 from tritonop.controller import forbidden
 from tritonop.controller.direct_metrics import DirectMetrics
+from tritonop.controller.in_place import InPlaceSwitches, Switch
 from tritonop.controller.revisions import Children
 from tritonop.controller.status_store import StatusStore, UnreadableStatus, object_key, rollout_state
 from tritonop.controller.telemetry import RolloutTelemetry
@@ -104,6 +106,7 @@ class Controller:
         keys = TritonKeys.from_config(config)  # the pods' control-API keys derive from it
         self.triton = TritonChecks(kube, endpoints, keys)
         self.direct = DirectMetrics(kube, endpoints)  # Triton's metrics endpoints, for sequential analysis
+        self.in_place = InPlaceSwitches(kube, endpoints, keys, self.direct)  # rollout.strategy InPlace
         self.children = Children(kube, config, keys)
         self.status = StatusStore(kube)
         self.prometheus = PrometheusClients(
@@ -166,6 +169,11 @@ class Controller:
         if state.stable is None or state.canary is not None or state.phase is None:
             # Gates and analysis ask Triton and Prometheus: polled.
             return self.config.tick_seconds
+        if self.in_place.time_driven(*object_key(body)):
+            # A version switch, or a pod not on its version yet: asked of each pod's Triton.
+            switch = status.in_place.canary if status.in_place is not None else None
+            sampled = switch is not None and switch.step_started_at is not None and self._samples_directly(body)
+            return min(self.config.tick_seconds, DIRECT_SAMPLE_SECONDS) if sampled else self.config.tick_seconds
         if state.phase == Phase.pending and await self.triton.running_unready(IsvcRef.from_object(body), state.stable):
             # A first revision whose pod runs but is not ready: only Triton says why (a model
             # that fails to load), and no watch event would tell. Pods that are not running yet
@@ -222,6 +230,7 @@ class Controller:
         self.telemetry.forget(*key)
         self.children.forget(*key)
         self.direct.forget(*key)
+        self.in_place.forget(*key)
 
     async def aclose(self) -> None:
         await self.prometheus.aclose()
@@ -286,9 +295,14 @@ class Controller:
         decision = Decision(state)
         if state.canary is not None:
             decision = await self._advance(body, ref, spec, state, state.canary, now)
+        switch = await self.in_place.decide(body, ref, spec, decision.state, status, now)
+        if switch is not None:
+            decision = replace(decision, events=(*decision.events, *switch.events))
         desired = revision_of(spec, self.config.triton_image)
         try:
-            await self._converge(body, ref, spec, desired, decision, status, now, force=False)
+            await self._converge(body, ref, spec, desired, decision, status, now, force=False, switch=switch)
+            if switch is not None:
+                await self.in_place.converge(ref, spec, switch)  # only once the status naming it is stored
         except ChildConflict as err:
             # Status may have been written earlier in this pass: report on top of what is stored.
             await self._report_invalid(body, self.status.read(body), BuildError("ChildConflict", str(err)), now)
@@ -331,8 +345,8 @@ class Controller:
             and analysis.source != AnalysisSource.prometheus
         ):
             # Every tick: the canary's and the stable's pods, read directly (a baseline at the gate).
-            sample = await self.direct.sample(ref, triton_model_name(ref, spec), canary, state.stable)
-            judged = judge_direct(analysis, sample.tally, power=due)
+            sample = await self.direct.sample(ref, triton_models(ref, spec), canary, state.stable)
+            judged = judge_direct_models(analysis, sample.tallies, power=due)
             if not waiting_for_traffic(state) and judged.conclusive_failure:
                 verdict, checks, conclusive = "Fail", tuple(judged.checks), True
             elif due and (sample.complete or analysis.source == AnalysisSource.direct):
@@ -351,12 +365,12 @@ class Controller:
             rest = analysis if not checks else prometheus_only(analysis)
             if rest is not None:
                 prometheus = await self.prometheus.for_url(analysis.prometheus_url or self.config.prometheus_url)
-                outcome = await analyse(
+                outcome = await analyse_models(
                     prometheus,
                     rest,
                     namespace=ref.namespace,
                     name=ref.name,
-                    model=triton_model_name(ref, spec),
+                    models=await self.triton.served(ref, spec, canary),
                     canary_revision=canary,
                     stable_revision=state.stable,
                     window_s=policy.interval_s,
@@ -383,6 +397,7 @@ class Controller:
         now: datetime,
         *,
         force: bool,
+        switch: Switch | None = None,
     ) -> None:
         """Carry out a decision: apply what it needs, persist the status it leads to, then route,
         scale down, and remove the revisions the persisted status no longer names.
@@ -418,7 +433,9 @@ class Controller:
         new.url = status_url(ref, spec)
         new.replicas = stable.replicas if stable else None
         new.ready_replicas = stable.ready_replicas if stable else None
-        new.model = await self.triton.stable_model_facts(ref, spec, new, stable)
+        new.model, new.models = await self.triton.stable_model_facts(ref, spec, new, stable)
+        if switch is not None or spec.rollout.strategy != RolloutStrategy.in_place:
+            new.in_place = switch.status if switch is not None else None
         new.conditions = conditions_for(new, generation=_generation(body), stable=stable, now=now)
         await self.status.write(body, status, new)
         self.telemetry.phase(ref.namespace, ref.name, new.phase)

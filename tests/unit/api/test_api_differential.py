@@ -70,7 +70,38 @@ AFFINITY: Path_ = ("spec", "triton", "affinity")
 PREFERRED_NODE: Path_ = (*AFFINITY, "nodeAffinity", "preferredDuringSchedulingIgnoredDuringExecution")
 REQUIRED_NODE: Path_ = (*AFFINITY, "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
 REQUIRED_POD: Path_ = (*AFFINITY, "podAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
+POD: Path_ = ("spec", "triton")  # of manifests/examples/gpu-settings.yaml (llm-mig)
+SPREAD = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}
+POD_SETTINGS_EDGES: list[tuple[Path_, Any]] = [
+    (("gpuResource",), "example.kubernetes.io/gpu"),
+    (("gpuResource",), "amd.com/gpu"),
+    (("volumes", 0, "name"), "tmp"),
+    (("volumes", 1, "name"), "tokenizer"),
+    (("volumes", 0), {"name": "tokenizer", "emptyDir": {}, "configMap": {"name": "x"}}),
+    (("volumeMounts", 0, "name"), "missing"),
+    (("volumeMounts", 0, "mountPath"), "/mnt/models"),
+    (("volumeMounts", 0, "mountPath"), "/var/log/triton"),
+    (("sidecars", 0, "name"), "triton"),
+    (("sidecars", 0, "volumeMounts"), [{"name": "logs", "mountPath": "/x"}, {"name": "tokenizer", "mountPath": "/x"}]),
+    (("sidecars", 0, "volumeMounts", 0, "name"), "missing"),
+    (("initContainers",), [{"name": "log-shipper", "image": "busybox"}]),
+    (("initContainers",), [{"name": "warm-up", "image": "busybox"}]),
+    (("securityContext",), {"allowPrivilegeEscalation": False, "privileged": True}),
+    (("securityContext",), {"allowPrivilegeEscalation": False, "capabilities": {"add": ["CAP_SYS_ADMIN"]}}),
+    (("podSecurityContext", "seccompProfile"), {"type": "Localhost"}),
+    (("podSecurityContext", "seccompProfile"), {"type": "Localhost", "localhostProfile": "profiles/triton.json"}),
+    (("podSecurityContext", "appArmorProfile"), {"type": "RuntimeDefault", "localhostProfile": "triton"}),
+    (("topologySpreadConstraints", 0, "minDomains"), 2),
+    (("topologySpreadConstraints",), [SPREAD, SPREAD]),
+    (("topologySpreadConstraints",), [SPREAD, {**SPREAD, "whenUnsatisfiable": "DoNotSchedule", "minDomains": 2}]),
+]
 EDGES: list[tuple[str, Path_, Any]] = [
+    # rollout.strategy InPlace's cross-field rules (manifests/examples/in-place.yaml).
+    ("ranker", ("spec", "model", "version"), DELETE),
+    ("ranker", ("spec", "triton", "modelControlMode"), "poll"),
+    ("ranker", ("spec", "rollout", "analysis", "source"), "prometheus"),
+    ("ranker", ("spec", "rollout", "analysis", "checks"), [{"name": "kpi", "query": "vector(1)", "min": 0}]),
+    ("ranker", ("spec", "rollout", "strategy"), "Canary"),
     *[("kitchen-gateway", ("spec", "rollout", "interval"), d) for d in ("0s", "999ms", "1s", "24h", "24h0.001ms")],
     *[("kitchen-gateway", ("spec", "rollout", "readinessTimeout"), d) for d in ("0s", "1s", "24h", "23h60m0.001ms")],
     *[("kitchen-gateway", ("spec", "rollout", "analysis", "noDataTimeout"), d) for d in ("0s", "24h", "24h0.001ms")],
@@ -100,6 +131,19 @@ EDGES: list[tuple[str, Path_, Any]] = [
     ("kitchen-gateway", ("spec", "traffic", "gateway", "parentRefs", 0), {"namespace": "gateways"}),
     ("kitchen-gateway", ("spec", "rollout", "analysis", "successRate"), None),
     ("kitchen-gateway", ("spec", "rollout", "analysis", "successRate"), {"enabled": False}),
+    *[
+        ("kitchen-gateway", ("spec", "rollout", "analysis", "gpuMemory"), g)
+        for g in (
+            {"maxBytes": "20Gi", "maxIncreasePercent": 10},
+            {"maxBytes": 1},
+            {"maxBytes": "0.5n"},
+            {"maxBytes": "0.0Gi"},
+            {"maxBytes": 0},
+            {"maxIncreasePercent": 0},
+            {},
+        )
+    ],
+    ("kitchen-istio", ("spec", "rollout", "analysis", "gpuMemory"), {"maxBytes": "20Gi"}),  # gpus: 0
     ("kitchen-istio", ("spec", "autoscaling", "metrics", 0), {"type": "Resource", "resource": "cpu"}),
     (
         "kitchen-istio",
@@ -130,6 +174,7 @@ EDGES: list[tuple[str, Path_, Any]] = [
     ("kitchen-service", ("spec", "triton", "gpus"), "1"),
     ("kitchen-service", ("spec", "rollout", "paused"), "true"),
     *[("kitchen-service", ("metadata", "name"), n) for n in ("1model", "my.model", "a" * 52, "a" * 53, "a-")],
+    *[("llm-mig", (*POD, *path), value) for path, value in POD_SETTINGS_EDGES],
 ]
 NAMES = ["resnet", "1model", "my.model", "My-model", "model-", "a" * 52, "a" * 53, "r", "a-b-c", "x" * 254, ""]
 
