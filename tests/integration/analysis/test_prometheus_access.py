@@ -21,6 +21,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.controller_harness import Harness, model_spec
 from tests.support.prometheus import prometheus_binary
 from tests.support.triton import free_port
 from tritonop.analysis.prometheus import (
@@ -37,10 +39,13 @@ from tritonop.analysis.prometheus import (
     PrometheusClients,
 )
 from tritonop.analysis.result import QueryResult
+from tritonop.config import OperatorConfig
+from tritonop.controller import Controller
 
 TOKEN = "s3cr3t-token-value-1"
 ROTATED = "s3cr3t-token-value-2"
 PASSWORD = "pa55-w0rd-value"
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 ONE = {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1.0, "1"]}]}}
 
 # ---------------------------------------------------------------- certificates
@@ -275,6 +280,43 @@ async def test_a_renewed_ca_file_is_used_without_a_restart(pki: Pki, listener: L
         assert await (await clients.for_url(listener.url)).query("up") == QueryResult.of(1.0)
     finally:
         await clients.aclose()
+
+
+# ---------------------------------------------------------------- the controller's own clients
+
+
+async def test_canary_analysis_in_the_controller_queries_with_the_operator_settings(
+    pki: Pki, listener: Listener, tmp_path: Path
+) -> None:
+    """The Controller builds its Prometheus clients from OperatorConfig: a canary analysis
+    against an allowed URL carries the token and the tenant header, over the configured CA."""
+    files = project(tmp_path / "auth", {"token": TOKEN})
+    config = OperatorConfig(
+        triton_image="tritonserver:test",
+        prometheus_url="https://prometheus.monitoring:9090",
+        allowed_prometheus_urls=(listener.url,),
+        prometheus_bearer_token_file=files["token"],
+        prometheus_ca_file=str(pki.ca),
+        prometheus_headers=("X-Scope-OrgID: team-a",),
+    )
+    h = Harness(T0, config=config)
+    operator_clients = Controller(h.kube, config, post_event=lambda body, event: None).prometheus
+    h.controller.prometheus = operator_clients  # the harness' stand-in, replaced by the real thing
+    rollout = {"steps": [20, 50], "interval": "10s", "analysis": {"mode": "interval", "prometheusUrl": listener.url}}
+    gateway = {"provider": "gateway-api", "gateway": {"parentRefs": [{"name": "gw"}]}}
+    try:
+        for storage in ("s3://models/v1", "s3://models/v2"):
+            h.apply(model_spec(storage, traffic=gateway, rollout=rollout))
+            await h.reconcile()
+            await h.tick()
+        h.advance(10)
+        await h.tick()
+    finally:
+        await operator_clients.aclose()
+    assert listener.seen, "the canary analysis never asked the allowed Prometheus"
+    for seen in listener.seen:
+        assert seen.headers["authorization"] == f"Bearer {TOKEN}"
+        assert seen.headers["x-scope-orgid"] == "team-a"
 
 
 # ---------------------------------------------------------------- secrets stay secret
