@@ -13,7 +13,17 @@ from functools import partial
 from typing import Protocol
 
 from tritonop.analysis import promql
-from tritonop.analysis.judge import Bound, combine, compare_latency, compare_success_rate, judge, unjudged
+from tritonop.analysis.judge import (
+    GIB,
+    Bound,
+    combine,
+    compare_gpu_memory,
+    compare_latency,
+    compare_success_rate,
+    judge,
+    judge_gpu_memory,
+    unjudged,
+)
 from tritonop.analysis.promql import RevisionSeries, TemplateError
 from tritonop.analysis.result import QueryResult
 from tritonop.api.models import Analysis, CheckResult, Verdict
@@ -23,6 +33,8 @@ SUCCESS_RATE = "successRate"
 LATENCY = "latency"
 SUCCESS_RATE_VS_STABLE = "successRateVsStable"
 LATENCY_VS_STABLE = "latencyVsStable"
+GPU_MEMORY = "gpuMemory"
+GPU_MEMORY_VS_STABLE = "gpuMemoryVsStable"
 
 
 class QueryClient(Protocol):
@@ -51,7 +63,7 @@ class PlannedCheck:
 def plan(
     spec: Analysis, canary: RevisionSeries, stable: RevisionSeries | None, window_s: float, config: OperatorConfig
 ) -> list[PlannedCheck]:
-    """The checks spec asks for, in status order: built-ins, comparisons, then custom checks."""
+    """The checks spec asks for, in status order: built-ins, comparisons, GPU memory, then custom checks."""
     checks: list[PlannedCheck] = []
     if spec.success_rate is not None:
         bound = Bound(min=spec.success_rate.min)
@@ -85,6 +97,7 @@ def plan(
             continue
         queries = (render(canary, window_s, config), render(stable, window_s, config))
         checks.append(PlannedCheck(check_name, bound, queries, partial(_pair, compare, check_name, limit)))
+    checks.extend(_gpu_memory_checks(spec, canary, stable, window_s, config))
     for custom in spec.checks:
         bound = Bound(min=custom.min, max=custom.max)
         try:
@@ -96,6 +109,30 @@ def plan(
         checks.append(
             PlannedCheck(custom.name, bound, (query,), partial(_single, custom.name, custom.name, bound, None))
         )
+    return checks
+
+
+def _gpu_memory_checks(
+    spec: Analysis, canary: RevisionSeries, stable: RevisionSeries | None, window_s: float, config: OperatorConfig
+) -> list[PlannedCheck]:
+    gpu = spec.gpu_memory
+    checks: list[PlannedCheck] = []
+    if gpu is None:
+        return checks
+    max_bytes = gpu.max_bytes_value
+    if max_bytes is not None:
+        bound = Bound(max=max_bytes / GIB, unit="GiB")
+        query = promql.gpu_memory_bytes(canary, window_s, config)
+        checks.append(PlannedCheck(GPU_MEMORY, bound, (query,), partial(_gpu_memory, max_bytes)))
+    if gpu.max_increase_percent is not None:
+        bound = Bound(max=gpu.max_increase_percent, unit="%")
+        if stable is None:
+            missing = unjudged(GPU_MEMORY_VS_STABLE, "NoData", bound, "no stable revision to compare with")
+            checks.append(PlannedCheck(GPU_MEMORY_VS_STABLE, bound, (), partial(_fixed, missing)))
+        else:
+            queries = tuple(promql.gpu_memory_bytes(side, window_s, config) for side in (canary, stable))
+            compare = partial(_pair, compare_gpu_memory, GPU_MEMORY_VS_STABLE, gpu.max_increase_percent)
+            checks.append(PlannedCheck(GPU_MEMORY_VS_STABLE, bound, queries, compare))
     return checks
 
 
@@ -127,6 +164,10 @@ def _pair(
 ) -> CheckResult:
     canary, stable = results
     return compare(name, canary, stable, limit)
+
+
+def _gpu_memory(max_bytes: float, results: Sequence[QueryResult]) -> CheckResult:
+    return judge_gpu_memory(GPU_MEMORY, results[0], max_bytes)
 
 
 def _fixed(result: CheckResult, _results: Sequence[QueryResult]) -> CheckResult:

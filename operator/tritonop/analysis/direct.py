@@ -7,15 +7,34 @@ roll back at once: the false-rollback rate of all checks together is at most ``a
 ``Pass`` once every check has its minimum evidence and none failed, else ``NoData``
 (inconclusive: the canary is held, as with too few requests in interval mode).
 
+The GPU memory checks are thresholds on a level, not tests: each sample compares the canary's
+worst pod (its latest ``nv_gpu_memory_used_bytes``, summed over its GPUs) with ``maxBytes``,
+or with the stable's worst pod plus ``maxIncreasePercent``. ``GPU_MEMORY_BREACHES``
+consecutive samples over the bound fail (a rollback at once, like a conclusive test; they are
+not part of ``alpha``); a breach at fewer holds the canary (``NoData``), so one reading never
+rolls back and a canary over its bound is never promoted.
+
 Checks that need Prometheus (custom PromQL checks, latency quantiles) are not judged here;
 ``prometheus_only`` is the part of the spec left to Prometheus.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import takewhile
 
-from tritonop.analysis.judge import Bound, number
+from tritonop.analysis.judge import (
+    GIB,
+    Bound,
+    combine,
+    compare_gpu_memory,
+    gib,
+    increase_percent,
+    judge_gpu_memory,
+    number,
+)
+from tritonop.analysis.result import QueryResult
 from tritonop.analysis.sequential import (
     Counts,
     SequentialResult,
@@ -25,13 +44,17 @@ from tritonop.analysis.sequential import (
     seconds_above_stable,
     split_alpha,
 )
-from tritonop.analysis.triton_metrics import DirectTally
+from tritonop.analysis.triton_metrics import GPU_MEMORY_USED, DirectTally
 from tritonop.api.models import Analysis, CheckEvidence, CheckResult, Verdict
 
 SUCCESS_RATE = "successRate"
 LATENCY = "latency"
 SUCCESS_RATE_VS_STABLE = "successRateVsStable"
 LATENCY_VS_STABLE = "latencyVsStable"
+GPU_MEMORY = "gpuMemory"
+GPU_MEMORY_VS_STABLE = "gpuMemoryVsStable"
+LEVEL_CHECKS = (GPU_MEMORY, GPU_MEMORY_VS_STABLE)
+GPU_MEMORY_BREACHES = 2  # consecutive samples (about a second apart) over the bound that fail
 SIGN_P0 = 0.5  # a second's mean above the bound is a coin flip at worst for a canary within it
 
 
@@ -57,6 +80,10 @@ def sequential_checks(spec: Analysis) -> list[str]:
         names.append(SUCCESS_RATE_VS_STABLE)
     if comparative is not None and comparative.max_latency_increase_percent is not None:
         names.append(LATENCY_VS_STABLE)
+    if spec.gpu_memory is not None and spec.gpu_memory.max_bytes is not None:
+        names.append(GPU_MEMORY)
+    if spec.gpu_memory is not None and spec.gpu_memory.max_increase_percent is not None:
+        names.append(GPU_MEMORY_VS_STABLE)
     return names
 
 
@@ -65,14 +92,15 @@ def prometheus_only(spec: Analysis) -> Analysis | None:
     quantile = spec.latency if spec.latency is not None and spec.latency.quantile is not None else None
     if not spec.checks and quantile is None:
         return None
-    return spec.model_copy(update={"success_rate": None, "latency": quantile, "comparative": None})
+    judged_directly = {"success_rate": None, "latency": quantile, "comparative": None, "gpu_memory": None}
+    return spec.model_copy(update=judged_directly)
 
 
 def judge_direct(spec: Analysis, tally: DirectTally, *, power: bool = True) -> DirectOutcome:
     """Every sequential check on the tally. ``power=False`` skips the detectable rates (costly
     with many requests), for ticks whose result is not shown unless it fails."""
     names = sequential_checks(spec)
-    alpha = split_alpha(spec.alpha, len(names))
+    alpha = split_alpha(spec.alpha, len([n for n in names if n not in LEVEL_CHECKS]))
     canary = Counts(tally.canary.requests, tally.canary.failures)
     stable = Counts(tally.stable.requests, tally.stable.failures)
     enough = canary.trials >= spec.min_requests
@@ -88,20 +116,17 @@ def judge_direct(spec: Analysis, tally: DirectTally, *, power: bool = True) -> D
         elif name == LATENCY:
             assert spec.latency is not None
             results.append(_latency(spec.latency.max_ms, tally, canary, alpha, enough, spec.min_requests))
+        elif name == GPU_MEMORY:
+            assert spec.gpu_memory is not None and spec.gpu_memory.max_bytes_value is not None
+            results.append(_gpu_memory(spec.gpu_memory.max_bytes_value, tally))
+        elif name == GPU_MEMORY_VS_STABLE:
+            assert spec.gpu_memory is not None and spec.gpu_memory.max_increase_percent is not None
+            results.append(_gpu_memory_vs_stable(spec.gpu_memory.max_increase_percent, tally))
         else:
             assert spec.comparative is not None and spec.comparative.max_latency_increase_percent is not None
             pct = spec.comparative.max_latency_increase_percent
             results.append(_latency_vs_stable(pct, tally, canary, stable, alpha, enough, spec.min_requests))
-    return DirectOutcome(_verdict(results), results)
-
-
-def _verdict(results: list[CheckResult]) -> Verdict:
-    decisions = {r.evidence.decision for r in results if r.evidence is not None}
-    if "Fail" in decisions:
-        return "Fail"
-    if "Inconclusive" in decisions:
-        return "NoData"
-    return "Pass"
+    return DirectOutcome(combine(results), results)
 
 
 def _result(
@@ -262,3 +287,41 @@ def _sign_test(signs: Counts, alpha: float, enough: bool) -> SequentialResult:
     if test.decision == "Pass" and not enough:
         return SequentialResult("Inconclusive", test.p0, test.log_evidence, test.threshold, test.detectable)
     return test
+
+
+def _gpu_memory(max_bytes: float, tally: DirectTally) -> CheckResult:
+    levels = tally.canary.gpu_memory_bytes
+    latest = judge_gpu_memory(GPU_MEMORY, _latest_level(levels, "canary"), max_bytes)
+    return _level_check(latest, _trailing(levels, lambda level: gib(level) > max_bytes / GIB))
+
+
+def _gpu_memory_vs_stable(pct: float, tally: DirectTally) -> CheckResult:
+    canary, stable = tally.canary.gpu_memory_bytes, tally.stable.gpu_memory_bytes
+    latest = compare_gpu_memory(
+        GPU_MEMORY_VS_STABLE, _latest_level(canary, "canary"), _latest_level(stable, "stable"), pct
+    )
+    pairs = zip(canary, stable, strict=True)  # sampled together: one level per side per sample
+    increases = [None if c is None or s is None else increase_percent(c, s) for c, s in pairs]
+    return _level_check(latest, _trailing(increases, lambda increase: increase > pct))
+
+
+def _latest_level(levels: Sequence[float | None], side: str) -> QueryResult:
+    level = levels[-1] if levels else None
+    if level is None:
+        return QueryResult.no_data(f"no {side} pod reported {GPU_MEMORY_USED}")
+    return QueryResult.of(level)
+
+
+def _trailing(values: Sequence[float | None], above: Callable[[float], bool]) -> int:
+    """How many of the latest samples in a row are over the bound (a sample without a value ends the run)."""
+    return sum(1 for _ in takewhile(lambda v: v is not None and above(v), reversed(values)))
+
+
+def _level_check(latest: CheckResult, breaches: int) -> CheckResult:
+    """The latest sample's result, failing only after GPU_MEMORY_BREACHES samples over the bound in a row."""
+    if latest.result == "Fail" and breaches >= GPU_MEMORY_BREACHES:
+        latest = latest.model_copy(update={"message": f"{latest.message}, at {breaches} samples in a row"})
+    elif latest.result == "Fail":
+        message = f"{latest.message} at the latest sample; {GPU_MEMORY_BREACHES} samples in a row fail"
+        latest = latest.model_copy(update={"result": "NoData", "message": message})
+    return latest.model_copy(update={"source": "direct"})

@@ -94,6 +94,60 @@ def compare_latency(name: str, canary: QueryResult, stable: QueryResult, max_inc
     return CheckResult(name=name, result="Pass", value=increase, bound=bound.text(), message=message)
 
 
+GIB = 2**30
+GIB_DIGITS = 3  # GiB to three decimals: about a MiB
+NO_GPU_METRICS = (
+    "Triton exports nv_gpu_memory_used_bytes only with its GPU metrics on (tritonop turns them on when "
+    "triton.gpus is above 0) and DCGM working in the pod"
+)
+
+
+def gib(value_bytes: float) -> float:
+    """Bytes in GiB, rounded as the GPU memory checks show and compare them."""
+    return round(value_bytes / GIB, GIB_DIGITS)
+
+
+def increase_percent(canary: float, stable: float) -> float | None:
+    """How much more the canary has than the stable, in percent to one decimal; None when stable <= 0."""
+    return None if stable <= 0 else round((canary - stable) / stable * 100, 1)
+
+
+def judge_gpu_memory(name: str, reading: QueryResult, max_bytes: float) -> CheckResult:
+    """Fail when the canary's worst pod uses more GPU memory than max_bytes; shown in GiB."""
+    bound = Bound(max=max_bytes / GIB, unit="GiB")
+    if reading.value is not None:
+        return judge(name, "canary GPU memory per pod", QueryResult.of(reading.value / GIB), bound, GIB_DIGITS)
+    return _no_gpu_metrics(_unjudged(name, "canary GPU memory per pod", reading, bound))
+
+
+def compare_gpu_memory(name: str, canary: QueryResult, stable: QueryResult, max_increase_percent: float) -> CheckResult:
+    """Fail when the canary's worst pod uses more GPU memory than the stable's worst pod, by
+    more than the percentage."""
+    bound = Bound(max=max_increase_percent, unit="%")
+    values = _both_values(name, "GPU memory per pod", canary, stable, bound)
+    if isinstance(values, CheckResult):
+        return _no_gpu_metrics(values)
+    canary_bytes, stable_bytes = values
+    increase = increase_percent(canary_bytes, stable_bytes)
+    if increase is None:
+        message = "stable GPU memory per pod is 0GiB, so no relative increase can be computed"
+        return unjudged(name, "NoData", bound, message)
+    change = f"{number(increase)}% more" if increase >= 0 else f"{number(-increase)}% less"
+    summary = f"canary GPU memory per pod {number(gib(canary_bytes))}GiB vs stable {number(gib(stable_bytes))}GiB"
+    if increase > max_increase_percent:
+        message = f"{summary}: {change}, more than the allowed {number(max_increase_percent)}%"
+        return CheckResult(name=name, result="Fail", value=increase, bound=bound.text(), message=message)
+    message = f"{summary}: {change}, within the allowed {number(max_increase_percent)}%"
+    return CheckResult(name=name, result="Pass", value=increase, bound=bound.text(), message=message)
+
+
+def _no_gpu_metrics(result: CheckResult) -> CheckResult:
+    """A GPU memory check without data says what exports the gauge (an error says its own cause)."""
+    if result.result != "NoData":
+        return result
+    return result.model_copy(update={"message": f"{result.message}; {NO_GPU_METRICS}"})
+
+
 def unjudged(name: str, result: Literal["NoData", "Error"], bound: Bound, message: str) -> CheckResult:
     """A check that could not be judged, e.g. because the window had too few requests."""
     return CheckResult(name=name, result=result, bound=bound.text(), message=message)

@@ -133,3 +133,26 @@ def render_custom(template: str, series: RevisionSeries, window_s: float, config
         return values[key]
 
     return _PLACEHOLDER.sub(substitute, template)
+
+
+# ---------------------------------------------------------------- GPU memory (per pod, not per model)
+
+GPU_MEMORY_USED = "nv_gpu_memory_used_bytes"
+
+
+def pod_matchers(series: RevisionSeries, config: OperatorConfig) -> str:
+    """The revision's matchers without ``model``: Triton's GPU metrics are per GPU (``gpu_uuid``)."""
+    pairs = (
+        (config.label_namespace, series.namespace),
+        (config.label_isvc, series.name),
+        (config.label_revision, series.revision),
+    )
+    return label_matchers(pairs)
+
+
+def gpu_memory_bytes(series: RevisionSeries, window_s: float, config: OperatorConfig) -> str:
+    """The GPU memory of the revision's worst pod in bytes: each GPU's highest level in the
+    window, summed over the pod's GPUs (a pod is its ``pod`` and ``instance`` labels), the
+    highest pod. The model is not part of it: the memory is the whole server's."""
+    sel, window = pod_matchers(series, config), prometheus_duration(window_s)
+    return f"max(sum by (pod, instance) (max_over_time({GPU_MEMORY_USED}{{{sel}}}[{window}])))"

@@ -11,6 +11,10 @@ before sampling began (the acceptance inferences, say) are not counted.
 
 ``RevisionTally`` keeps, per revision, the totals since sampling began and one mean latency
 per sample (about one a second) for the sign tests in ``analysis.sequential``.
+
+``nv_gpu_memory_used_bytes`` is a gauge, one series per GPU (``gpu_uuid``) the server sees:
+a level, not a counter. Each pod's latest level (summed over its GPUs) is kept, and each
+sample records the revision's worst pod, for the GPU memory checks in ``analysis.direct``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 SUCCESS = "nv_inference_request_success"
@@ -27,6 +31,7 @@ COUNT = "nv_inference_count"
 DURATION_US = "nv_inference_request_duration_us"
 QUEUE_US = "nv_inference_queue_duration_us"
 COUNTERS = (SUCCESS, FAILURE, COUNT, DURATION_US, QUEUE_US)
+GPU_MEMORY_USED = "nv_gpu_memory_used_bytes"
 
 # name{labels} value [timestamp]; label values are double-quoted with \\, \" and \n escapes.
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?\s*$")
@@ -90,15 +95,24 @@ class PodCounters:
         return min(delta.success, delta.failure, delta.count, delta.duration_us, delta.queue_us) < 0
 
 
-def parse_counters(text: str, model: str) -> PodCounters:
-    """The model's counters in one scrape of Triton's metrics endpoint.
+def parse_counters(text: str, model: str, version: str | None = None) -> PodCounters:
+    """The model's counters in one scrape of Triton's metrics endpoint (one version's only,
+    when ``version`` is given: an in-place switch compares versions within the pods).
 
     Other models' series and other metrics are skipped; comments and blank lines too. A line
     that does not parse, or a non-finite or negative counter, raises MetricsTextError: a
     scrape is used whole or not at all. A server with no such series yet (no request since it
     started) reads as zeros.
     """
-    totals = dict.fromkeys(COUNTERS, 0.0)
+    return parse_model_counters(text, (model,), version)[model]
+
+
+def parse_model_counters(
+    text: str, models: Collection[str] | None = None, version: str | None = None
+) -> dict[str, PodCounters]:
+    """Each model's counters in one scrape, as ``parse_counters`` reads one model's: those of
+    ``models`` (zeros for one without series), or of every model with series when None."""
+    totals = {model: dict.fromkeys(COUNTERS, 0.0) for model in models or ()}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -107,10 +121,13 @@ def parse_counters(text: str, model: str) -> PodCounters:
         if match is None:
             raise MetricsTextError(f"line {number} is not a sample: {line[:80]!r}")
         name = match.group(1)
-        if name not in totals:
+        if name not in COUNTERS:
             continue
         labels = parse_labels(match.group(3) or "")
-        if labels.get("model") != model:
+        model = labels.get("model")
+        if model is None or (models is not None and model not in totals):
+            continue
+        if version is not None and labels.get("version") != version:
             continue
         try:
             value = float(match.group(4))
@@ -118,8 +135,34 @@ def parse_counters(text: str, model: str) -> PodCounters:
             raise MetricsTextError(f"line {number}: {match.group(4)[:40]!r} is not a number") from None
         if not math.isfinite(value) or value < 0:
             raise MetricsTextError(f"line {number}: counter {name} is {match.group(4)[:40]}")
-        totals[name] += value
-    return PodCounters(*(totals[name] for name in COUNTERS))
+        totals.setdefault(model, dict.fromkeys(COUNTERS, 0.0))[name] += value
+    return {model: PodCounters(*(counts[name] for name in COUNTERS)) for model, counts in totals.items()}
+
+
+def parse_gpu_memory(text: str) -> float | None:
+    """The server's GPU memory in use in one scrape, in bytes, summed over its GPUs; None when
+    the text has no ``nv_gpu_memory_used_bytes`` (Triton on CPU, or GPU metrics off).
+
+    A sample of it that does not parse, or is not finite and non-negative, raises MetricsTextError.
+    """
+    total: float | None = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line.startswith(GPU_MEMORY_USED):  # a prefix test: far cheaper than the counters' parse
+            continue
+        match = _SAMPLE.match(line)
+        if match is None:
+            raise MetricsTextError(f"line {number} is not a sample: {line[:80]!r}")
+        if match.group(1) != GPU_MEMORY_USED:
+            continue
+        try:
+            value = float(match.group(4))
+        except ValueError:
+            raise MetricsTextError(f"line {number}: {match.group(4)[:40]!r} is not a number") from None
+        if not math.isfinite(value) or value < 0:
+            raise MetricsTextError(f"line {number}: gauge {GPU_MEMORY_USED} is {match.group(4)[:40]}")
+        total = (total or 0.0) + value
+    return total
 
 
 @dataclass
@@ -129,7 +172,10 @@ class RevisionTally:
     total: PodCounters = field(default_factory=PodCounters)
     samples: int = 0  # scrapes that saw at least one pod
     latencies_ms: deque[float | None] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
+    # Per sample, the highest of the pods' latest GPU memory levels in bytes (None: no pod has one).
+    gpu_memory_bytes: deque[float | None] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
     _pods: dict[str, PodCounters] = field(default_factory=dict)
+    _gpu_levels: dict[str, float] = field(default_factory=dict)
     restarts: int = 0
 
     @property
@@ -140,17 +186,22 @@ class RevisionTally:
     def failures(self) -> int:
         return round(self.total.failure)
 
-    def observe(self, pods: Mapping[str, PodCounters | None]) -> PodCounters:
-        """One sample of the revision's pods (pod key -> counters; None: not reached this time).
+    def observe(
+        self, pods: Mapping[str, PodCounters | None], gpu_memory: Mapping[str, float | None] | None = None
+    ) -> PodCounters:
+        """One sample of the revision's pods (pod key -> counters; None: not reached this time),
+        and the GPU memory each pod reached reported (pod key -> bytes; None or absent: none).
 
         Returns what the revision served since the previous sample. A pod not reached keeps its
         last counters, so what it served meanwhile counts at the next sample that reaches it. A
         pod no longer listed is forgotten. The pod key should change when a pod is replaced
-        (its uid); a restart within a pod is seen as counters going down.
+        (its uid); a restart within a pod is seen as counters going down. A pod not reached keeps
+        its last GPU memory level too: a level's latest reading stands until the next.
         """
         delta = PodCounters()
         for key in [k for k in self._pods if k not in pods]:
             del self._pods[key]
+        self._observe_gpu_memory(pods, gpu_memory or {})
         for key, counters in pods.items():
             if counters is None:
                 continue
@@ -170,6 +221,19 @@ class RevisionTally:
         self.latencies_ms.append(delta.duration_us / delta.success / 1000 if delta.success > 0 else None)
         return delta
 
+    def _observe_gpu_memory(self, pods: Mapping[str, PodCounters | None], levels: Mapping[str, float | None]) -> None:
+        for key in [k for k in self._gpu_levels if k not in pods]:
+            del self._gpu_levels[key]
+        for key, counters in pods.items():
+            if counters is None:
+                continue  # not reached: its last level stands
+            level = levels.get(key)
+            if level is None:
+                self._gpu_levels.pop(key, None)
+            else:
+                self._gpu_levels[key] = level
+        self.gpu_memory_bytes.append(max(self._gpu_levels.values(), default=None))
+
 
 @dataclass
 class DirectTally:
@@ -181,10 +245,15 @@ class DirectTally:
     stable: RevisionTally = field(default_factory=RevisionTally)
 
     def observe(
-        self, canary: Mapping[str, PodCounters | None], stable: Mapping[str, PodCounters | None]
+        self,
+        canary: Mapping[str, PodCounters | None],
+        stable: Mapping[str, PodCounters | None],
+        canary_gpu_memory: Mapping[str, float | None] | None = None,
+        stable_gpu_memory: Mapping[str, float | None] | None = None,
     ) -> tuple[PodCounters, PodCounters]:
-        """One sample of both revisions, taken together so their per-sample latencies pair up."""
-        return self.canary.observe(canary), self.stable.observe(stable)
+        """One sample of both revisions, taken together so their per-sample latencies and GPU
+        memory levels pair up."""
+        return self.canary.observe(canary, canary_gpu_memory), self.stable.observe(stable, stable_gpu_memory)
 
     def canary_means(self) -> list[float]:
         return [m for m in self.canary.latencies_ms if m is not None]

@@ -72,6 +72,12 @@ CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
         "!has(self.provider) || self.provider != 'nginx' || has(self.nginx)",
         "traffic.provider nginx needs traffic.nginx.host",
     ),
+    (
+        (),
+        "!has(self.rollout) || !has(self.rollout.analysis) || !has(self.rollout.analysis.gpuMemory) || "
+        "!has(self.triton) || !has(self.triton.gpus) || self.triton.gpus > 0",
+        "rollout.analysis.gpuMemory needs triton.gpus above 0: Triton on CPU has no GPU memory",
+    ),
 ]
 # Rules on list items: (path to the array, rule, message).
 CEL_ITEM_RULES: list[tuple[tuple[str, ...], str, str]] = [

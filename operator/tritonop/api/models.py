@@ -8,6 +8,7 @@ does and what its default is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import Enum
 from itertools import pairwise
 from typing import Annotated, Any, Literal
@@ -38,6 +39,7 @@ from tritonop.api.kube_types import (
     LocalObjectReference,
     MetricSpecItem,
     ParentReference,
+    Quantity,
     ResourceRequirements,
     TolerationItem,
     cel,
@@ -370,6 +372,63 @@ class ComparativeCheck(Model):
     )
 
 
+# Binary and decimal suffixes of a Kubernetes quantity (kube_types.QUANTITY_PATTERN), as multipliers.
+QUANTITY_SUFFIXES = {
+    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+    **{s: Decimal(1000) ** (i + 1) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))},
+    **{"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1)},
+}
+
+
+def quantity_value(quantity: int | str) -> float:
+    """A valid quantity (kube_types.Quantity) as a number: 20Gi -> 21474836480.0, 16G -> 16e9, 500m -> 0.5."""
+    text = str(quantity)
+    number = text.rstrip("KMGTPEikmnu")  # the pattern allows one suffix after the digits
+    return float(Decimal(number) * QUANTITY_SUFFIXES[text[len(number) :]])
+
+
+GPU_MEMORY_BOUND_MESSAGE = "gpuMemory needs maxBytes or maxIncreasePercent"
+
+
+class GpuMemoryCheck(Model):
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("has(self.maxBytes) || has(self.maxIncreasePercent)", GPU_MEMORY_BOUND_MESSAGE),
+            (
+                "!has(self.maxBytes) || (type(self.maxBytes) == string ? "
+                "!self.maxBytes.matches('^0+(\\\\.0+)?([KMGTPE]i|[numkMGTPE])?$') : self.maxBytes > 0)",
+                "gpuMemory.maxBytes must be above 0",
+            ),
+        )
+    )
+
+    max_bytes: Quantity | None = Field(
+        None,
+        description="Most GPU memory one canary pod may use, summed over its GPUs (Triton's "
+        "nv_gpu_memory_used_bytes), in bytes: a whole number or a quantity such as 20Gi or 16G, above 0. The "
+        "worst pod counts. Default: no maximum.",
+    )
+    max_increase_percent: float | None = Field(
+        None,
+        ge=0,
+        description="Fail when the canary's per-pod GPU memory (its worst pod) exceeds the stable's (its worst "
+        "pod) by more than this, in percent (10 is 10% more). Default: not compared.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> GpuMemoryCheck:
+        if self.max_bytes is None and self.max_increase_percent is None:
+            raise ValueError(GPU_MEMORY_BOUND_MESSAGE)
+        if self.max_bytes is not None and quantity_value(self.max_bytes) <= 0:
+            raise ValueError(f"gpuMemory.maxBytes must be above 0, got {self.max_bytes}")
+        return self
+
+    @property
+    def max_bytes_value(self) -> float | None:
+        """maxBytes in bytes, or None when unset."""
+        return None if self.max_bytes is None else quantity_value(self.max_bytes)
+
+
 class CustomCheck(Model):
     name: str = Field(..., max_length=63, pattern=DNS_LABEL, description="Check name (a DNS label), shown in status.")
     query: str = Field(
@@ -447,6 +506,11 @@ class Analysis(Model):
     latency: LatencyCheck | None = Field(None, description="Built-in latency check. Default: off.")
     comparative: ComparativeCheck | None = Field(
         None, description="Judge the canary against the stable revision over the same window. Default: off."
+    )
+    gpu_memory: GpuMemoryCheck | None = Field(
+        None,
+        description="Judge the canary's GPU memory per pod, against a maximum and/or against the stable's; needs "
+        "triton.gpus above 0. Default: off.",
     )
     checks: list[CustomCheck] = Field(
         default_factory=list, max_length=16, description="Custom PromQL checks, at most 16. Default: none."
@@ -673,6 +737,14 @@ class InferenceServiceSpec(Model):
         description="Which peers may reach the Triton pods (a NetworkPolicy); see docs/security.md.",
     )
 
+    @model_validator(mode="after")
+    def _gpu_memory_needs_gpus(self) -> InferenceServiceSpec:
+        # Triton on CPU exports no GPU metrics (--allow-gpu-metrics=false): the check could never
+        # pass, so the spec is refused rather than its canaries held until noDataTimeout.
+        if self.rollout.analysis.gpu_memory is not None and self.triton.gpus == 0:
+            raise ValueError("rollout.analysis.gpuMemory needs triton.gpus above 0: Triton on CPU has no GPU memory")
+        return self
+
 
 # ---------------------------------------------------------------- status
 
@@ -740,10 +812,12 @@ class CheckResult(Model):
     """The outcome of one check in the last analysis."""
 
     name: str = Field(
-        ..., description="Check name: successRate, latency, successRateVsStable, latencyVsStable or a custom check's."
+        ...,
+        description="Check name: successRate, latency, successRateVsStable, latencyVsStable, gpuMemory, "
+        "gpuMemoryVsStable or a custom check's.",
     )
     result: Verdict = Field(..., description="Pass, Fail, NoData or Error.")
-    value: float | None = Field(None, description="Measured value, in the check's unit (ratio, ms, ...).")
+    value: float | None = Field(None, description="Measured value, in the check's unit (ratio, ms, GiB, %, ...).")
     bound: str | None = Field(None, description="The bound it was judged against, e.g. >= 0.99 or <= 250ms.")
     message: str = Field("", description="Why, when it did not pass. Default: empty.")
     source: Literal["direct", "prometheus"] | None = Field(

@@ -35,10 +35,13 @@ TRITON_METRICS = {
     "nv_inference_queue_duration_us",
     "nv_inference_count",
 }
+# Triton's per-GPU gauges (label gpu_uuid), exported by pods with GPUs.
+TRITON_GPU_METRICS = {"nv_gpu_utilization", "nv_gpu_memory_used_bytes", "nv_gpu_memory_total_bytes"}
 HISTOGRAMS = {"tritonop_reconcile_duration_seconds"}
 KNOWN_SERIES = (
     OPERATOR_METRICS
     | TRITON_METRICS
+    | TRITON_GPU_METRICS
     | {f"{histogram}{suffix}" for histogram in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
 ) - HISTOGRAMS  # a histogram has no series under its bare name
 GRAFANA_DURATIONS = {"__rate_interval": "5m", "__interval": "1m", "__range": "3h"}
@@ -113,9 +116,9 @@ def test_covers_what_a_rollout_needs_to_be_watched() -> None:
     used = set().union(*(series_names(expr) for _, expr in queries()))
     assert used >= OPERATOR_METRICS - HISTOGRAMS
     assert "tritonop_reconcile_duration_seconds_bucket" in used
-    assert used >= TRITON_METRICS
+    assert used >= TRITON_METRICS | TRITON_GPU_METRICS
     # Stable and canary are told apart by the revision label.
-    by_revision = [expr for _, expr in queries() if "nv_inference" in expr]
+    by_revision = [expr for _, expr in queries() if "nv_" in expr]
     assert by_revision and all("revision" in expr for expr in by_revision)
 
 
@@ -143,4 +146,38 @@ def test_operator_metric_names_match_the_operator_registry() -> None:
         if family.name.startswith("tritonop_")
         for suffix in suffixes[family.type]
     }
-    assert exported == (KNOWN_SERIES - TRITON_METRICS)
+    assert exported == (KNOWN_SERIES - TRITON_METRICS - TRITON_GPU_METRICS)
+
+
+def podmonitor_labels() -> set[str]:
+    """The labels the chart's Triton PodMonitor puts on every Triton series."""
+    template = (CHART_DIR / "templates" / "podmonitor-triton.yaml").read_text()
+    return set(re.findall(r"targetLabel:\s*(\w+)", template))
+
+
+def aggregations(expr: str) -> list[promql_parser.AggregateExpr]:
+    found: list[promql_parser.AggregateExpr] = []
+    promql_parser.walk(
+        promql_parser.parse(substitute_variables(expr)),
+        lambda node: found.append(node) if isinstance(node, promql_parser.AggregateExpr) else None,
+    )
+    return found
+
+
+def test_gpu_panels_show_each_pod_of_each_revision_by_the_podmonitors_labels() -> None:
+    labels = podmonitor_labels()
+    assert labels == {"namespace", "inferenceservice", "revision", "pod"}
+    gpu = [(title, expr) for title, expr in queries() if series_names(expr) & TRITON_GPU_METRICS]
+    assert {name for _, expr in gpu for name in series_names(expr)} == TRITON_GPU_METRICS
+    for title, expr in gpu:
+        (aggregation,) = aggregations(expr)
+        # One line per pod, grouped only by labels the PodMonitor gives (gpu_uuid is summed away).
+        assert set(aggregation.modifier.labels) == labels, title
+        selector = aggregation.expr
+        assert isinstance(selector, promql_parser.VectorSelector), title
+        assert {m.name for m in selector.matchers.matchers} == {"namespace", "inferenceservice"}, title
+    memory = {expr for title, expr in gpu if title == "GPU memory used and total"}
+    assert {next(iter(series_names(expr))) for expr in memory} == {
+        "nv_gpu_memory_used_bytes",
+        "nv_gpu_memory_total_bytes",
+    }

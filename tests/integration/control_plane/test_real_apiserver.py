@@ -78,8 +78,28 @@ def test_example_is_admitted(crd: ControlPlane, example: Path) -> None:
             "autoscaling.minReplicas must not exceed autoscaling.maxReplicas (default 1)",
         ),
         ({"rollout": {"steps": [50, 25]}}, "rollout.steps must be strictly increasing"),
+        (  # the minimal example runs on CPU (gpus: 0)
+            {"rollout": {"analysis": {"gpuMemory": {"maxBytes": "20Gi"}}}},
+            "rollout.analysis.gpuMemory needs triton.gpus above 0",
+        ),
+        ({"triton": {"gpus": 1}, "rollout": {"analysis": {"gpuMemory": {}}}}, "gpuMemory needs maxBytes or"),
+        (
+            {"triton": {"gpus": 1}, "rollout": {"analysis": {"gpuMemory": {"maxBytes": "0.0Gi"}}}},
+            "gpuMemory.maxBytes must be above 0",
+        ),
+        (
+            {"triton": {"gpus": 1}, "rollout": {"analysis": {"gpuMemory": {"maxBytes": 0}}}},
+            "gpuMemory.maxBytes must be above 0",
+        ),
     ],
-    ids=["min-above-max-replicas", "steps-not-increasing"],
+    ids=[
+        "min-above-max-replicas",
+        "steps-not-increasing",
+        "gpu-memory-on-cpu",
+        "gpu-memory-without-bound",
+        "gpu-memory-zero-quantity",
+        "gpu-memory-zero-bytes",
+    ],
 )
 def test_cel_rule_rejects_at_admission(crd: ControlPlane, spec: dict[str, Any], message: str) -> None:
     ensure_namespace(crd, "cel")
@@ -90,6 +110,14 @@ def test_cel_rule_rejects_at_admission(crd: ControlPlane, spec: dict[str, Any], 
     assert message in result.stderr
     missing = crd.kubectl("get", "tis", "bad", "-n", "cel", check=False)
     assert missing.returncode != 0 and "NotFound" in missing.stderr
+
+
+@pytest.mark.parametrize("max_bytes", ["20Gi", 21474836480], ids=["quantity", "bytes"])
+def test_gpu_memory_bounds_are_admitted(crd: ControlPlane, max_bytes: int | str) -> None:
+    ensure_namespace(crd, "cel")
+    good = isvc("gpu", "cel", triton={"gpus": 1}, rollout={"analysis": {"gpuMemory": {"maxBytes": max_bytes}}})
+    result = crd.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=json.dumps(good), check=False)
+    assert result.returncode == 0, result.stderr
 
 
 def _table(text: str) -> list[list[str]]:
