@@ -129,9 +129,13 @@ class DirectMetrics:
             *(self._read(ref, (model,), p, version) for p in others),
         )
         counters = [None if a is None else a.counters[model] for a, _ in answers]
+        gpu = [None if a is None else a.gpu_memory_bytes for a, _ in answers]  # the canary pod holds both versions
+        canary_keys, other_keys, n = list(map(_pod_key, canary)), list(map(_pod_key, others)), len(canary)
         tally.observe(
-            dict(zip(map(_pod_key, canary), counters[: len(canary)], strict=True)),
-            dict(zip(map(_pod_key, others), counters[len(canary) :], strict=True)),
+            dict(zip(canary_keys, counters[:n], strict=True)),
+            dict(zip(other_keys, counters[n:], strict=True)),
+            dict(zip(canary_keys, gpu[:n], strict=True)),
+            dict(zip(other_keys, gpu[n:], strict=True)),
         )
         problems = [problem for _, problem in answers if problem]
         if not canary:

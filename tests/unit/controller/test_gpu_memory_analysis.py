@@ -1,4 +1,5 @@
-"""gpuMemory in the real Controller's sequential analysis: pods' GPU memory levels read every tick."""
+"""gpuMemory in the real Controller's sequential analysis (pods' GPU memory levels read every
+tick), and DirectMetrics' in-place samples, whose canary pod holds both versions."""
 
 from __future__ import annotations
 
@@ -6,11 +7,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
 from tests.support.controller_harness import NAME, Harness, model_spec
+from tests.support.fake_kube import FakeKube
+from tests.support.gpu_exporter import triton_metrics_text
+from tritonop.analysis.direct import judge_direct
 from tritonop.analysis.triton_metrics import DirectTally, PodCounters
-from tritonop.api.models import InferenceServiceSpec
+from tritonop.api.models import Analysis, InferenceServiceSpec
 from tritonop.children import IsvcRef, revision_of
-from tritonop.controller.direct_metrics import DirectSample
+from tritonop.controller.direct_metrics import DirectMetrics, DirectSample
+from tritonop.endpoints import TritonEndpoints
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 GIB = 2**30
@@ -102,3 +109,29 @@ async def test_one_sample_over_the_bound_holds_the_canary_at_its_interval() -> N
     (check,) = status["canary"]["lastAnalysis"]
     assert check["result"] == "NoData" and check["message"].endswith("at the latest sample; 2 samples in a row fail")
     assert h.reasons().count("AnalysisNoData") == 1
+
+
+async def test_an_in_place_canary_pod_is_judged_on_its_gpu_memory_against_the_other_pods() -> None:
+    kube = FakeKube()
+    levels = {"10.0.0.1": 14 * GIB, "10.0.0.2": 10 * GIB}  # r-0 loaded the candidate next to the old version
+    for name, ip in (("r-0", "10.0.0.1"), ("r-1", "10.0.0.2")):
+        labels = {"serving.tritonop.dev/inferenceservice": NAME, "serving.tritonop.dev/revision": "rev"}
+        meta = {"name": name, "namespace": "ml", "uid": f"uid-{name}", "labels": labels}
+        kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "status": {"phase": "Running", "podIP": ip}})
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=triton_metrics_text([levels[request.url.host]], model="resnet50"))
+
+    transport = httpx.MockTransport(answer)
+    direct = DirectMetrics(kube, TritonEndpoints("http://x"), transport=transport)  # type: ignore[arg-type]
+    ref = IsvcRef(namespace="ml", name=NAME, uid="u1")
+    spec = Analysis.model_validate({"successRate": {"enabled": False}, "gpuMemory": {"maxIncreasePercent": 20}})
+    try:
+        for _ in range(2):
+            sample = await direct.sample_versions(ref, "resnet50", "rev", "r-0", "2", "1")
+        assert sample.complete, sample.problem
+        outcome = judge_direct(spec, sample.tally)
+        assert outcome.conclusive_failure
+        assert outcome.checks[0].message.startswith("canary GPU memory per pod 14GiB vs stable 10GiB: 40% more")
+    finally:
+        await direct.aclose()
