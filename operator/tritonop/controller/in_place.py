@@ -27,6 +27,7 @@ from tritonop.api.models import (
     InferenceServiceSpec,
     InferenceServiceStatus,
     InPlaceStatus,
+    Phase,
     RolloutStrategy,
     Verdict,
 )
@@ -78,11 +79,12 @@ def annotation_key(version: str) -> str:
 
 @dataclass
 class Pods:
-    """The stable revision's running pods: name -> URL, and the versions each has ready
-    (None: Triton did not answer)."""
+    """The stable revision's running pods: name -> URL, the versions each has ready (None:
+    Triton did not answer), and those Kubernetes counts as Ready (in the Services' endpoints)."""
 
     urls: dict[str, str] = field(default_factory=dict)
     ready: dict[str, Versions | None] = field(default_factory=dict)
+    serving: set[str] = field(default_factory=set)
 
     def known(self) -> dict[str, Versions]:
         return {pod: versions for pod, versions in self.ready.items() if versions is not None}
@@ -96,6 +98,13 @@ class Switch:
     events: tuple[Event, ...]
     targets: dict[str, Versions]
     pods: Pods
+    phase: Phase | None = None  # the switch's, for status.phase while it runs or as it ends
+    message: str | None = None
+
+    @property
+    def speaks(self) -> bool:
+        """Whether status.phase and status.message should tell of the switch this pass."""
+        return self.status.candidate is not None or bool(self.events)
 
     @property
     def settled(self) -> bool:
@@ -152,6 +161,7 @@ class InPlaceSwitches:
         state = version_state(recorded)
         policy = step_policy(RolloutPolicy.from_spec(spec.rollout), len(pods.urls))
         events: tuple[Event, ...] = ()
+        message = None
         canary_pod = recorded.canary_pod
         if revisions.canary is None:
             # A version switch waits while a new revision rolls out as a canary.
@@ -164,16 +174,18 @@ class InPlaceSwitches:
                 ref, spec, model, revisions.stable, state, policy, annotations, canary_pod, pods, now
             )
             decision = as_versions(replace(decision, events=planned.events + decision.events))
-            state, events = decision.state, decision.events
+            state, events, message = decision.state, decision.events, decision.state.message
         targets = pod_targets(state, canary_pod, sorted(pods.urls))
         if revisions.canary is not None:
             # A new revision's pods start with the repository's version policy; its gate asks
             # for the spec's version, so that is the one they get.
             canary_pods = await self._pods(ref, revisions.canary, model)
             targets |= dict.fromkeys(canary_pods.urls, (spec.model.version,))
-            pods = Pods(pods.urls | canary_pods.urls, pods.ready | canary_pods.ready)
+            pods = Pods(
+                pods.urls | canary_pods.urls, pods.ready | canary_pods.ready, pods.serving | canary_pods.serving
+            )
         new = in_place_status(state, policy, now, revision=revisions.stable, canary_pod=canary_pod, pods=pods.known())
-        switch = Switch(new, events, targets, pods)
+        switch = Switch(new, events, targets, pods, state.phase, message)
         key = (ref.namespace, ref.name)
         if switch.settled:
             self._unsettled.discard(key)
@@ -182,28 +194,38 @@ class InPlaceSwitches:
         return switch
 
     async def converge(self, ref: IsvcRef, spec: InferenceServiceSpec, switch: Switch) -> None:
-        """Load what the stored decision asks of each pod: the union first, then the target."""
+        """Load what the stored decision asks of one pod: the union first, then the target.
+
+        One pod per pass, and only while every pod that answers is Ready: Triton reports itself
+        not ready while a version loads (strict readiness), so its pod leaves the Services'
+        endpoints for that moment; switching pods one at a time keeps the others serving. The
+        pod's Ready event wakes the next pass.
+        """
+        pending = [
+            pod
+            for pod, target in sorted(switch.targets.items())
+            if (ready := switch.pods.ready.get(pod)) is not None and next_load(ready, target) is not None
+        ]
+        if not pending:
+            return
+        answering = {pod for pod, ready in switch.pods.ready.items() if ready is not None}
+        if not answering <= switch.pods.serving:
+            return  # a pod is out of the endpoints (perhaps the last one switched): wait for it
+        pod = pending[0]
+        ready, target = switch.pods.ready[pod], switch.targets[pod]
+        assert ready is not None
+        errors_key = (ref.namespace, ref.name, pod)
         model = triton_model_name(ref, spec)
-        slots = asyncio.Semaphore(POD_CONCURRENCY)
-
-        async def one(pod: str, target: Versions) -> None:
-            ready = switch.pods.ready.get(pod)
-            if ready is None:
-                return  # Triton did not answer this tick: ask again next tick
-            errors_key = (ref.namespace, ref.name, pod)
-            async with slots:
-                while (load := next_load(ready, target)) is not None:
-                    try:
-                        await load_versions(switch.pods.urls[pod], model, load, key=self._key(ref))
-                    except ModelControlError as err:
-                        self._load_errors[errors_key] = str(err)
-                        log.warning("%s/%s: pod %s: %s", ref.namespace, ref.name, pod, err)
-                        return
-                    self._load_errors.pop(errors_key, None)
-                    log.info("%s/%s: pod %s now holds versions %s", ref.namespace, ref.name, pod, ", ".join(load))
-                    ready = load
-
-        await asyncio.gather(*(one(pod, target) for pod, target in switch.targets.items()))
+        while (load := next_load(ready, target)) is not None:
+            try:
+                await load_versions(switch.pods.urls[pod], model, load, key=self._key(ref))
+            except ModelControlError as err:
+                self._load_errors[errors_key] = str(err)
+                log.warning("%s/%s: pod %s: %s", ref.namespace, ref.name, pod, err)
+                return
+            self._load_errors.pop(errors_key, None)
+            log.info("%s/%s: pod %s now holds versions %s", ref.namespace, ref.name, pod, ", ".join(load))
+            ready = load
 
     # ------------------------------------------------------------------ inside decide
 
@@ -218,6 +240,9 @@ class InPlaceSwitches:
             url = self.endpoints.url_for_pod(ref.namespace, name, status.get("podIP"))
             if url is not None:
                 pods.urls[name] = url
+                containers = status.get("containerStatuses") or []  # what the watch cache keeps of a pod
+                if containers and all(c.get("ready") for c in containers):
+                    pods.serving.add(name)
         slots = asyncio.Semaphore(POD_CONCURRENCY)
 
         async def versions(url: str) -> Versions | None:

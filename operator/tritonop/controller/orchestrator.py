@@ -436,6 +436,8 @@ class Controller:
         new.model, new.models = await self.triton.stable_model_facts(ref, spec, new, stable)
         if switch is not None or spec.rollout.strategy != RolloutStrategy.in_place:
             new.in_place = switch.status if switch is not None else None
+        if switch is not None and switch.speaks and state.canary is None:
+            new.phase, new.message = switch.phase, switch.message  # a version switch runs, or just ended
         new.conditions = conditions_for(new, generation=_generation(body), stable=stable, now=now)
         await self.status.write(body, status, new)
         self.telemetry.phase(ref.namespace, ref.name, new.phase)
