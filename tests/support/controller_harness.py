@@ -19,7 +19,7 @@ from tests.support.fake_kube import FakeKube
 from tritonop import API_VERSION, KIND
 from tritonop.analysis.result import QueryResult
 from tritonop.analysis.triton_metrics import DirectTally, PodCounters
-from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus
+from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus, ModelFacts
 from tritonop.children import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.controller import Controller
@@ -57,8 +57,8 @@ class FakeTriton(TritonChecks):
         spec: InferenceServiceSpec,
         status: InferenceServiceStatus,
         stable: DeploymentReadiness | None,
-    ) -> Any:
-        return status.model
+    ) -> tuple[ModelFacts | None, list[ModelFacts] | None]:
+        return status.model, status.models
 
 
 @dataclass
@@ -95,7 +95,7 @@ class FakeDirect:
     mode: DirectMode = "off"
     samples: int = 0
 
-    async def sample(self, ref: IsvcRef, model: str, canary: str, stable: str) -> DirectSample:
+    async def sample(self, ref: IsvcRef, models: tuple[str, ...], canary: str, stable: str) -> DirectSample:
         self.samples += 1
         tally = DirectTally(canary, stable)
         if self.mode == "off":
@@ -103,7 +103,7 @@ class FakeDirect:
         failures = 0 if self.mode == "pass" else 500
         tally.canary.total = PodCounters(success=1000 - failures, failure=failures)
         tally.stable.total = PodCounters(success=10_000)
-        return DirectSample(tally, complete=True)
+        return DirectSample(tally, complete=True, tallies={models[0]: tally})
 
     def forget(self, namespace: str, name: str) -> None:
         pass

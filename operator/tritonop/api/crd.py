@@ -21,8 +21,13 @@ import yaml
 from tritonop import CATEGORY, GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
 from tritonop.api.kube_descriptions import KUBE_DESCRIPTIONS
 from tritonop.api.models import (
+    ALL_MODELS_ALONE,
+    CASE_MODEL_REQUIRED,
     KEDA_METRICS_MESSAGE,
     KEDA_METRICS_RULE,
+    MODELS_DISTINCT,
+    MODELS_NOT_WITH_NAME,
+    MODELS_NOT_WITH_VERSION,
     NAME_MAX_LENGTH,
     NAME_PATTERN,
     InferenceServiceSpec,
@@ -39,6 +44,16 @@ CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
         ("model",),
         "self.storageUri.matches('^(s3|gs|as|pvc|https?|file)://.+$')",
         "model.storageUri must start with s3://, gs://, as://, pvc://, http://, https:// or file://",
+    ),
+    (("model",), "!has(self.models) || !has(self.name)", MODELS_NOT_WITH_NAME),
+    (("model",), "!has(self.models) || !has(self.version)", MODELS_NOT_WITH_VERSION),
+    (("model",), "!has(self.models) || size(self.models) == 1 || !self.models.exists(m, m == '*')", ALL_MODELS_ALONE),
+    (("model",), "!has(self.models) || self.models.all(m, self.models.exists_one(n, n == m))", MODELS_DISTINCT),
+    (
+        (),
+        "!has(self.model.models) || (size(self.model.models) == 1 && self.model.models[0] != '*') || "
+        "!has(self.rollout) || !has(self.rollout.acceptance) || self.rollout.acceptance.cases.all(c, has(c.model))",
+        CASE_MODEL_REQUIRED,
     ),
     (
         ("triton",),

@@ -118,13 +118,38 @@ AcceptanceTimeout = Annotated[str, ACCEPTANCE_TIMEOUT.field(), ACCEPTANCE_TIMEOU
 
 # ---------------------------------------------------------------- spec: model
 
+MODEL_NAME = r"^[A-Za-z0-9_.-]+$"
+# model.models: "*" stands for every model in the repository (tritonserver's --load-model=*).
+ALL_MODELS = "*"
+ServedModelName = Annotated[str, Field(max_length=128, pattern=r"^([A-Za-z0-9_.-]+|\*)$")]
+# Cross-field rules of model.models, checked by the CRD's CEL rules (api/crd.py) and here alike.
+MODELS_NOT_WITH_NAME = "model.models and model.name are exclusive: list the model in models, or name it in name"
+MODELS_NOT_WITH_VERSION = (
+    "model.version pins one model; with model.models pin each model's versions in its config.pbtxt (version_policy)"
+)
+ALL_MODELS_ALONE = 'model.models: "*" (every model in the repository) stands alone'
+MODELS_DISTINCT = "model.models must name each model once"
+CASE_MODEL_REQUIRED = "rollout.acceptance.cases[].model is required when model.models serves several models"
+
 
 class ModelSource(Model):
     name: str | None = Field(
         None,
         max_length=128,
-        pattern=r"^[A-Za-z0-9_.-]+$",
-        description="Triton model name (the folder in the model repository). Default: metadata.name.",
+        pattern=MODEL_NAME,
+        description="Triton model name (the folder in the model repository). Not with models. Default: metadata.name.",
+    )
+    models: list[ServedModelName] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description=(
+            'Serve several models of the repository instead of one, e.g. [preprocess, resnet, ensemble], or ["*"] '
+            'for every model in it; 1..64 distinct names, "*" alone. Each is loaded (--load-model), must be '
+            "ready (an ensemble's composing models too), is judged by the analysis and reported in status.models. "
+            "Not with name or version: pin versions in each model's config.pbtxt (version_policy). See "
+            "docs/models.md. Default: one model (name)."
+        ),
     )
     storage_uri: str = Field(
         ...,
@@ -140,7 +165,7 @@ class ModelSource(Model):
         None,
         max_length=20,
         pattern=r"^[0-9]+$",
-        description="Pin one model version. Default: Triton's version policy (the latest).",
+        description="Pin one model version; not with models. Default: Triton's version policy (the latest).",
     )
     storage_secret_name: str | None = Field(
         None,
@@ -153,6 +178,25 @@ class ModelSource(Model):
             "its key credentials.json is GOOGLE_APPLICATION_CREDENTIALS. Never copied into status or logs."
         ),
     )
+
+    @model_validator(mode="after")
+    def _several_models(self) -> ModelSource:
+        if self.models is None:
+            return self
+        if self.name is not None:
+            raise ValueError(MODELS_NOT_WITH_NAME)
+        if self.version is not None:
+            raise ValueError(MODELS_NOT_WITH_VERSION)
+        if ALL_MODELS in self.models and len(self.models) > 1:
+            raise ValueError(ALL_MODELS_ALONE)
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(MODELS_DISTINCT)
+        return self
+
+    @property
+    def several(self) -> bool:
+        """Whether more than one model may be served: several listed, or every model ("*")."""
+        return self.models is not None and (len(self.models) > 1 or self.models[0] == ALL_MODELS)
 
 
 # ---------------------------------------------------------------- spec: triton
@@ -563,6 +607,14 @@ class AcceptanceOutput(Model):
 
 class AcceptanceCase(Model):
     name: str = Field(..., max_length=63, pattern=DNS_LABEL, description="Case name (a DNS label), shown in status.")
+    model: str | None = Field(
+        None,
+        max_length=128,
+        pattern=MODEL_NAME,
+        description="The model the request is sent to, e.g. an ensemble: any model the revision serves (an "
+        "ensemble's composing models too). Required when model.models serves several models. Default: the one "
+        "model served.",
+    )
     inputs: list[AcceptanceTensor] = Field(
         ..., min_length=1, max_length=16, description="Input tensors of one inference request, 1..16."
     )
@@ -738,6 +790,13 @@ class InferenceServiceSpec(Model):
     )
 
     @model_validator(mode="after")
+    def _acceptance_models(self) -> InferenceServiceSpec:
+        acceptance = self.rollout.acceptance
+        if self.model.several and acceptance is not None and any(c.model is None for c in acceptance.cases):
+            raise ValueError(CASE_MODEL_REQUIRED)
+        return self
+
+    @model_validator(mode="after")
     def _gpu_memory_needs_gpus(self) -> InferenceServiceSpec:
         # Triton on CPU exports no GPU metrics (--allow-gpu-metrics=false): the check could never
         # pass, so the spec is refused rather than its canaries held until noDataTimeout.
@@ -814,7 +873,8 @@ class CheckResult(Model):
     name: str = Field(
         ...,
         description="Check name: successRate, latency, successRateVsStable, latencyVsStable, gpuMemory, "
-        "gpuMemoryVsStable or a custom check's.",
+        "gpuMemoryVsStable or a custom check's; with several models, suffixed with the model that decided, "
+        "e.g. successRate[post].",
     )
     result: Verdict = Field(..., description="Pass, Fail, NoData or Error.")
     value: float | None = Field(None, description="Measured value, in the check's unit (ratio, ms, GiB, %, ...).")
@@ -891,6 +951,11 @@ class InferenceServiceStatus(Model):
     traffic: list[TrafficTarget] = Field(default_factory=list, description="Traffic share of each revision.")
     canary: CanaryStatus | None = Field(None, description="Progress of the canary rollout, while one runs.")
     model: ModelFacts | None = Field(None, description="What Triton reports about the model it loaded.")
+    models: list[ModelFacts] | None = Field(
+        None,
+        description='With model.models: what Triton reports about each model served (for "*": each model '
+        "loaded), in spec order; status.model stays empty.",
+    )
     conditions: list[Condition] = Field(
         default_factory=list, description="Ready, Progressing and the other conditions, by type."
     )

@@ -2,7 +2,7 @@
 
 from tritonop.children.errors import BuildError
 from tritonop.children.labels import isvc_labels, revision_labels, selector_labels
-from tritonop.children.names import triton_model_name
+from tritonop.children.names import triton_model_name, triton_models
 from tritonop.children.refs import IsvcRef
 from tritonop.children.revision import revision_of
 from tritonop.children.revision_set import build_revision
@@ -20,4 +20,5 @@ __all__ = [
     "revision_of",
     "selector_labels",
     "triton_model_name",
+    "triton_models",
 ]

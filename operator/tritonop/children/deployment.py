@@ -9,7 +9,7 @@ from typing import Any
 from tritonop.api.models import InferenceServiceSpec
 from tritonop.children.labels import APP_NAME, REVISION_LABEL, revision_labels, selector_labels
 from tritonop.children.metadata import child_metadata
-from tritonop.children.names import GRPC_PORT, HTTP_PORT, METRICS_PORT, revision_child_name, triton_model_name
+from tritonop.children.names import GRPC_PORT, HTTP_PORT, METRICS_PORT, revision_child_name, triton_models
 from tritonop.children.refs import IsvcRef
 from tritonop.children.security import container_security_context, pod_security_context
 from tritonop.children.storage import storage_for
@@ -71,7 +71,7 @@ def _pod_template(ref: IsvcRef, spec: InferenceServiceSpec, revision: str, confi
         "name": TRITON_CONTAINER,
         "image": triton.image or config.triton_image,
         "command": ["tritonserver"],
-        "args": tritonserver_args(spec, triton_model_name(ref, spec), storage.repository),
+        "args": tritonserver_args(spec, triton_models(ref, spec), storage.repository),
         "ports": [
             {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
             {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},

@@ -23,5 +23,15 @@ def service_host(name: str, namespace: str) -> str:
 
 
 def triton_model_name(ref: IsvcRef, spec: InferenceServiceSpec) -> str:
-    """The model name Triton serves: spec.model.name, else the InferenceService's name."""
+    """The model name of a one-model spec: spec.model.name, else the InferenceService's name."""
     return spec.model.name or ref.name
+
+
+def triton_models(ref: IsvcRef, spec: InferenceServiceSpec) -> tuple[str, ...]:
+    """The models Triton serves: spec.model.models (("*",): every model in the repository), else the one."""
+    return tuple(spec.model.models) if spec.model.models else (triton_model_name(ref, spec),)
+
+
+def default_case_model(ref: IsvcRef, spec: InferenceServiceSpec) -> str | None:
+    """The model an acceptance case without one goes to: the one model named, None with several."""
+    return None if spec.model.several else triton_models(ref, spec)[0]

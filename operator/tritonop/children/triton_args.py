@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tritonop.api.models import InferenceServiceSpec, ModelControlMode
 from tritonop.children.names import GRPC_PORT, HTTP_PORT, METRICS_PORT
 from tritonop.children.triton_key import restricted_api_args
@@ -11,15 +13,19 @@ def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
-def tritonserver_args(spec: InferenceServiceSpec, model_name: str, model_repository: str) -> list[str]:
-    """Arguments for ``tritonserver``: the operator's flags, then spec.triton.args appended last."""
+def tritonserver_args(spec: InferenceServiceSpec, models: Sequence[str], model_repository: str) -> list[str]:
+    """Arguments for ``tritonserver``: the operator's flags, then spec.triton.args appended last.
+
+    In explicit mode each of ``models`` is loaded at start (``*``: every model in the repository;
+    an ensemble's composing models are loaded with it); poll and none load every model anyway.
+    """
     triton = spec.triton
     args = [
         f"--model-repository={model_repository}",
         f"--model-control-mode={triton.model_control_mode.value}",
     ]
     if triton.model_control_mode == ModelControlMode.explicit:
-        args.append(f"--load-model={model_name}")
+        args += [f"--load-model={model}" for model in models]
     args += [
         f"--strict-readiness={_flag(triton.strict_readiness)}",
         f"--http-port={HTTP_PORT}",

@@ -6,11 +6,9 @@ through its HTTP API (via the endpoints map). The decisions they feed are pure.
 
 from __future__ import annotations
 
-from typing import Any
-
-from tritonop.api.models import InferenceServiceSpec, InferenceServiceStatus
+from tritonop.api.models import ALL_MODELS, InferenceServiceSpec, InferenceServiceStatus, ModelFacts
 from tritonop.children.labels import ISVC_LABEL, REVISION_LABEL
-from tritonop.children.names import revision_child_name, triton_model_name
+from tritonop.children.names import default_case_model, revision_child_name, triton_models
 from tritonop.children.refs import IsvcRef
 from tritonop.controller.triton_keys import TritonKeys
 from tritonop.endpoints import TritonEndpoints
@@ -18,7 +16,7 @@ from tritonop.kinds import DEPLOYMENT, POD
 from tritonop.kube.client import KubeClient
 from tritonop.rollout import GateResult
 from tritonop.status import DeploymentReadiness
-from tritonop.triton import check_readiness, model_facts, run_acceptance
+from tritonop.triton import check_readiness, model_facts, run_acceptance, served_models
 
 # How many of a not-ready revision's pods the gate asks for the reason (bounded cost per tick).
 MAX_PODS_ASKED = 3
@@ -42,8 +40,9 @@ class TritonChecks:
         return DeploymentReadiness.from_object(await self.kube.get(*DEPLOYMENT.key, ref.namespace, name), name)
 
     async def gate(self, ref: IsvcRef, spec: InferenceServiceSpec, canary: str) -> GateResult:
-        """Open when the Deployment is available, Triton says the model is ready, and the
-        acceptance inference (if any) ran; closed with the most specific reason known."""
+        """Open when the Deployment is available, Triton says every model is ready (an ensemble's
+        composing models too), and the acceptance inference (if any) ran; closed with the most
+        specific reason known."""
         deployment = await self.readiness(ref, canary)
         assert deployment is not None
         if not deployment.available:
@@ -51,13 +50,14 @@ class TritonChecks:
                 False, "DeploymentNotAvailable", deployment.message
             )
         url = self.endpoints.url_for(ref.namespace, ref.name, canary)
-        model = triton_model_name(ref, spec)
-        readiness = await check_readiness(url, model, spec.model.version, key=self._key(ref))
+        readiness = await check_readiness(url, triton_models(ref, spec), spec.model.version, key=self._key(ref))
         if not readiness.ready:
             return GateResult(False, readiness.reason, readiness.message)
         if spec.rollout.acceptance is None:
             return GateResult(True, readiness.reason, readiness.message)
-        result = await run_acceptance(url, model, spec.model.version, spec.rollout.acceptance, key=self._key(ref))
+        result = await run_acceptance(
+            url, default_case_model(ref, spec), spec.model.version, spec.rollout.acceptance, key=self._key(ref)
+        )
         return GateResult(True, result.reason, result.message, acceptance_passed=result.passed)
 
     async def why_not_ready(self, ref: IsvcRef, spec: InferenceServiceSpec, revision: str) -> GateResult | None:
@@ -83,7 +83,7 @@ class TritonChecks:
             url = self.endpoints.url_for_pod(ref.namespace, name, (pod.get("status") or {}).get("podIP"))
             if url is None:
                 continue
-            readiness = await check_readiness(url, triton_model_name(ref, spec), spec.model.version, key=self._key(ref))
+            readiness = await check_readiness(url, triton_models(ref, spec), spec.model.version, key=self._key(ref))
             if not readiness.ready and readiness.reason != "ServerUnreachable":
                 return GateResult(False, readiness.reason, f"pod {name}: {readiness.message}")
         return None
@@ -104,15 +104,30 @@ class TritonChecks:
         spec: InferenceServiceSpec,
         status: InferenceServiceStatus,
         stable: DeploymentReadiness | None,
-    ) -> Any:
-        """status.model: asked of Triton once per stable revision, kept until the stable changes."""
-        current = status.model
+    ) -> tuple[ModelFacts | None, list[ModelFacts] | None]:
+        """status.model (one model) and status.models (model.models: each model served, for "*"
+        each one loaded): asked of Triton once per stable revision, kept until the stable changes."""
+        current = (status.model, status.models)
         if status.stable_revision is None or stable is None or not stable.available:
             return current
-        if current is not None and current.revision == status.stable_revision:
+        known = status.models or ([status.model] if status.model is not None else [])
+        if known and all(facts.revision == status.stable_revision for facts in known):
             return current
         url = self.endpoints.url_for(ref.namespace, ref.name, status.stable_revision)
-        facts = await model_facts(url, triton_model_name(ref, spec), spec.model.version, key=self._key(ref))
-        if facts is None:
+        names = await self.served(ref, spec, status.stable_revision)
+        if not names:
             return current
-        return facts.model_copy(update={"revision": status.stable_revision})
+        read = [await model_facts(url, name, spec.model.version, key=self._key(ref)) for name in names]
+        if any(facts is None for facts in read):
+            return current
+        stamped = [facts.model_copy(update={"revision": status.stable_revision}) for facts in read if facts]
+        return (None, stamped) if spec.model.models is not None else (stamped[0], None)
+
+    async def served(self, ref: IsvcRef, spec: InferenceServiceSpec, revision: str) -> list[str]:
+        """The models a revision serves by name: the spec's, or for "*" those its Triton has loaded
+        (empty when it cannot be asked)."""
+        models = triton_models(ref, spec)
+        if models != (ALL_MODELS,):
+            return list(models)
+        url = self.endpoints.url_for(ref.namespace, ref.name, revision)
+        return await served_models(url, key=self._key(ref)) or []

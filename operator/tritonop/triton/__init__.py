@@ -1,7 +1,7 @@
 """Triton gates: is a revision's Triton serving the model, does it answer correctly, what is it."""
 
 from tritonop.triton.client import client_target, triton_client
-from tritonop.triton.gates import check_readiness, model_facts, run_acceptance
+from tritonop.triton.gates import check_readiness, model_facts, run_acceptance, served_models
 from tritonop.triton.results import AcceptanceResult, CaseResult, Readiness, Reason
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "client_target",
     "model_facts",
     "run_acceptance",
+    "served_models",
     "triton_client",
 ]

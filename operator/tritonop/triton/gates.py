@@ -9,20 +9,33 @@ version served comes from the model's ``version_policy`` in the repository, whic
 operator never writes. ``spec.model.version`` is therefore a requirement the gate checks
 (``VersionNotLoaded`` until Triton serves it) and the version acceptance inferences and
 model facts address; pin what is served in the model's config.pbtxt.
+
+Several models. The readiness gate checks every model asked for (``*``: every model in the
+repository index) and, through each ready model's config, every composing model of an
+ensemble (at the version its step pins); the verdict names the model that is not ready.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from tritonclient.http import InferInput
 from tritonclient.http.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-from tritonop.api.models import Acceptance, AcceptanceCase, ModelFacts
+from tritonop.api.models import ALL_MODELS, Acceptance, AcceptanceCase, ModelFacts
 from tritonop.durations import parse_duration
 from tritonop.triton.client import CONNECT_ERRORS, NETWORK_ERRORS, triton_client
-from tritonop.triton.repository import judge_index
+from tritonop.triton.repository import (
+    ensemble_steps,
+    judge_index,
+    loaded_models,
+    model_label,
+    not_ready_models,
+    repository_models,
+)
 from tritonop.triton.results import AcceptanceResult, CaseResult, Readiness, Reason
 from tritonop.triton.tensors import compare_output, input_array, shorten
 
@@ -39,33 +52,33 @@ def _triton_text(error: InferenceServerException) -> str:
     return shorten(error.message() or str(error))
 
 
-def _model_label(model: str, version: str | None) -> str:
-    return f"model {model!r}" + (f" version {version}" if version else "")
-
-
 # ---------------------------------------------------------------- readiness
 
 
 async def check_readiness(
-    url: str, model: str, version: str | None, *, timeout_s: float = 5.0, key: str | None = None
+    url: str, models: str | Sequence[str], version: str | None, *, timeout_s: float = 5.0, key: str | None = None
 ) -> Readiness:
-    """Whether Triton at ``url`` serves ``model`` (at ``version`` when pinned), and if not, why.
+    """Whether Triton at ``url`` serves ``models`` (one name, several, or ``("*",)``: every model
+    in its repository; ``version`` pins a single model), and if not, why.
 
-    Reads only: liveness, the repository index (to tell loading from failed, with
-    Triton's reason; a restricted API, so ``key`` is sent), model readiness, then server
-    readiness (with strict readiness a server is not ready while any of its models is
-    unavailable).
+    Reads only: liveness, the repository index (to tell loading from failed, with Triton's
+    reason; a restricted API, so ``key`` is sent), each model's readiness and config (an
+    ensemble's composing models are checked too), then server readiness (with strict
+    readiness a server is not ready while any of its models is unavailable).
     """
+    wanted = (models,) if isinstance(models, str) else tuple(models)
     try:
         async with triton_client(url, timeout_s=timeout_s, key=key) as client:
-            return await _readiness(client, url, model, version)
+            return await _readiness(client, url, wanted, version)
     except ValueError as error:
         return Readiness(False, Reason.SERVER_UNREACHABLE, str(error))
     except NETWORK_ERRORS as error:
         return Readiness(False, Reason.SERVER_UNREACHABLE, _network_problem(url, error, timeout_s))
 
 
-async def _readiness(client: InferenceServerClient, url: str, model: str, version: str | None) -> Readiness:
+async def _readiness(
+    client: InferenceServerClient, url: str, models: tuple[str, ...], version: str | None
+) -> Readiness:
     if not await client.is_server_live():
         return Readiness(False, Reason.SERVER_NOT_READY, f"Triton at {url} is not live")
     try:
@@ -74,32 +87,77 @@ async def _readiness(client: InferenceServerClient, url: str, model: str, versio
         return Readiness(
             False, Reason.SERVER_NOT_READY, f"cannot read the model repository index: {_triton_text(error)}"
         )
-    verdict = judge_index(index, model, version)
-    if verdict is not None:
-        return verdict
-    label = _model_label(model, version)
-    if not await client.is_model_ready(model, version or ""):
-        return Readiness(False, Reason.MODEL_NOT_READY, f"{label} is not ready")
+    every = models == (ALL_MODELS,)
+    names = repository_models(index) if every else list(models)
+    if not names:
+        return Readiness(False, Reason.MODEL_LOAD_FAILED, f"the model repository of Triton at {url} has no models")
+    # (model, version, the ensemble it is a step of); every model of the repository is in `names`
+    # already, so only listed models' configs are read for composing models.
+    queue: deque[tuple[str, str | None, str | None]] = deque(
+        (name, version if len(names) == 1 else None, None) for name in names
+    )
+    seen: set[tuple[str, str | None]] = set()
+    ready: list[str] = []
+    problems: list[tuple[str, Readiness]] = []
+    while queue:
+        model, pinned, ensemble = queue.popleft()
+        if (model, pinned) in seen:
+            continue
+        seen.add((model, pinned))
+        label = model_label(model, pinned, ensemble)
+        problem = judge_index(index, model, pinned, label=model_label(model, None, ensemble))
+        if problem is None and not await client.is_model_ready(model, pinned or ""):
+            problem = Readiness(False, Reason.MODEL_NOT_READY, f"{label} is not ready")
+        if problem is None and not every:
+            try:
+                config = await client.get_model_config(model, pinned or "")
+            except InferenceServerException as error:
+                problem = Readiness(
+                    False, Reason.SERVER_NOT_READY, f"cannot read the config of {label}: {_triton_text(error)}"
+                )
+            else:
+                queue.extend((step, step_version, model) for step, step_version in ensemble_steps(config))
+        if problem is not None:
+            problems.append((model, problem))
+        else:
+            ready.append(label)
+    if problems:
+        return not_ready_models(index, problems, {model for model, _ in seen})
+    subject = ready[0] + " is" if len(ready) == 1 else f"{len(ready)} models are"
     if not await client.is_server_ready():
         return Readiness(
             False,
             Reason.SERVER_NOT_READY,
-            f"{label} is ready but Triton at {url} is not (under --strict-readiness: another model "
+            f"{subject} ready but Triton at {url} is not (under --strict-readiness: another model "
             "unavailable or a version still unloading; or the server is shutting down)",
         )
-    return Readiness(True, Reason.READY, f"{label} is ready")
+    if len(ready) == 1:
+        return Readiness(True, Reason.READY, f"{subject} ready")
+    return Readiness(True, Reason.READY, shorten(f"{subject} ready: " + ", ".join(ready)))
+
+
+async def served_models(url: str, *, timeout_s: float = 5.0, key: str | None = None) -> list[str] | None:
+    """The models Triton at ``url`` has loaded (a READY version), from its repository index;
+    None when it cannot be asked. The index is a restricted API, so ``key`` is sent."""
+    try:
+        async with triton_client(url, timeout_s=timeout_s, key=key) as client:
+            return loaded_models(await client.get_model_repository_index())
+    except (ValueError, InferenceServerException, *NETWORK_ERRORS):
+        return None
 
 
 # ---------------------------------------------------------------- acceptance
 
 
 async def run_acceptance(
-    url: str, model: str, version: str | None, acceptance: Acceptance, *, key: str | None = None
+    url: str, model: str | None, version: str | None, acceptance: Acceptance, *, key: str | None = None
 ) -> AcceptanceResult:
     """Send each acceptance case to Triton and compare the outputs it names.
 
-    All cases run (so status can list each), except that an unreachable server ends the
-    run. The result's reason and message are the first failing case's.
+    A case goes to the model it names, else to ``model`` (at ``version`` when pinned; None when
+    several models are served, where every case names its own). All cases run (so status can
+    list each), except that an unreachable server ends the run. The result's reason and
+    message are the first failing case's.
     """
     timeout_s = parse_duration(acceptance.timeout)
     results: list[CaseResult] = []
@@ -123,14 +181,21 @@ async def run_acceptance(
 async def _run_case(
     client: InferenceServerClient,
     url: str,
-    model: str,
+    model: str | None,
     version: str | None,
     case: AcceptanceCase,
     timeout_s: float,
 ) -> CaseResult:
-    def failed(reason: Reason, problem: str) -> CaseResult:
-        return CaseResult(case.name, False, reason, shorten(f"case {case.name}: {problem}"))
+    title = f"case {case.name}" + (f" (model {case.model!r})" if case.model else "")
 
+    def failed(reason: Reason, problem: str) -> CaseResult:
+        return CaseResult(case.name, False, reason, shorten(f"{title}: {problem}"))
+
+    target = case.model or model
+    if target is None:
+        return failed(Reason.ACCEPTANCE_INFERENCE_ERROR, "names no model, and several models are served")
+    if target != model:
+        version = None  # the pin is the one model's
     try:
         inputs = []
         for tensor in case.inputs:
@@ -140,7 +205,7 @@ async def _run_case(
     except ValueError as error:
         return failed(Reason.ACCEPTANCE_INFERENCE_ERROR, f"cannot build the request: {error}")
     try:
-        response = await client.infer(model, inputs, model_version=version or "")
+        response = await client.infer(target, inputs, model_version=version or "")
     except InferenceServerException as error:
         return failed(Reason.ACCEPTANCE_INFERENCE_ERROR, f"inference failed: {_triton_text(error)}")
     except CONNECT_ERRORS as error:
@@ -156,7 +221,7 @@ async def _run_case(
                 returned = ", ".join(o["name"] for o in response.get_response().get("outputs", []))
                 problem += f" (outputs returned: {returned or 'none'})"
             return failed(Reason.ACCEPTANCE_OUTPUT_MISMATCH, f"output {expected.name}: {problem}")
-    return CaseResult(case.name, True, Reason.ACCEPTANCE_PASSED, f"case {case.name}: passed")
+    return CaseResult(case.name, True, Reason.ACCEPTANCE_PASSED, f"{title}: passed")
 
 
 # ---------------------------------------------------------------- facts

@@ -28,6 +28,7 @@ from tests.support.prometheus import PrometheusServer, ScrapeTarget, prometheus_
 from tests.support.triton import TritonServer, free_port, write_model
 from tritonop.analysis import PrometheusClient, analyse
 from tritonop.analysis.checks import AnalysisOutcome
+from tritonop.analysis.per_model import analyse_models
 from tritonop.api.models import Analysis
 from tritonop.config import OperatorConfig
 
@@ -253,6 +254,34 @@ async def test_custom_checks_against_real_series(traffic: Traffic) -> None:
     assert "returned 2 series" in every_target.message
     assert "bad_data" in typo.message
     assert outcome.verdict == "Fail"
+
+
+async def test_several_models_are_each_judged_and_the_worst_named(traffic: Traffic) -> None:
+    """model.models: the canary's failing model decides the success rate, its slow one the latency;
+    a model neither revision served is idle and left out."""
+    spec = Analysis.model_validate({"successRate": {"min": 0.99}, "latency": {"maxMs": 20}})
+    async with PrometheusClient(traffic.prometheus_url, timeout_s=CONFIG.prometheus_timeout_seconds) as client:
+        outcome = await analyse_models(
+            client,
+            spec,
+            namespace=NAMESPACE,
+            name=ISVC,
+            models=[MODEL, SLOW_MODEL, "unused"],
+            canary_revision=CANARY,
+            stable_revision=STABLE,
+            window_s=traffic.window_s,
+            config=CONFIG,
+            at=traffic.at,
+        )
+    assert outcome.verdict == "Fail"
+    success_rate, latency = outcome.checks
+    assert (success_rate.name, success_rate.result) == (f"successRate[{MODEL}]", "Fail")
+    assert success_rate.value == pytest.approx(1 - CANARY_FAILURE_RATE, abs=0.05)
+    assert (latency.name, latency.result) == (f"latency[{SLOW_MODEL}]", "Fail")
+    assert latency.value is not None and latency.value >= SLOW_DELAY_MS
+    assert success_rate.message.endswith("(worst of 2 models; idle: unused)")
+    sent = traffic.loads[(CANARY, MODEL)].total + traffic.loads[(CANARY, SLOW_MODEL)].total
+    assert outcome.canary_requests == pytest.approx(sent, rel=0.15)
 
 
 async def test_unreachable_prometheus_is_error() -> None:

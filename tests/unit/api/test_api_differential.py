@@ -96,6 +96,13 @@ POD_SETTINGS_EDGES: list[tuple[Path_, Any]] = [
     (("topologySpreadConstraints",), [SPREAD, {**SPREAD, "whenUnsatisfiable": "DoNotSchedule", "minDomains": 2}]),
 ]
 EDGES: list[tuple[str, Path_, Any]] = [
+    # model.models' cross-field rules (manifests/examples/ensemble.yaml).
+    ("classifier", ("spec", "model", "name"), "resnet"),
+    ("classifier", ("spec", "model", "version"), "3"),
+    ("classifier", ("spec", "model", "models"), ["*"]),
+    ("classifier", ("spec", "model", "models"), ["*", "pipeline"]),
+    ("classifier", ("spec", "model", "models"), ["pipeline", "resnet", "pipeline"]),
+    ("classifier", ("spec", "rollout", "acceptance", "cases", 0, "model"), DELETE),
     # rollout.strategy InPlace's cross-field rules (manifests/examples/in-place.yaml).
     ("ranker", ("spec", "model", "version"), DELETE),
     ("ranker", ("spec", "triton", "modelControlMode"), "poll"),

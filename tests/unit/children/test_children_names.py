@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tritonop.children import BuildError, IsvcRef, triton_model_name
+from tritonop.children import BuildError, IsvcRef, triton_model_name, triton_models
+from tritonop.children.names import default_case_model
 from tritonop.traffic import status_url
 
 
@@ -29,6 +30,18 @@ def test_ref_needs_a_name() -> None:
 def test_model_name_defaults_to_the_isvc_name(ref, make_spec) -> None:
     assert triton_model_name(ref, make_spec()) == "resnet"
     assert triton_model_name(ref, make_spec(model={"storageUri": "s3://b/r", "name": "resnet50"})) == "resnet50"
+
+
+def test_served_models_and_the_default_acceptance_model(ref, make_spec) -> None:
+    one = make_spec(model={"storageUri": "s3://b/r", "name": "resnet50"})
+    assert (triton_models(ref, one), default_case_model(ref, one)) == (("resnet50",), "resnet50")
+    assert (triton_models(ref, make_spec()), default_case_model(ref, make_spec())) == (("resnet",), "resnet")
+    listed_one = make_spec(model={"storageUri": "s3://b/r", "models": ["ensemble"]})
+    assert (triton_models(ref, listed_one), default_case_model(ref, listed_one)) == (("ensemble",), "ensemble")
+    several = make_spec(model={"storageUri": "s3://b/r", "models": ["pre", "ensemble"]})
+    assert (triton_models(ref, several), default_case_model(ref, several)) == (("pre", "ensemble"), None)
+    every = make_spec(model={"storageUri": "s3://b/r", "models": ["*"]})
+    assert (triton_models(ref, every), default_case_model(ref, every)) == (("*",), None)
 
 
 @pytest.mark.parametrize(

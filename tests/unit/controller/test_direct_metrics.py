@@ -54,16 +54,16 @@ async def test_scrapes_both_revisions_and_reports_a_pod_that_does_not_answer(tmp
         return httpx.Response(200, text=metrics_text(*counts[host]))
 
     direct = DirectMetrics(kube, TritonEndpoints("http://x"), transport=httpx.MockTransport(answer))  # type: ignore[arg-type]
-    first = await direct.sample(REF, "resnet", "c", "s")
+    first = await direct.sample(REF, ("resnet",), "c", "s")
     assert not first.complete and first.problem == "pod s-1: no metrics answer"
     counts["10.0.0.1"] = [9, 3]
     counts["10.0.0.2"] = [100, 0]
-    second = await direct.sample(REF, "resnet", "c", "s")
+    second = await direct.sample(REF, ("resnet",), "c", "s")
     assert (second.tally.canary.requests, second.tally.canary.failures) == (12, 3)
     assert second.tally.stable.requests == 100
     assert "10.0.0.1:8002/metrics" in asked and not any("pending" in a for a in asked)
     # Another canary starts a fresh tally.
-    third = await direct.sample(REF, "resnet", "c2", "s")
+    third = await direct.sample(REF, ("resnet",), "c2", "s")
     assert third.tally.canary.requests == 0 and third.tally is not second.tally
     await direct.aclose()
 
@@ -85,10 +85,10 @@ async def test_no_running_pod_and_bad_text_are_problems_not_errors() -> None:
         return httpx.Response(200, text="<html>oops</html>")
 
     direct = DirectMetrics(kube, TritonEndpoints("http://x"), transport=httpx.MockTransport(answer))  # type: ignore[arg-type]
-    sample = await direct.sample(REF, "resnet", "c", "s")
+    sample = await direct.sample(REF, ("resnet",), "c", "s")
     assert sample.problem.startswith("revision c: no running pod")
     kube.put(pod("c-0", "c", "10.0.0.1"))
-    sample = await direct.sample(REF, "resnet", "c", "s")
+    sample = await direct.sample(REF, ("resnet",), "c", "s")
     assert "pod c-0: metrics unreadable (line 1 is not a sample" in sample.problem
     await direct.aclose()
 
@@ -109,6 +109,6 @@ async def test_reads_in_flight_are_bounded() -> None:
         return httpx.Response(200, text=metrics_text(1, 0))
 
     direct = DirectMetrics(kube, TritonEndpoints("http://x"), concurrency=3, transport=httpx.MockTransport(answer))  # type: ignore[arg-type]
-    sample = await asyncio.wait_for(direct.sample(REF, "resnet", "c", "s"), 10)
+    sample = await asyncio.wait_for(direct.sample(REF, ("resnet",), "c", "s"), 10)
     assert sample.complete and peak == 3
     await direct.aclose()
