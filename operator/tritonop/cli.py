@@ -19,6 +19,17 @@ from tritonop import API_VERSION, KIND, __version__
 from tritonop.config import OperatorConfig
 
 
+def _add_unrestricted_flag(parser: argparse.ArgumentParser) -> None:
+    # Unset (None) unless given, so TRITONOP_ALLOW_UNRESTRICTED_SECURITY_CONTEXT still applies.
+    parser.add_argument(
+        "--allow-unrestricted-security-context",
+        action="store_true",
+        default=None,
+        help="let spec.triton's securityContext and podSecurityContext leave Pod Security restricted "
+        "(docs/gpus.md) [TRITONOP_ALLOW_UNRESTRICTED_SECURITY_CONTEXT]",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tritonop", description="Kubernetes operator for NVIDIA Triton.")
     parser.add_argument("--version", action="version", version=f"tritonop {__version__}")
@@ -121,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a node directory (prefix) file:// storage may mount (repeat; default: file:// refused) "
         "[TRITONOP_ALLOWED_FILE_PATHS, comma-separated]",
     )
+    _add_unrestricted_flag(run)
     run.add_argument(
         "--network-policy",
         action=argparse.BooleanOptionalAction,
@@ -175,6 +187,7 @@ def _parser() -> argparse.ArgumentParser:
         "-f", "--filename", required=True, help="YAML file with one or more InferenceServices ('-' for stdin)"
     )
     render.add_argument("--triton-image", help="default tritonserver image")
+    _add_unrestricted_flag(render)
 
     sub.add_parser("crd", help="print the CustomResourceDefinition")
     return parser
@@ -293,6 +306,7 @@ def _run_config(args: argparse.Namespace) -> OperatorConfig:
         api_key_secret_file=args.api_key_secret_file,
         allowed_prometheus_urls=tuple(args.allowed_prometheus_urls) if args.allowed_prometheus_urls else None,
         allowed_file_paths=tuple(args.allowed_file_paths) if args.allowed_file_paths else None,
+        allow_unrestricted_security_context=args.allow_unrestricted_security_context,
         network_policy=args.network_policy,
         metrics_namespace_selector=args.metrics_namespace_selector,
         metrics_pod_selector=args.metrics_pod_selector,
@@ -387,7 +401,9 @@ def _render(args: argparse.Namespace) -> int:
     if not services:
         print(f"tritonop render: {source}: no {KIND} ({API_VERSION}) found", file=sys.stderr)
         return 1
-    config = OperatorConfig.from_env(triton_image=args.triton_image)
+    config = OperatorConfig.from_env(
+        triton_image=args.triton_image, allow_unrestricted_security_context=args.allow_unrestricted_security_context
+    )
     children = []
     for doc in services:
         try:

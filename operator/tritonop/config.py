@@ -59,6 +59,9 @@ class OperatorConfig:
     allowed_prometheus_urls: tuple[str, ...] = ()
     # Node directories (prefixes) file:// storage may mount; empty: file:// is refused.
     allowed_file_paths: tuple[str, ...] = ()
+    # Let spec.triton's security contexts take Triton pods out of Pod Security "restricted"
+    # (children/security.py); off: such a spec is Stalled (SecurityContextNotRestricted).
+    allow_unrestricted_security_context: bool = False
     # A NetworkPolicy per InferenceService (spec.networkPolicy.enabled overrides this default):
     # inference ports open to the cluster, the metrics port only to the pods these select.
     # Equality-based label selectors "key=value,..." (see selectors.py); an empty namespace

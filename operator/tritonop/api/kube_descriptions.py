@@ -196,4 +196,140 @@ KUBE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "sectionName": "Listener of the Gateway to attach to. Default: every listener that allows the route.",
         "port": "Port of the Gateway's listeners to attach to (1..65535). Default: every port.",
     },
+    "ProbeTuning": {
+        "initialDelaySeconds": "Seconds after the container starts before the first probe, 0..3600. Default: 0.",
+        "periodSeconds": "Seconds between probes, 1..3600.",
+        "timeoutSeconds": "Seconds one probe may take before it counts as failed, 1..3600. Default: 5.",
+        "failureThreshold": "Consecutive failures before the probe gives up (startup and liveness restart the "
+        "container, readiness takes the pod out of its Service), 1..10000.",
+    },
+    "TritonProbes": {
+        "startup": "Startup probe (GET /v2/health/live); the others wait until it passes. Default: every 10s, "
+        "180 failures (30 minutes to fetch and load the model).",
+        "readiness": "Readiness probe (GET /v2/health/ready). Default: every 5s, 3 failures.",
+        "liveness": "Liveness probe (GET /v2/health/live). Default: every 10s, 3 failures.",
+    },
+    "SeccompProfile": {
+        "type": "RuntimeDefault (the container runtime's profile), Localhost (a profile file on the node) or "
+        "Unconfined (none; outside Pod Security restricted).",
+        "localhostProfile": "With type Localhost: the profile's path relative to the kubelet's seccomp directory.",
+    },
+    "AppArmorProfile": {
+        "type": "RuntimeDefault (the container runtime's profile), Localhost (a profile loaded on the node) or "
+        "Unconfined (none; outside Pod Security restricted).",
+        "localhostProfile": "With type Localhost: the name of the profile loaded on the node.",
+    },
+    "SELinuxOptions": {
+        "user": "SELinux user label (outside Pod Security restricted).",
+        "role": "SELinux role label (outside Pod Security restricted).",
+        "type": "SELinux type label; restricted allows container_t, container_init_t, container_kvm_t and "
+        "container_engine_t.",
+        "level": "SELinux level label (e.g. s0:c123,c456; OpenShift assigns one per namespace).",
+    },
+    "Capabilities": {
+        "add": "Linux capabilities to add (e.g. NET_BIND_SERVICE, the only one Pod Security restricted allows).",
+        "drop": "Linux capabilities to drop; restricted needs ALL.",
+    },
+    "PodSecurityContext": {
+        "runAsUser": "UID the containers' processes run as, unless a container says otherwise. Default "
+        "(Kubernetes): the image's user.",
+        "runAsGroup": "Primary GID of the containers' processes. Default (Kubernetes): the image's group.",
+        "runAsNonRoot": "true: the kubelet refuses to start a container that would run as UID 0.",
+        "fsGroup": "GID that owns the pod's volumes and is added to every container's groups.",
+        "fsGroupChangePolicy": "When volume ownership is changed to fsGroup: Always or OnRootMismatch. "
+        "Default (Kubernetes): Always.",
+        "supplementalGroups": "Further GIDs added to every container's processes.",
+        "seccompProfile": "Seccomp profile of every container that sets none; restricted needs RuntimeDefault "
+        "or Localhost here or in every container.",
+        "appArmorProfile": "AppArmor profile of every container that sets none.",
+        "seLinuxOptions": "SELinux labels of every container that sets none.",
+    },
+    "SecurityContext": {
+        "runAsUser": "UID the container's processes run as; restricted forbids 0. Default: the pod's.",
+        "runAsGroup": "Primary GID of the container's processes. Default: the pod's.",
+        "runAsNonRoot": "true: the kubelet refuses to start the container as UID 0. Default: the pod's.",
+        "allowPrivilegeEscalation": "Whether a process may gain more privileges than its parent (setuid); "
+        "restricted needs false.",
+        "privileged": "Run with the host's devices and all capabilities; restricted forbids it. GPUs need no "
+        "privilege: the device plugin hands them to the container.",
+        "capabilities": "Linux capabilities to add and drop.",
+        "readOnlyRootFilesystem": "Mount the container's root filesystem read-only.",
+        "seccompProfile": "Seccomp profile of the container. Default: the pod's.",
+        "appArmorProfile": "AppArmor profile of the container. Default: the pod's.",
+        "seLinuxOptions": "SELinux labels of the container. Default: the pod's.",
+    },
+    "KeyToPath": {
+        "key": "Key of the ConfigMap or Secret.",
+        "path": "Relative file path the key is written to inside the volume.",
+        "mode": "File mode bits, 0..511 (0777 octal). Default: defaultMode.",
+    },
+    "ConfigMapVolumeSource": {
+        "name": "Name of the ConfigMap in the InferenceService's namespace.",
+        "items": "Keys to project, each to a path. Default: every key, as a file of its name.",
+        "defaultMode": "File mode bits of the files, 0..511 (0777 octal). Default (Kubernetes): 0644.",
+        "optional": "true: start the pod even if the ConfigMap or a key is missing. Default: false.",
+    },
+    "SecretVolumeSource": {
+        "secretName": "Name of the Secret in the InferenceService's namespace.",
+        "items": "Keys to project, each to a path. Default: every key, as a file of its name.",
+        "defaultMode": "File mode bits of the files, 0..511 (0777 octal). Default (Kubernetes): 0644.",
+        "optional": "true: start the pod even if the Secret or a key is missing. Default: false.",
+    },
+    "EmptyDirVolumeSource": {
+        "medium": "Memory for a tmpfs (counted against the containers' memory), empty for the node's disk.",
+        "sizeLimit": "Most the volume may hold, a quantity (e.g. 1Gi). Default: no limit but the node's.",
+    },
+    "PersistentVolumeClaimVolumeSource": {
+        "claimName": "Name of the PersistentVolumeClaim in the InferenceService's namespace.",
+        "readOnly": "Mount the claim read-only. Default: false.",
+    },
+    "CSIVolumeSource": {
+        "driver": "Name of the CSI driver (e.g. secrets-store.csi.k8s.io).",
+        "readOnly": "Mount the volume read-only. Default: false.",
+        "fsType": "Filesystem type, passed to the driver.",
+        "volumeAttributes": "Driver-specific attributes.",
+        "nodePublishSecretRef": "Secret with credentials passed to the driver.",
+    },
+    "Volume": {
+        "name": "Volume name (a DNS label) that volumeMounts refer to; not dshm, tmp, model-repository or "
+        "storage-credentials (the operator's own).",
+        "emptyDir": "A scratch directory that lives as long as the pod.",
+        "configMap": "The keys of a ConfigMap as files.",
+        "secret": "The keys of a Secret as files.",
+        "persistentVolumeClaim": "A PersistentVolumeClaim.",
+        "csi": "A volume from a CSI driver (e.g. the Secrets Store CSI driver).",
+    },
+    "VolumeMount": {
+        "name": "The volume to mount: one of triton.volumes.",
+        "mountPath": "Absolute path in the container the volume is mounted at, without '.' or '..' segments.",
+        "readOnly": "Mount read-only. Default: false.",
+        "subPath": "Path inside the volume to mount instead of its root (e.g. one file of a ConfigMap). "
+        "Default: the root.",
+    },
+    "Container": {
+        "name": "Container name (a DNS label), unique in the pod; not triton or fetch-model.",
+        "image": "Container image.",
+        "imagePullPolicy": "Always, IfNotPresent or Never. Default (Kubernetes): Always for :latest and "
+        "untagged images, else IfNotPresent.",
+        "command": "Entrypoint, replacing the image's. Default: the image's.",
+        "args": "Arguments to the entrypoint. Default: the image's.",
+        "workingDir": "Working directory. Default: the image's.",
+        "env": "Environment variables: each a name with a value or a valueFrom.",
+        "volumeMounts": "Volumes to mount, each one of triton.volumes, at distinct paths.",
+        "securityContext": "Security settings of this container. Default: the Triton container's "
+        "(triton.securityContext, else the operator's restricted settings).",
+    },
+    "TopologySpreadConstraint": {
+        "maxSkew": "Most the number of matching pods may differ between two topology domains, 1..1000.",
+        "topologyKey": "Node label whose values are the domains (e.g. topology.kubernetes.io/zone, "
+        "kubernetes.io/hostname).",
+        "whenUnsatisfiable": "DoNotSchedule (keep the pod pending) or ScheduleAnyway (prefer, do not require).",
+        "labelSelector": "Pods counted per domain. Default: the pods of the same revision.",
+        "minDomains": "Fewest eligible domains; fewer count as skew against the pod (whenUnsatisfiable "
+        "DoNotSchedule only), 1..1000. Default (Kubernetes): 1.",
+        "nodeAffinityPolicy": "Honor (count only nodes the pod's nodeSelector and affinity allow) or Ignore. "
+        "Default (Kubernetes): Honor.",
+        "nodeTaintsPolicy": "Honor (count only nodes whose taints the pod tolerates) or Ignore. Default "
+        "(Kubernetes): Ignore.",
+    },
 }

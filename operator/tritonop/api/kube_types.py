@@ -502,3 +502,413 @@ class ParentReference(TypedDict, total=False):
     name: Required[Annotated[str, Field(min_length=1, max_length=253)]]
     sectionName: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
     port: Annotated[int, Field(ge=1, le=65535)]
+
+
+# ---------------------------------------------------------------- pod settings
+
+# What the operator puts in every Triton pod itself (children/deployment.py, children/storage.py):
+# extra volumes and containers must not take these names, nor extra Triton mounts these paths.
+# tests/unit/children/test_children_pod_settings.py checks them against built pods.
+OPERATOR_VOLUMES = ("dshm", "tmp", "model-repository", "storage-credentials")
+OPERATOR_CONTAINERS = ("triton", "fetch-model")
+OPERATOR_MOUNT_PATHS = ("/dev/shm", "/tmp", "/mnt/models", "/var/run/secrets/tritonop/storage")
+# An extended resource name (nvidia.com/gpu, nvidia.com/mig-1g.10gb, amd.com/gpu): a dotted domain, '/', a name.
+EXTENDED_RESOURCE = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+# Paths without empty, '.' or '..' segments (nor whitespace), so that equal paths are equal strings.
+_SEGMENT = r"(\.\.[^/\s]+|\.[^/.\s][^/\s]*|[^/.\s][^/\s]*)"
+ABSOLUTE_PATH = r"^(/" + _SEGMENT.replace(r"\s", r":\s") + ")+$"
+# Relative, and not starting with '..' (Kubernetes reserves ..data and the like in volumes).
+RELATIVE_PATH = r"^(\.[^/.\s][^/\s]*|[^/.\s][^/\s]*)(/" + _SEGMENT + ")*$"
+ContainerName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
+FileMode = Annotated[int, Field(ge=0, le=0o777)]
+Id = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+def _cel_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{value}'" for value in values) + "]"
+
+
+_NOT_KUBERNETES_IO = (
+    "!self.contains('kubernetes.io/')",
+    "gpuResource must be an extended resource, not one in the kubernetes.io domain",
+)
+
+
+def _extended_resource(name: str) -> str:
+    if "kubernetes.io/" in name:
+        raise ValueError(_NOT_KUBERNETES_IO[1])
+    return name
+
+
+# The resource gpus counts: an extended resource a device plugin advertises.
+GpuResource = Annotated[
+    str,
+    Field(max_length=317, pattern=EXTENDED_RESOURCE, json_schema_extra=cel(_NOT_KUBERNETES_IO)),
+    AfterValidator(_extended_resource),
+]
+
+
+@with_config(_config())
+class ProbeTuning(TypedDict, total=False):
+    """Timing of one of the Triton container's probes; the operator keeps what the probe asks."""
+
+    initialDelaySeconds: Annotated[int, Field(ge=0, le=3600)]
+    periodSeconds: Annotated[int, Field(ge=1, le=3600)]
+    timeoutSeconds: Annotated[int, Field(ge=1, le=3600)]
+    failureThreshold: Annotated[int, Field(ge=1, le=10000)]
+
+
+@with_config(_config())
+class TritonProbes(TypedDict, total=False):
+    """Timing of the Triton container's startup, readiness and liveness probes."""
+
+    startup: ProbeTuning
+    readiness: ProbeTuning
+    liveness: ProbeTuning
+
+
+# ---------------------------------------------------------------- security contexts
+
+
+def _profile_rule(kind: str) -> tuple[tuple[str, str], AfterValidator]:
+    """The CEL rule and the Python check that localhostProfile is set exactly with type Localhost."""
+    message = f"{kind}: localhostProfile is set exactly when type is Localhost"
+
+    def check(profile: Any) -> Any:
+        if (profile["type"] == "Localhost") != ("localhostProfile" in profile):
+            raise ValueError(message)
+        return profile
+
+    return ("(self.type == 'Localhost') == has(self.localhostProfile)", message), AfterValidator(check)
+
+
+_SECCOMP_RULE, _seccomp_localhost = _profile_rule("seccompProfile")
+_APPARMOR_RULE, _apparmor_localhost = _profile_rule("appArmorProfile")
+
+
+@with_config(_config(_SECCOMP_RULE))
+class SeccompProfile(TypedDict, total=False):
+    type: Required[Literal["RuntimeDefault", "Localhost", "Unconfined"]]
+    localhostProfile: Annotated[str, Field(min_length=1, max_length=1024, pattern=RELATIVE_PATH)]
+
+
+@with_config(_config(_APPARMOR_RULE))
+class AppArmorProfile(TypedDict, total=False):
+    type: Required[Literal["RuntimeDefault", "Localhost", "Unconfined"]]
+    localhostProfile: Annotated[str, Field(min_length=1, max_length=4095, pattern=r"^\S+$")]
+
+
+@with_config(_config())
+class SELinuxOptions(TypedDict, total=False):
+    user: Annotated[str, Field(max_length=253)]
+    role: Annotated[str, Field(max_length=253)]
+    type: Annotated[str, Field(max_length=253)]
+    level: Annotated[str, Field(max_length=253)]
+
+
+Capability = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
+
+
+@with_config(_config())
+class Capabilities(TypedDict, total=False):
+    add: Annotated[list[Capability], Field(max_length=64)]
+    drop: Annotated[list[Capability], Field(max_length=64)]
+
+
+@with_config(_config())
+class PodSecurityContext(TypedDict, total=False):
+    """Pod-level security settings (a subset of core/v1 PodSecurityContext)."""
+
+    runAsUser: Id
+    runAsGroup: Id
+    runAsNonRoot: bool
+    fsGroup: Id
+    fsGroupChangePolicy: Literal["OnRootMismatch", "Always"]
+    supplementalGroups: Annotated[list[Id], Field(max_length=32)]
+    seccompProfile: Annotated[SeccompProfile, _seccomp_localhost]
+    appArmorProfile: Annotated[AppArmorProfile, _apparmor_localhost]
+    seLinuxOptions: SELinuxOptions
+
+
+# The API server refuses a container that may not escalate privileges yet is privileged or adds CAP_SYS_ADMIN.
+_NO_ESCALATION_CONFLICT = (
+    "!has(self.allowPrivilegeEscalation) || self.allowPrivilegeEscalation || "
+    "(!(has(self.privileged) && self.privileged) && "
+    "!(has(self.capabilities) && has(self.capabilities.add) && 'CAP_SYS_ADMIN' in self.capabilities.add))",
+    "allowPrivilegeEscalation false cannot go with privileged true or capabilities.add CAP_SYS_ADMIN",
+)
+
+
+@with_config(_config(_NO_ESCALATION_CONFLICT))
+class SecurityContext(TypedDict, total=False):
+    """Container-level security settings (a subset of core/v1 SecurityContext)."""
+
+    runAsUser: Id
+    runAsGroup: Id
+    runAsNonRoot: bool
+    allowPrivilegeEscalation: bool
+    privileged: bool
+    capabilities: Capabilities
+    readOnlyRootFilesystem: bool
+    seccompProfile: Annotated[SeccompProfile, _seccomp_localhost]
+    appArmorProfile: Annotated[AppArmorProfile, _apparmor_localhost]
+    seLinuxOptions: SELinuxOptions
+
+
+def _no_escalation_conflict(context: SecurityContext) -> SecurityContext:
+    if context.get("allowPrivilegeEscalation") is False and (
+        context.get("privileged") is True or "CAP_SYS_ADMIN" in context.get("capabilities", {}).get("add", [])
+    ):
+        raise ValueError(_NO_ESCALATION_CONFLICT[1])
+    return context
+
+
+SecurityContextValue = Annotated[SecurityContext, AfterValidator(_no_escalation_conflict)]
+
+
+# ---------------------------------------------------------------- volumes
+
+
+@with_config(_config())
+class KeyToPath(TypedDict, total=False):
+    key: Required[Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]]
+    path: Required[Annotated[str, Field(min_length=1, max_length=1024, pattern=RELATIVE_PATH)]]
+    mode: FileMode
+
+
+@with_config(_config())
+class ConfigMapVolumeSource(TypedDict, total=False):
+    name: Required[Name]
+    items: Annotated[list[KeyToPath], Field(max_length=64)]
+    defaultMode: FileMode
+    optional: bool
+
+
+@with_config(_config())
+class SecretVolumeSource(TypedDict, total=False):
+    secretName: Required[Name]
+    items: Annotated[list[KeyToPath], Field(max_length=64)]
+    defaultMode: FileMode
+    optional: bool
+
+
+@with_config(_config())
+class EmptyDirVolumeSource(TypedDict, total=False):
+    medium: Literal["", "Memory"]
+    sizeLimit: Quantity
+
+
+@with_config(_config())
+class PersistentVolumeClaimVolumeSource(TypedDict, total=False):
+    claimName: Required[Name]
+    readOnly: bool
+
+
+@with_config(_config())
+class CSIVolumeSource(TypedDict, total=False):
+    driver: Required[Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_SUBDOMAIN)]]
+    readOnly: bool
+    fsType: Annotated[str, Field(max_length=63)]
+    volumeAttributes: Annotated[dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=32)]
+    nodePublishSecretRef: LocalObjectReference
+
+
+_VOLUME_SOURCES = ("emptyDir", "configMap", "secret", "persistentVolumeClaim", "csi")
+_ONE_VOLUME_SOURCE = (
+    " + ".join(f"(has(self.{source}) ? 1 : 0)" for source in _VOLUME_SOURCES) + " == 1",
+    "a volume needs exactly one of emptyDir, configMap, secret, persistentVolumeClaim or csi",
+)
+_NOT_AN_OPERATOR_VOLUME = (
+    f"!(self.name in {_cel_list(OPERATOR_VOLUMES)})",
+    f"volume names {', '.join(OPERATOR_VOLUMES)} are the operator's own",
+)
+
+
+@with_config(_config(_ONE_VOLUME_SOURCE, _NOT_AN_OPERATOR_VOLUME))
+class Volume(TypedDict, total=False):
+    """An extra pod volume: emptyDir, configMap, secret, persistentVolumeClaim or csi (the restricted kinds)."""
+
+    name: Required[Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]]
+    emptyDir: EmptyDirVolumeSource
+    configMap: ConfigMapVolumeSource
+    secret: SecretVolumeSource
+    persistentVolumeClaim: PersistentVolumeClaimVolumeSource
+    csi: CSIVolumeSource
+
+
+def _volume(volume: Volume) -> Volume:
+    if sum(source in volume for source in _VOLUME_SOURCES) != 1:
+        raise ValueError(_ONE_VOLUME_SOURCE[1])
+    if volume["name"] in OPERATOR_VOLUMES:
+        raise ValueError(f"volume name {volume['name']!r} is the operator's own ({', '.join(OPERATOR_VOLUMES)})")
+    return volume
+
+
+VolumeItem = Annotated[Volume, AfterValidator(_volume)]
+
+
+@with_config(_config())
+class VolumeMount(TypedDict, total=False):
+    """A volume mounted into a container."""
+
+    name: Required[Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]]
+    mountPath: Required[Annotated[str, Field(min_length=2, max_length=1024, pattern=ABSOLUTE_PATH)]]
+    readOnly: bool
+    subPath: Annotated[str, Field(min_length=1, max_length=1024, pattern=RELATIVE_PATH)]
+
+
+# ---------------------------------------------------------------- containers
+
+_NOT_AN_OPERATOR_CONTAINER = (
+    f"!(self.name in {_cel_list(OPERATOR_CONTAINERS)})",
+    f"container names {', '.join(OPERATOR_CONTAINERS)} are the operator's own",
+)
+_UNIQUE_MOUNT_PATHS = (
+    "!has(self.volumeMounts) || self.volumeMounts.all(m, self.volumeMounts.exists_one(n, n.mountPath == m.mountPath))",
+    "a container's volumeMounts must each have their own mountPath",
+)
+
+
+@with_config(_config(_NOT_AN_OPERATOR_CONTAINER, _UNIQUE_MOUNT_PATHS))
+class Container(TypedDict, total=False):
+    """An extra container of the Triton pods (a subset of core/v1 Container)."""
+
+    name: Required[ContainerName]
+    image: Required[Annotated[str, Field(min_length=1, max_length=512, pattern=r"^\S+$")]]
+    imagePullPolicy: Literal["Always", "IfNotPresent", "Never"]
+    command: Annotated[list[Annotated[str, Field(max_length=4096)]], Field(max_length=64)]
+    args: Annotated[list[Annotated[str, Field(max_length=4096)]], Field(max_length=128)]
+    workingDir: Annotated[str, Field(max_length=1024)]
+    env: Annotated[list[EnvVarItem], Field(max_length=128)]
+    resources: ResourceRequirements
+    volumeMounts: Annotated[list[VolumeMount], Field(max_length=32)]
+    securityContext: SecurityContextValue
+
+
+def _duplicate(values: list[str]) -> str | None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
+def _container(container: Container) -> Container:
+    if container["name"] in OPERATOR_CONTAINERS:
+        raise ValueError(
+            f"container name {container['name']!r} is the operator's own ({', '.join(OPERATOR_CONTAINERS)})"
+        )
+    path = _duplicate([mount["mountPath"] for mount in container.get("volumeMounts", [])])
+    if path is not None:
+        raise ValueError(f"container {container['name']!r} mounts two volumes at {path}")
+    return container
+
+
+ContainerItem = Annotated[Container, AfterValidator(_container)]
+
+
+# ---------------------------------------------------------------- topology spread
+
+_MIN_DOMAINS = (
+    "!has(self.minDomains) || self.whenUnsatisfiable == 'DoNotSchedule'",
+    "minDomains needs whenUnsatisfiable DoNotSchedule",
+)
+
+
+@with_config(_config(_MIN_DOMAINS))
+class TopologySpreadConstraint(TypedDict, total=False):
+    """How Triton pods spread over a topology (core/v1 TopologySpreadConstraint, without matchLabelKeys)."""
+
+    maxSkew: Required[Annotated[int, Field(ge=1, le=1000)]]
+    topologyKey: Required[Annotated[str, Field(min_length=1, max_length=317, pattern=QUALIFIED_NAME)]]
+    whenUnsatisfiable: Required[Literal["DoNotSchedule", "ScheduleAnyway"]]
+    labelSelector: LabelSelector
+    minDomains: Annotated[int, Field(ge=1, le=1000)]
+    nodeAffinityPolicy: Literal["Honor", "Ignore"]
+    nodeTaintsPolicy: Literal["Honor", "Ignore"]
+
+
+def _min_domains(constraint: TopologySpreadConstraint) -> TopologySpreadConstraint:
+    if "minDomains" in constraint and constraint["whenUnsatisfiable"] != "DoNotSchedule":
+        raise ValueError(_MIN_DOMAINS[1])
+    return constraint
+
+
+TopologySpreadConstraintItem = Annotated[TopologySpreadConstraint, AfterValidator(_min_domains)]
+
+
+# ---------------------------------------------------------------- across the pod's extras
+
+# Rules on spec.triton as a whole: names unique across the pod, mounts naming existing volumes.
+_MOUNTS_NAME_VOLUMES = "{mounts}.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name))"
+POD_EXTRAS_RULES = (
+    (
+        "!has(self.volumes) || self.volumes.all(v, self.volumes.exists_one(w, w.name == v.name))",
+        "triton.volumes must have unique names",
+    ),
+    (
+        "(!has(self.volumeMounts) || "
+        + _MOUNTS_NAME_VOLUMES.format(mounts="self.volumeMounts")
+        + ") && "
+        + " && ".join(
+            f"(!has(self.{field}) || self.{field}.all(c, !has(c.volumeMounts) || "
+            + _MOUNTS_NAME_VOLUMES.format(mounts="c.volumeMounts")
+            + "))"
+            for field in ("initContainers", "sidecars")
+        ),
+        "every volumeMount (of triton, initContainers and sidecars) must name one of triton.volumes",
+    ),
+    (
+        "!has(self.volumeMounts) || self.volumeMounts.all(m, !(m.mountPath in "
+        + _cel_list(OPERATOR_MOUNT_PATHS)
+        + ") && self.volumeMounts.exists_one(n, n.mountPath == m.mountPath))",
+        "triton.volumeMounts must each have their own mountPath, none of "
+        + ", ".join(OPERATOR_MOUNT_PATHS)
+        + " (the operator's own)",
+    ),
+    (
+        "(!has(self.initContainers) || self.initContainers.all(c, self.initContainers.exists_one(d, d.name == c.name)"
+        " && (!has(self.sidecars) || !self.sidecars.exists(d, d.name == c.name)))) && "
+        "(!has(self.sidecars) || self.sidecars.all(c, self.sidecars.exists_one(d, d.name == c.name)))",
+        "initContainers and sidecars must have unique names",
+    ),
+    (
+        "!has(self.topologySpreadConstraints) || self.topologySpreadConstraints.all(c, "
+        "self.topologySpreadConstraints.exists_one(d, d.topologyKey == c.topologyKey "
+        "&& d.whenUnsatisfiable == c.whenUnsatisfiable))",
+        "topologySpreadConstraints must not repeat a topologyKey with the same whenUnsatisfiable",
+    ),
+)
+
+
+def check_pod_extras(
+    volumes: list[Volume],
+    volume_mounts: list[VolumeMount],
+    init_containers: list[Container],
+    sidecars: list[Container],
+    spread: list[TopologySpreadConstraint],
+) -> None:
+    """POD_EXTRAS_RULES in Python: ValueError naming the first name or path that breaks one."""
+    names = [volume["name"] for volume in volumes]
+    if (name := _duplicate(names)) is not None:
+        raise ValueError(f"triton.volumes: two volumes are named {name!r}")
+    for where, mounts in [
+        ("triton.volumeMounts", volume_mounts),
+        *((f"container {c['name']!r}", c.get("volumeMounts", [])) for c in [*init_containers, *sidecars]),
+    ]:
+        for mount in mounts:
+            if mount["name"] not in names:
+                raise ValueError(f"{where}: mount {mount['name']!r} names no volume of triton.volumes")
+    for mount in volume_mounts:
+        if mount["mountPath"] in OPERATOR_MOUNT_PATHS:
+            raise ValueError(f"triton.volumeMounts: {mount['mountPath']} is the operator's own mount")
+    if (path := _duplicate([mount["mountPath"] for mount in volume_mounts])) is not None:
+        raise ValueError(f"triton.volumeMounts: two volumes are mounted at {path}")
+    if (name := _duplicate([c["name"] for c in [*init_containers, *sidecars]])) is not None:
+        raise ValueError(f"initContainers and sidecars: two containers are named {name!r}")
+    pairs = [f"{c['topologyKey']} {c['whenUnsatisfiable']}" for c in spread]
+    if (pair := _duplicate(pairs)) is not None:
+        raise ValueError(f"topologySpreadConstraints: {pair} is given twice")

@@ -30,8 +30,11 @@ from tritonop.api.kube_types import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
     HOSTNAME,
+    POD_EXTRAS_RULES,
     Affinity,
+    ContainerItem,
     EnvVarItem,
+    GpuResource,
     Hostname,
     HPABehavior,
     KeepOrder,
@@ -39,10 +42,17 @@ from tritonop.api.kube_types import (
     LocalObjectReference,
     MetricSpecItem,
     ParentReference,
+    PodSecurityContext,
     Quantity,
     ResourceRequirements,
+    SecurityContextValue,
     TolerationItem,
+    TopologySpreadConstraintItem,
+    TritonProbes,
+    VolumeItem,
+    VolumeMount,
     cel,
+    check_pod_extras,
 )
 from tritonop.durations import DURATION_MAX_LENGTH, DURATION_PATTERN, duration_nanos
 
@@ -208,7 +218,27 @@ class ModelControlMode(str, Enum):
     none = "none"
 
 
+# TritonRuntime fields added after revisions were first hashed: left out of the wire form while
+# at their default, so a spec that does not use them keeps its revision (no roll on upgrade).
+POD_SETTINGS_OMITTED_AT_DEFAULT = (
+    "gpu_resource",
+    "runtime_class_name",
+    "priority_class_name",
+    "topology_spread_constraints",
+    "termination_grace_period_seconds",
+    "volumes",
+    "volume_mounts",
+    "init_containers",
+    "sidecars",
+    "probes",
+    "pod_security_context",
+    "security_context",
+)
+
+
 class TritonRuntime(Model):
+    model_config = ConfigDict(json_schema_extra=cel(*POD_EXTRAS_RULES))
+
     image: str | None = Field(
         None,
         max_length=512,
@@ -216,12 +246,18 @@ class TritonRuntime(Model):
         description="tritonserver image. Default: the operator's --triton-image setting.",
     )
     gpus: int = Field(
-        1, ge=0, le=64, description="GPUs (nvidia.com/gpu) per pod, 0..64; 0 runs Triton on CPU. Default: 1."
+        1, ge=0, le=64, description="GPUs (of gpuResource) per pod, 0..64; 0 runs Triton on CPU. Default: 1."
+    )
+    gpu_resource: GpuResource = Field(
+        "nvidia.com/gpu",
+        description="Extended resource gpus counts, set in the Triton container's limits and requests: "
+        "nvidia.com/gpu, a MIG slice such as nvidia.com/mig-1g.10gb, amd.com/gpu. See docs/gpus.md. "
+        "Default: nvidia.com/gpu.",
     )
     resources: Annotated[ResourceRequirements, KeepOrder] = Field(
         default_factory=ResourceRequirements,
         description="Triton container resources: requests and limits, each a map of resource name to quantity "
-        "(cpu in cores: 2, 500m; memory in bytes: 8Gi). nvidia.com/gpu is set from gpus. Default: none.",
+        "(cpu in cores: 2, 500m; memory in bytes: 8Gi). gpuResource is set from gpus. Default: none.",
     )
     args: list[str] = Field(
         default_factory=list, max_length=64, description="Extra tritonserver flags, appended last. Default: none."
@@ -242,11 +278,31 @@ class TritonRuntime(Model):
         default_factory=list,
         max_length=32,
         description="Pod tolerations: taints of nodes Triton pods may run on. When gpus > 0 a toleration for "
-        "nvidia.com/gpu:NoSchedule is added.",
+        "the GPU taint is added: nvidia.com/gpu:NoSchedule for nvidia.com resources, else gpuResource:NoSchedule.",
     )
     affinity: Annotated[Affinity, KeepOrder] = Field(
         default_factory=Affinity,
         description="Pod scheduling constraints: nodeAffinity, podAffinity, podAntiAffinity. Default: none.",
+    )
+    runtime_class_name: str | None = Field(
+        None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="Pod runtimeClassName: the RuntimeClass (container runtime handler) Triton pods run with, "
+        "e.g. nvidia on k3s and RKE2 GPU nodes. Default: the cluster's default runtime.",
+    )
+    priority_class_name: str | None = Field(
+        None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="Pod priorityClassName: the PriorityClass of Triton pods (which pods are preempted first). "
+        "Default: the cluster's default priority.",
+    )
+    topology_spread_constraints: Annotated[list[TopologySpreadConstraintItem], KeepOrder] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Pod topologySpreadConstraints: how a revision's pods spread over zones or nodes. A "
+        "constraint without labelSelector counts the pods of its own revision. Default: none.",
     )
     service_account_name: str | None = Field(
         None,
@@ -288,6 +344,74 @@ class TritonRuntime(Model):
         description="Export latency summaries (quantiles) with --metrics-config summary_latencies=true; "
         "needed for latency.quantile checks. Default: false.",
     )
+    termination_grace_period_seconds: int | None = Field(
+        None,
+        ge=0,
+        le=86400,
+        description="Pod terminationGracePeriodSeconds: seconds Triton has to finish in-flight requests after "
+        "SIGTERM, 0..86400. Default: Kubernetes' 30.",
+    )
+    volumes: Annotated[list[VolumeItem], KeepOrder] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Extra pod volumes (emptyDir, configMap, secret, persistentVolumeClaim or csi), for "
+        "volumeMounts of the Triton container, initContainers and sidecars. Names must be unique and not "
+        "the operator's own (dshm, tmp, model-repository, storage-credentials). Default: none.",
+    )
+    volume_mounts: Annotated[list[VolumeMount], KeepOrder] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Extra volumeMounts of the Triton container, each naming one of volumes, at a path other "
+        "than the operator's own (/dev/shm, /tmp, /mnt/models, /var/run/secrets/tritonop/storage). Default: none.",
+    )
+    init_containers: Annotated[list[ContainerItem], KeepOrder] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Extra init containers, run in order after the operator's own (fetch-model, for http(s) "
+        "storage). One without a securityContext gets the Triton container's. Default: none.",
+    )
+    sidecars: Annotated[list[ContainerItem], KeepOrder] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Extra containers beside Triton in every pod. One without a securityContext gets the "
+        "Triton container's. Default: none.",
+    )
+    probes: Annotated[TritonProbes, KeepOrder] = Field(
+        default_factory=TritonProbes,
+        description="Timing of the Triton container's startup, readiness and liveness probes "
+        "(initialDelaySeconds, periodSeconds, timeoutSeconds, failureThreshold); what each probe asks "
+        "stays the operator's. Default: the operator's timing (docs/gpus.md).",
+    )
+    pod_security_context: Annotated[PodSecurityContext, KeepOrder] | None = Field(
+        None,
+        description="Pod securityContext, replacing the operator's (runAsNonRoot, runAsUser, runAsGroup and "
+        "fsGroup 1000, seccomp RuntimeDefault). Must keep the pod within Pod Security restricted unless the "
+        "operator runs with --allow-unrestricted-security-context (docs/gpus.md). Default: the operator's.",
+    )
+    security_context: Annotated[SecurityContextValue, KeepOrder] | None = Field(
+        None,
+        description="Triton container securityContext, replacing the operator's (runAsNonRoot, runAsUser 1000, "
+        "no privilege escalation, capabilities drop ALL, read-only root, seccomp RuntimeDefault); also given "
+        "to init containers and sidecars that set none. Restricted as podSecurityContext. Default: the operator's.",
+    )
+
+    @model_validator(mode="after")
+    def _pod_extras(self) -> TritonRuntime:
+        check_pod_extras(
+            self.volumes, self.volume_mounts, self.init_containers, self.sidecars, self.topology_spread_constraints
+        )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_pod_settings(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in POD_SETTINGS_OMITTED_AT_DEFAULT:
+            field = type(self).model_fields[name]
+            if getattr(self, name) == field.get_default(call_default_factory=True):
+                data.pop((field.alias or name) if info.by_alias else name, None)
+        return data
 
 
 # ---------------------------------------------------------------- spec: autoscaling

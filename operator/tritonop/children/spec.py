@@ -23,12 +23,15 @@ from pydantic import ValidationError
 
 from tritonop.api.crd import spec_schema
 from tritonop.api.kube_types import (
+    ABSOLUTE_PATH,
     DNS_LABEL,
     DNS_SUBDOMAIN,
+    EXTENDED_RESOURCE,
     HOSTNAME,
     LABEL_VALUE_PATTERN,
     OPTIONAL_QUALIFIED_NAME,
     QUALIFIED_NAME,
+    RELATIVE_PATH,
 )
 from tritonop.api.models import (
     ISTIO_GATEWAY,
@@ -61,6 +64,10 @@ PATTERN_WORDING = {
     OPTIONAL_QUALIFIED_NAME: "empty or a label key: [DNS-subdomain/]name",
     LABEL_VALUE_PATTERN: "a label value: letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
     STORAGE_URI_PATTERN: "a URI starting with s3://, gs://, as://, pvc://, http://, https:// or file://",
+    ABSOLUTE_PATH: "an absolute path without '.', '..' or empty segments, ':' or whitespace (e.g. /etc/app)",
+    RELATIVE_PATH: "a relative path without '.', '..' or empty segments, not starting with '..', without whitespace "
+    "(e.g. conf/app.yaml)",
+    EXTENDED_RESOURCE: "an extended resource name DOMAIN/NAME (e.g. nvidia.com/gpu, nvidia.com/mig-1g.10gb)",
 }
 
 
