@@ -264,6 +264,11 @@ class Controller:
             metrics.RECONCILES.labels("invalid").inc()
             # Status may have been written earlier in this pass: report on top of what is stored.
             await self._report_invalid(body, self.status.read(body), BuildError("ChildConflict", str(err)), now)
+        except BuildError as err:
+            # A child the builders refuse (a security context beyond restricted, a storage URI
+            # they cannot serve): Stalled with the reason, like an invalid spec.
+            metrics.RECONCILES.labels("invalid").inc()
+            await self._report_invalid(body, self.status.read(body), err, now)
         except KubeError:
             metrics.RECONCILES.labels("error").inc()
             raise
@@ -306,6 +311,8 @@ class Controller:
         except ChildConflict as err:
             # Status may have been written earlier in this pass: report on top of what is stored.
             await self._report_invalid(body, self.status.read(body), BuildError("ChildConflict", str(err)), now)
+        except BuildError as err:
+            await self._report_invalid(body, self.status.read(body), err, now)
 
     async def _advance(
         self,

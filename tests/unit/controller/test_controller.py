@@ -193,3 +193,18 @@ async def test_operator_default_off_creates_no_network_policy_unless_the_spec_as
     h.apply({**spec, "networkPolicy": {"enabled": True}})
     await h.reconcile()
     assert set(h.kube.of_kind("NetworkPolicy")) == {NAME}
+
+
+async def test_a_child_the_builders_refuse_stalls_the_object_with_its_reason() -> None:
+    # Admitted by the CRD, refused by the builders: a container security context beyond
+    # Pod Security "restricted" without --allow-unrestricted-security-context.
+    spec = model_spec(triton={"securityContext": {"privileged": True, "allowPrivilegeEscalation": True}})
+    h = Harness(T0)
+    h.apply(spec)
+    await h.reconcile()
+    await h.tick()
+    conditions = {c["type"]: c for c in h.status()["conditions"]}
+    assert conditions["Stalled"]["status"] == "True"
+    assert conditions["Stalled"]["reason"] == "SecurityContextNotRestricted", conditions
+    assert "SecurityContextNotRestricted" in h.reasons()
+    assert h.deployments() == {}
