@@ -52,7 +52,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 __all__ = [
     "LOAD_FAILURE_MESSAGE",
@@ -212,6 +212,7 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         behaviour = json.loads(config["parameters"]["behaviour"]["string_value"])
+        behaviour.update(behaviour["versions"].get(args["model_version"], {}))
         if behaviour["fail_load"]:
             raise pb_utils.TritonModelException(behaviour["load_failure_message"])
         self.scale = np.float32(behaviour["scale"])
@@ -255,6 +256,7 @@ def write_model(
     fail_load: bool = False,
     scale: float = 2.0,
     seed: int | None = None,
+    per_version: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write a Python-backend model ``name`` into ``repo``; returns the model folder.
 
@@ -270,6 +272,8 @@ def write_model(
     - ``delay_ms``: sleep per request.
     - ``fail_load``: raise ``LOAD_FAILURE_MESSAGE`` in initialize(), so the model fails
       to load.
+    - ``per_version``: version -> any of the above (``scale``, ``failure_rate``, ``delay_ms``,
+      ``fail_load``) for that version only, e.g. ``{3: {"failure_rate": 0.3}}``.
     """
     if not 0.0 <= failure_rate <= 1.0:
         raise ValueError(f"failure_rate must be within 0..1, got {failure_rate}")
@@ -282,6 +286,7 @@ def write_model(
         "fail_load": fail_load,
         "seed": seed,
         "load_failure_message": LOAD_FAILURE_MESSAGE,
+        "versions": {str(v): dict(b) for v, b in (per_version or {}).items()},
     }
     model_dir = Path(repo) / name
     model_dir.mkdir(parents=True, exist_ok=True)

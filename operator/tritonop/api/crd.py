@@ -23,6 +23,9 @@ from tritonop.api.kube_descriptions import KUBE_DESCRIPTIONS
 from tritonop.api.models import (
     ALL_MODELS_ALONE,
     CASE_MODEL_REQUIRED,
+    IN_PLACE_ANALYSIS,
+    IN_PLACE_EXPLICIT,
+    IN_PLACE_VERSION,
     KEDA_METRICS_MESSAGE,
     KEDA_METRICS_RULE,
     MODELS_DISTINCT,
@@ -37,6 +40,7 @@ from tritonop.api.models import (
 CRD_NAME = f"{PLURAL}.{GROUP}"
 CRD_PATH = f"crds/{GROUP}_{PLURAL}.yaml"
 
+NOT_IN_PLACE = "!has(self.rollout) || !has(self.rollout.strategy) || self.rollout.strategy != 'InPlace'"
 # Cross-field rules checked at admission by the API server (CEL, GA since 1.29).
 # Paths are JSON paths into the spec schema; each entry is (path, rule, message).
 CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
@@ -54,6 +58,25 @@ CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
         "!has(self.model.models) || (size(self.model.models) == 1 && self.model.models[0] != '*') || "
         "!has(self.rollout) || !has(self.rollout.acceptance) || self.rollout.acceptance.cases.all(c, has(c.model))",
         CASE_MODEL_REQUIRED,
+    ),
+    (
+        (),
+        f"{NOT_IN_PLACE} || has(self.model.version)",
+        IN_PLACE_VERSION,
+    ),
+    (
+        (),
+        f"{NOT_IN_PLACE} || !has(self.triton) || !has(self.triton.modelControlMode) || "
+        "self.triton.modelControlMode == 'explicit'",
+        IN_PLACE_EXPLICIT,
+    ),
+    (
+        (),
+        f"{NOT_IN_PLACE} || !has(self.rollout.analysis) || ("
+        "(!has(self.rollout.analysis.source) || self.rollout.analysis.source != 'prometheus') && "
+        "(!has(self.rollout.analysis.checks) || size(self.rollout.analysis.checks) == 0) && "
+        "(!has(self.rollout.analysis.latency) || !has(self.rollout.analysis.latency.quantile)))",
+        IN_PLACE_ANALYSIS,
     ),
     (
         ("triton",),

@@ -758,7 +758,32 @@ class Acceptance(Model):
     )
 
 
+# rollout.strategy InPlace's cross-field rules (checked at admission too: api/crd.py).
+IN_PLACE_VERSION = "rollout.strategy InPlace needs model.version: the version it switches the pods to"
+IN_PLACE_EXPLICIT = "rollout.strategy InPlace needs triton.modelControlMode explicit: it loads versions"
+IN_PLACE_ANALYSIS = (
+    "rollout.strategy InPlace judges its canary pod on Triton's own metrics (per pod and version): "
+    "analysis.source prometheus, custom checks and latency.quantile need strategy Canary"
+)
+
+
+class RolloutStrategy(str, Enum):
+    canary = "Canary"
+    in_place = "InPlace"
+
+
 class Rollout(Model):
+    strategy: RolloutStrategy = Field(
+        RolloutStrategy.canary,
+        description=(
+            "Canary: every new revision runs as new pods next to the stable ones, with a growing share of "
+            "traffic. InPlace: a change of only model.version loads the new version next to the old one in "
+            "the running pods (Triton's repository API; needs modelControlMode explicit and model.version), "
+            "runs acceptance against it, judges one pod as the canary step, then switches the rest pod by "
+            "pod; no new pods, no extra GPUs. Other changes still roll out as a canary. See docs/rollout.md. "
+            "Default: Canary."
+        ),
+    )
     steps: list[Annotated[int, Field(ge=1, le=99)]] = Field(
         default_factory=lambda: [10, 25, 50],
         max_length=20,
@@ -928,6 +953,20 @@ class InferenceServiceSpec(Model):
             raise ValueError("rollout.analysis.gpuMemory needs triton.gpus above 0: Triton on CPU has no GPU memory")
         return self
 
+    @model_validator(mode="after")
+    def _in_place(self) -> InferenceServiceSpec:
+        if self.rollout.strategy != RolloutStrategy.in_place:
+            return self
+        if self.model.version is None:
+            raise ValueError(IN_PLACE_VERSION)
+        if self.triton.model_control_mode != ModelControlMode.explicit:
+            raise ValueError(IN_PLACE_EXPLICIT)
+        analysis = self.rollout.analysis
+        quantile = analysis.latency is not None and analysis.latency.quantile is not None
+        if analysis.source == AnalysisSource.prometheus or analysis.checks or quantile:
+            raise ValueError(IN_PLACE_ANALYSIS)
+        return self
+
 
 # ---------------------------------------------------------------- status
 
@@ -1034,6 +1073,25 @@ class CanaryStatus(Model):
     )
 
 
+class PodVersions(Model):
+    pod: str = Field(..., description="Triton pod of the stable revision.")
+    versions: list[str] = Field(default_factory=list, description="Versions of the model it has ready.")
+
+
+class InPlaceStatus(Model):
+    """rollout.strategy InPlace: which version the stable revision's pods serve, and the switch."""
+
+    revision: str | None = Field(None, description="The stable revision whose pods these versions are about.")
+    version: str | None = Field(None, description="The version every pod serves when no switch runs.")
+    candidate: str | None = Field(None, description="The version being switched to, if a switch runs.")
+    failed_version: str | None = Field(
+        None, description="The last version switched back; not retried until model.version changes."
+    )
+    canary_pod: str | None = Field(None, description="The pod that serves the candidate first, judged as the step.")
+    canary: CanaryStatus | None = Field(None, description="Progress of the switch: gate, step, analysis.")
+    pods: list[PodVersions] = Field(default_factory=list, description="Which pod has which versions ready.")
+
+
 class ModelFacts(Model):
     revision: str | None = Field(None, description="The revision these facts were read from.")
     name: str | None = Field(None, description="Model name Triton serves.")
@@ -1074,6 +1132,9 @@ class InferenceServiceStatus(Model):
     )
     traffic: list[TrafficTarget] = Field(default_factory=list, description="Traffic share of each revision.")
     canary: CanaryStatus | None = Field(None, description="Progress of the canary rollout, while one runs.")
+    in_place: InPlaceStatus | None = Field(
+        None, description="rollout.strategy InPlace: the version the pods serve and the switch in progress."
+    )
     model: ModelFacts | None = Field(None, description="What Triton reports about the model it loaded.")
     models: list[ModelFacts] | None = Field(
         None,
