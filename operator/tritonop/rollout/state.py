@@ -33,6 +33,7 @@ class RolloutState:
     weight: int = 0
     started_at: datetime | None = None
     step_started_at: datetime | None = None  # None while the canary waits for its gate
+    shadow_started_at: datetime | None = None  # rollout.shadow: mirrored, not yet weighted
     failed_checks: int = 0
     no_data_since: datetime | None = None
     waiting_for: str | None = None
@@ -48,6 +49,7 @@ class RolloutState:
             "weight": 0,
             "started_at": None,
             "step_started_at": None,
+            "shadow_started_at": None,
             "failed_checks": 0,
             "no_data_since": None,
             "waiting_for": None,
@@ -132,9 +134,15 @@ def _parse(text: str | None) -> datetime | None:
     return None if text is None else parse_time(text)
 
 
+def in_shadow(state: RolloutState) -> bool:
+    """The canary passed its gate and is mirrored a share of the requests, with no weight yet
+    (rollout.shadow): its responses reach no client."""
+    return state.canary is not None and state.shadow_started_at is not None and state.step_started_at is None
+
+
 def waiting_for_traffic(state: RolloutState) -> bool:
     """A canary exists but has not passed its readiness/acceptance gate yet."""
-    return state.canary is not None and state.step_started_at is None
+    return state.canary is not None and state.step_started_at is None and state.shadow_started_at is None
 
 
 def next_analysis_at(state: RolloutState, policy: RolloutPolicy) -> datetime | None:
