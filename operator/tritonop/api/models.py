@@ -772,6 +772,15 @@ class RolloutStrategy(str, Enum):
     in_place = "InPlace"
 
 
+class Shadow(Model):
+    percent: int = Field(
+        ..., ge=1, le=100, description="Share of live requests copied to the canary, 1..100; clients get the stable's answers."
+    )
+    duration: IntervalDuration = Field(
+        ..., description="How long the canary is judged on mirrored requests alone, a duration; 1s..24h."
+    )
+
+
 class Rollout(Model):
     strategy: RolloutStrategy = Field(
         RolloutStrategy.canary,
@@ -805,6 +814,15 @@ class Rollout(Model):
     )
     acceptance: Acceptance | None = Field(
         None, description="Sample inferences sent to the canary before it gets traffic. Default: none."
+    )
+    shadow: Shadow | None = Field(
+        None,
+        description=(
+            "A shadow phase after the gate and before the first step: a share of live requests is "
+            "mirrored to the canary, whose answers reach no client; it is judged on its own errors and "
+            "latency as in a step, and a failing shadow rolls back before any user was served. Needs a "
+            "provider that mirrors (gateway-api, istio, nginx). Default: none."
+        ),
     )
 
     @field_validator("steps")
@@ -1054,6 +1072,9 @@ class CanaryStatus(Model):
     weight: int = Field(0, description="Canary's current traffic weight in percent, 0..100. Default: 0.")
     started_at: str | None = Field(None, description="When the canary started, RFC 3339.")
     step_started_at: str | None = Field(None, description="When the current step started, RFC 3339.")
+    shadow_started_at: str | None = Field(
+        None, description="When the shadow phase started (rollout.shadow), RFC 3339; absent without one."
+    )
     failed_checks: int = Field(
         0, description="Failed checks so far; rollout.failureThreshold of them roll back. Default: 0."
     )
