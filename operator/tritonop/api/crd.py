@@ -25,6 +25,7 @@ from tritonop.api.models import (
     CASE_MODEL_REQUIRED,
     IN_PLACE_ANALYSIS,
     IN_PLACE_EXPLICIT,
+    IN_PLACE_SHADOW,
     IN_PLACE_VERSION,
     KEDA_METRICS_MESSAGE,
     KEDA_METRICS_RULE,
@@ -70,6 +71,7 @@ CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
         "self.triton.modelControlMode == 'explicit'",
         IN_PLACE_EXPLICIT,
     ),
+    ((), f"{NOT_IN_PLACE} || !has(self.rollout.shadow)", IN_PLACE_SHADOW),
     (
         (),
         f"{NOT_IN_PLACE} || !has(self.rollout.analysis) || ("

@@ -761,6 +761,7 @@ class Acceptance(Model):
 # rollout.strategy InPlace's cross-field rules (checked at admission too: api/crd.py).
 IN_PLACE_VERSION = "rollout.strategy InPlace needs model.version: the version it switches the pods to"
 IN_PLACE_EXPLICIT = "rollout.strategy InPlace needs triton.modelControlMode explicit: it loads versions"
+IN_PLACE_SHADOW = "rollout.shadow needs strategy Canary: an in-place switch has no route to mirror from"
 IN_PLACE_ANALYSIS = (
     "rollout.strategy InPlace judges its canary pod on Triton's own metrics (per pod and version): "
     "analysis.source prometheus, custom checks and latency.quantile need strategy Canary"
@@ -983,6 +984,8 @@ class InferenceServiceSpec(Model):
         quantile = analysis.latency is not None and analysis.latency.quantile is not None
         if analysis.source == AnalysisSource.prometheus or analysis.checks or quantile:
             raise ValueError(IN_PLACE_ANALYSIS)
+        if self.rollout.shadow is not None:
+            raise ValueError(IN_PLACE_SHADOW)
         return self
 
 

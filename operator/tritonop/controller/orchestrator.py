@@ -68,6 +68,7 @@ from tritonop.rollout import (
     removable_revisions,
     waiting_for_traffic,
 )
+from tritonop.rollout.state import in_shadow
 from tritonop.status import ConditionStatus, conditions_for, set_condition
 from tritonop.traffic import status_url
 
@@ -163,7 +164,7 @@ class Controller:
             return self.config.tick_seconds  # a retry (Forbidden ones wait out their back-off within)
         if ready is not None and ready.status == "False" and state.stable is None:
             return None  # an invalid spec: only a spec change helps
-        if state.canary is not None and state.weight > 0 and self._samples_directly(body):
+        if state.canary is not None and (state.weight > 0 or in_shadow(state)) and self._samples_directly(body):
             # Sequential analysis reads the pods' counters each tick: a verdict within seconds.
             return min(self.config.tick_seconds, DIRECT_SAMPLE_SECONDS)
         if state.stable is None or state.canary is not None or state.phase is None:
@@ -380,7 +381,7 @@ class Controller:
                     models=await self.triton.served(ref, spec, canary),
                     canary_revision=canary,
                     stable_revision=state.stable,
-                    window_s=policy.interval_s,
+                    window_s=(policy.shadow_s or policy.interval_s) if in_shadow(state) else policy.interval_s,
                     config=self.config,
                     at=now,
                 )

@@ -17,7 +17,7 @@ from tritonop.rollout.manual import ManualAction
 from tritonop.rollout.messages import describe_failures, describe_missing_data, plural
 from tritonop.rollout.policy import RolloutPolicy
 from tritonop.rollout.schedule import analysis_due
-from tritonop.rollout.state import RolloutState, waiting_for_traffic
+from tritonop.rollout.state import RolloutState, in_shadow, waiting_for_traffic
 from tritonop.timestamps import require_aware
 
 # Values of RolloutState.waiting_for other than a gate's "<reason>: <message>".
@@ -177,9 +177,18 @@ def _pass_gate(state: RolloutState, policy: RolloutPolicy, now: datetime, gate: 
                 f"revision {state.canary} not accepted after {format_duration(timeout)}: acceptance did not run",
             )
         return Decision(replace(state, waiting_for=WAITING_ACCEPTANCE))
+    if policy.shadow_s is not None:
+        return _enter_shadow(replace(state, waiting_for=None), policy, now)
     if not policy.steps:
         return _promote(state, by_annotation=False)
     return _enter_step(replace(state, waiting_for=None), policy, now, 0)
+
+
+def _enter_shadow(state: RolloutState, policy: RolloutPolicy, now: datetime) -> Decision:
+    assert policy.shadow_s is not None
+    what = f"{policy.shadow_percent}% of requests mirrored to canary {state.canary} for {format_duration(policy.shadow_s)}"
+    shadowed = replace(state, shadow_started_at=now, message=f"shadow: {what}; clients get the stable's answers")
+    return Decision(shadowed, events=(Event("Normal", "ShadowStarted", what),))
 
 
 def _enter_step(state: RolloutState, policy: RolloutPolicy, now: datetime, step: int) -> Decision:
@@ -196,11 +205,16 @@ def _enter_step(state: RolloutState, policy: RolloutPolicy, now: datetime, step:
 def _judge(
     state: RolloutState, policy: RolloutPolicy, now: datetime, verdict: Verdict, checks: tuple[CheckResult, ...]
 ) -> Decision:
-    # Every verdict restarts the interval: the next judgement covers fresh data at this weight.
-    judged = replace(state, last_analysis=checks, step_started_at=now)
+    # Every verdict restarts the interval: the next judgement covers fresh data at this weight
+    # (in the shadow phase, another shadow period).
+    shadow = in_shadow(state)
+    judged = replace(state, last_analysis=checks)
+    judged = replace(judged, shadow_started_at=now) if shadow else replace(judged, step_started_at=now)
     if verdict == "Pass":
         judged = replace(judged, no_data_since=None)
-        if state.step + 1 >= len(policy.steps):
+        if shadow and policy.steps:
+            return _enter_step(judged, policy, now, 0)
+        if shadow or state.step + 1 >= len(policy.steps):
             return _promote(judged, by_annotation=False)
         return _enter_step(judged, policy, now, state.step + 1)
     if verdict == "Fail":
@@ -233,7 +247,8 @@ def _count_failure(state: RolloutState, policy: RolloutPolicy, cause: str) -> De
         message = f"rolled back revision {state.canary}: {cause} ({plural(failed_checks, 'failed check')})"
         return _reject(counted, Phase.rolled_back, "RolledBack", message)
     progress = f"{failed_checks}/{policy.failure_threshold}"
-    message = f"canary {state.canary} failed analysis ({progress}) at {state.weight}%: {cause}"
+    where = "in its shadow phase" if in_shadow(state) else f"at {state.weight}%"
+    message = f"canary {state.canary} failed analysis ({progress}) {where}: {cause}"
     return Decision(replace(counted, message=message), events=(Event("Warning", "AnalysisFailed", message),))
 
 

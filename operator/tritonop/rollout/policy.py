@@ -17,6 +17,8 @@ class RolloutPolicy:
     no_data_timeout_s: float  # no-data tolerance before each further no-data counts as a failure
     acceptance_required: bool  # acceptance inference must pass before the first step
     paused: bool  # hold everything at the current weight
+    shadow_s: float | None = None  # rollout.shadow: judged on mirrored requests this long before step 1
+    shadow_percent: int = 0  # share of requests mirrored to the canary meanwhile
 
     @classmethod
     def from_spec(cls, rollout: Rollout) -> RolloutPolicy:
@@ -28,4 +30,6 @@ class RolloutPolicy:
             no_data_timeout_s=parse_duration(rollout.analysis.no_data_timeout),
             acceptance_required=rollout.acceptance is not None,
             paused=rollout.paused,
+            shadow_s=None if rollout.shadow is None else parse_duration(rollout.shadow.duration),
+            shadow_percent=0 if rollout.shadow is None else rollout.shadow.percent,
         )

@@ -77,6 +77,7 @@ class RolloutState:
             weight=canary.weight,
             started_at=_parse(canary.started_at),
             step_started_at=_parse(canary.step_started_at),
+            shadow_started_at=_parse(canary.shadow_started_at),
             failed_checks=canary.failed_checks,
             no_data_since=_parse(canary.no_data_since),
             waiting_for=canary.waiting_for,
@@ -96,6 +97,7 @@ class RolloutState:
                 weight=self.weight,
                 started_at=_format(self.started_at),
                 step_started_at=_format(self.step_started_at),
+                shadow_started_at=_format(self.shadow_started_at),
                 failed_checks=self.failed_checks,
                 no_data_since=_format(self.no_data_since),
                 next_analysis_at=_format(next_analysis_at(self, policy)),
@@ -146,7 +148,12 @@ def waiting_for_traffic(state: RolloutState) -> bool:
 
 
 def next_analysis_at(state: RolloutState, policy: RolloutPolicy) -> datetime | None:
-    """When the current step is judged; None while gated, paused, or without a canary."""
-    if state.canary is None or state.step_started_at is None or policy.paused:
+    """When the current step (or the shadow phase) is judged; None while gated, paused, or without a canary."""
+    if state.canary is None or policy.paused:
+        return None
+    if in_shadow(state):
+        assert state.shadow_started_at is not None
+        return state.shadow_started_at + timedelta(seconds=policy.shadow_s or policy.interval_s)
+    if state.step_started_at is None:
         return None
     return state.step_started_at + timedelta(seconds=policy.interval_s)

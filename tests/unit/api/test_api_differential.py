@@ -109,6 +109,7 @@ EDGES: list[tuple[str, Path_, Any]] = [
     ("ranker", ("spec", "rollout", "analysis", "source"), "prometheus"),
     ("ranker", ("spec", "rollout", "analysis", "checks"), [{"name": "kpi", "query": "vector(1)", "min": 0}]),
     ("ranker", ("spec", "rollout", "strategy"), "Canary"),
+    ("ranker", ("spec", "rollout", "shadow"), {"percent": 10, "duration": "1m"}),
     *[("kitchen-gateway", ("spec", "rollout", "interval"), d) for d in ("0s", "999ms", "1s", "24h", "24h0.001ms")],
     *[("kitchen-gateway", ("spec", "rollout", "readinessTimeout"), d) for d in ("0s", "1s", "24h", "23h60m0.001ms")],
     *[("kitchen-gateway", ("spec", "rollout", "analysis", "noDataTimeout"), d) for d in ("0s", "24h", "24h0.001ms")],
