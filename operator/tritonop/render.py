@@ -11,7 +11,7 @@ from tritonop.children import BuildError, IsvcRef, build_entry_service, build_re
 from tritonop.children.network_policy import build_network_policy, network_policy_enabled
 from tritonop.config import OperatorConfig
 from tritonop.operator_policy import check_spec
-from tritonop.traffic import provider_for
+from tritonop.traffic import Routing, provider_for
 
 
 def render(obj: Mapping[str, Any], config: OperatorConfig) -> list[dict[str, Any]]:
@@ -34,5 +34,5 @@ def render(obj: Mapping[str, Any], config: OperatorConfig) -> list[dict[str, Any
         *build_revision(ref, spec, revision, config),
         *([build_network_policy(ref, config)] if network_policy_enabled(spec, config) else []),
         build_entry_service(ref, spec, config, revisions=[revision]),
-        *provider_for(spec).build(ref, spec, [TrafficTarget(revision=revision, percent=100)], config),
+        *provider_for(spec).build(ref, spec, Routing([TrafficTarget(revision=revision, percent=100)]), config),
     ]

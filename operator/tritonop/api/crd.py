@@ -21,19 +21,30 @@ import yaml
 from tritonop import CATEGORY, GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
 from tritonop.api.kube_descriptions import KUBE_DESCRIPTIONS
 from tritonop.api.models import (
+    AFFINITY_NEEDS_ROUTER,
     ALL_MODELS_ALONE,
     CASE_MODEL_REQUIRED,
+    EXPERIMENT_METRICS_DISTINCT,
+    EXPERIMENT_NEEDS_SETTINGS,
+    EXPERIMENT_NO_STEPS,
+    EXPERIMENT_ONE_MODEL,
+    EXPERIMENT_SETTINGS_ONLY,
     IN_PLACE_ANALYSIS,
     IN_PLACE_EXPLICIT,
     IN_PLACE_SHADOW,
     IN_PLACE_VERSION,
     KEDA_METRICS_MESSAGE,
     KEDA_METRICS_RULE,
+    MATCH_NEEDS_CONDITION,
+    MATCH_NEEDS_ROUTER,
     MODELS_DISTINCT,
     MODELS_NOT_WITH_NAME,
     MODELS_NOT_WITH_VERSION,
     NAME_MAX_LENGTH,
     NAME_PATTERN,
+    NGINX_COOKIE_ALWAYS,
+    NGINX_MIRRORS_ALL,
+    SHADOW_NEEDS_MIRROR,
     InferenceServiceSpec,
     InferenceServiceStatus,
 )
@@ -41,6 +52,8 @@ from tritonop.api.models import (
 CRD_NAME = f"{PLURAL}.{GROUP}"
 CRD_PATH = f"crds/{GROUP}_{PLURAL}.yaml"
 
+# traffic.provider is one with a router (the default, service, has none).
+ROUTED = "(has(self.provider) && self.provider != 'service')"
 NOT_IN_PLACE = "!has(self.rollout) || !has(self.rollout.strategy) || self.rollout.strategy != 'InPlace'"
 # Cross-field rules checked at admission by the API server (CEL, GA since 1.29).
 # Paths are JSON paths into the spec schema; each entry is (path, rule, message).
@@ -81,6 +94,28 @@ CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
         IN_PLACE_ANALYSIS,
     ),
     (
+        (),
+        "!has(self.rollout) || !has(self.rollout.strategy) || self.rollout.strategy != 'Experiment' || "
+        "!has(self.model.models) || !self.model.models.exists(m, m == '*')",
+        EXPERIMENT_ONE_MODEL,
+    ),
+    (
+        ("rollout",),
+        "!has(self.strategy) || self.strategy != 'Experiment' || has(self.experiment)",
+        EXPERIMENT_NEEDS_SETTINGS,
+    ),
+    (
+        ("rollout",),
+        "!has(self.experiment) || (has(self.strategy) && self.strategy == 'Experiment')",
+        EXPERIMENT_SETTINGS_ONLY,
+    ),
+    (("rollout",), "!has(self.steps) || !has(self.strategy) || self.strategy != 'Experiment'", EXPERIMENT_NO_STEPS),
+    (
+        ("rollout", "experiment"),
+        "!has(self.metrics) || self.metrics.all(m, self.metrics.exists_one(n, n.name == m.name))",
+        EXPERIMENT_METRICS_DISTINCT,
+    ),
+    (
         ("triton",),
         "!has(self.gpus) || self.gpus >= 0",
         "triton.gpus must be 0 (CPU) or more",
@@ -111,6 +146,27 @@ CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
         ("traffic",),
         "!has(self.provider) || self.provider != 'nginx' || has(self.nginx)",
         "traffic.provider nginx needs traffic.nginx.host",
+    ),
+    (("traffic",), f"!has(self.match) || {ROUTED}", MATCH_NEEDS_ROUTER),
+    (("traffic",), f"!has(self.sessionAffinity) || {ROUTED}", AFFINITY_NEEDS_ROUTER),
+    (("traffic", "match"), "has(self.header) || has(self.cookie)", MATCH_NEEDS_CONDITION),
+    (
+        ("traffic",),
+        "!has(self.provider) || self.provider != 'nginx' || !has(self.match) || !has(self.match.cookie) || "
+        "!has(self.match.cookie.value) || self.match.cookie.value == 'always'",
+        NGINX_COOKIE_ALWAYS,
+    ),
+    (
+        (),
+        "!has(self.rollout) || !has(self.rollout.shadow) || "
+        "(has(self.traffic) && has(self.traffic.provider) && self.traffic.provider != 'service')",
+        SHADOW_NEEDS_MIRROR,
+    ),
+    (
+        (),
+        "!has(self.rollout) || !has(self.rollout.shadow) || !has(self.traffic) || !has(self.traffic.provider) || "
+        "self.traffic.provider != 'nginx' || self.rollout.shadow.percent == 100",
+        NGINX_MIRRORS_ALL,
     ),
     (
         (),

@@ -771,6 +771,7 @@ IN_PLACE_ANALYSIS = (
 class RolloutStrategy(str, Enum):
     canary = "Canary"
     in_place = "InPlace"
+    experiment = "Experiment"
 
 
 class Shadow(Model):
@@ -782,6 +783,60 @@ class Shadow(Model):
     )
 
 
+# rollout.strategy Experiment's cross-field rules (checked at admission too: api/crd.py).
+EXPERIMENT_NEEDS_SETTINGS = "rollout.strategy Experiment needs rollout.experiment (weight, duration)"
+EXPERIMENT_SETTINGS_ONLY = "rollout.experiment needs rollout.strategy Experiment"
+EXPERIMENT_NO_STEPS = "rollout.steps do not apply to strategy Experiment: its one split is rollout.experiment.weight"
+EXPERIMENT_METRICS_DISTINCT = "rollout.experiment.metrics must name each metric once"
+EXPERIMENT_ONE_MODEL = (
+    "rollout.strategy Experiment reports one model's figures: list model.models (the first is compared) instead of *"
+)
+EXPERIMENT_DURATION = DurationBounds("1s", "720h")
+ExperimentDuration = Annotated[str, EXPERIMENT_DURATION.field(), EXPERIMENT_DURATION.validator()]
+
+
+class ExperimentMetric(Model):
+    name: str = Field(
+        ..., max_length=63, pattern=DNS_LABEL, description="Metric name (a DNS label), the key in status."
+    )
+    query: str = Field(
+        ...,
+        max_length=4096,
+        description="PromQL returning one number, run once per variant (aggregate with sum/max/avg), with "
+        "the placeholders of analysis.checks[].query: {{selector}} is the variant's label matchers, "
+        "{{revision}} its revision, and {{interval}} the experiment's window so far as a Prometheus duration. "
+        "An unknown placeholder leaves the metric out of status with the reason in status.experiment.message.",
+    )
+
+
+class Experiment(Model):
+    weight: int = Field(
+        50,
+        ge=1,
+        le=99,
+        description="Variant B's share of the traffic in percent, 1..99; A serves the rest. Default: 50.",
+    )
+    duration: ExperimentDuration = Field(
+        ...,
+        description="How long the split is held before the experiment concludes (it is never promoted on its "
+        "own), a duration; 1s..720h.",
+    )
+    metrics: list[ExperimentMetric] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Custom per-variant PromQL figures (e.g. a business KPI), at most 16, reported in "
+        "status.experiment for each variant; not judged. Default: none.",
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _distinct(cls, metrics: list[ExperimentMetric]) -> list[ExperimentMetric]:
+        names = [m.name for m in metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(EXPERIMENT_METRICS_DISTINCT)
+        return metrics
+
+
 class Rollout(Model):
     strategy: RolloutStrategy = Field(
         RolloutStrategy.canary,
@@ -790,8 +845,11 @@ class Rollout(Model):
             "traffic. InPlace: a change of only model.version loads the new version next to the old one in "
             "the running pods (Triton's repository API; needs modelControlMode explicit and model.version), "
             "runs acceptance against it, judges one pod as the canary step, then switches the rest pod by "
-            "pod; no new pods, no extra GPUs. Other changes still roll out as a canary. See docs/rollout.md. "
-            "Default: Canary."
+            "pod; no new pods, no extra GPUs. Other changes still roll out as a canary. Experiment: the new "
+            "revision (B) gets rollout.experiment.weight of the traffic beside the stable (A) for "
+            "rollout.experiment.duration, is never promoted on its own, and status.experiment reports both "
+            "variants' figures; the promote annotation picks B, the abort annotation A; a B that fails its "
+            "checks is still rolled back. See docs/rollout.md. Default: Canary."
         ),
     )
     steps: list[Annotated[int, Field(ge=1, le=99)]] = Field(
@@ -825,6 +883,11 @@ class Rollout(Model):
             "provider that mirrors (gateway-api, istio, nginx). Default: none."
         ),
     )
+    experiment: Experiment | None = Field(
+        None,
+        description="The A/B experiment of strategy Experiment: B's fixed weight, how long, and custom "
+        "per-variant metrics; required with that strategy and refused with the others. Default: none.",
+    )
 
     @field_validator("steps")
     @classmethod
@@ -834,6 +897,17 @@ class Rollout(Model):
         if any(b <= a for a, b in pairwise(steps)):
             raise ValueError("rollout.steps must be strictly increasing")
         return steps
+
+    @model_validator(mode="after")
+    def _experiment(self) -> Rollout:
+        experiment = self.strategy == RolloutStrategy.experiment
+        if experiment and self.experiment is None:
+            raise ValueError(EXPERIMENT_NEEDS_SETTINGS)
+        if not experiment and self.experiment is not None:
+            raise ValueError(EXPERIMENT_SETTINGS_ONLY)
+        if experiment and "steps" in self.model_fields_set:
+            raise ValueError(EXPERIMENT_NO_STEPS)
+        return self
 
 
 # ---------------------------------------------------------------- spec: traffic
@@ -896,6 +970,98 @@ class NginxRouting(Model):
     )
 
 
+# Header names every provider matches alike: Istio matches lowercase keys only, and
+# ingress-nginx drops names with "_" by default. Values: printable ASCII, no edge spaces.
+HEADER_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+HEADER_VALUE = r"^[!-~]([ -~]*[!-~])?$"
+# Cookie names and values that need no quoting in a Cookie header (RFC 6265 tokens, a subset).
+COOKIE_NAME = r"^[A-Za-z0-9_-]+$"
+COOKIE_VALUE = r"^[A-Za-z0-9_.-]+$"
+SESSION_MAX_AGE = DurationBounds("1s", "720h")
+SessionMaxAge = Annotated[str, SESSION_MAX_AGE.field(), SESSION_MAX_AGE.validator()]
+# What only a router can do, and what ingress-nginx cannot express (checked at admission too: api/crd.py).
+MATCH_NEEDS_ROUTER = (
+    "traffic.match needs a provider that routes by request (gateway-api, istio or nginx): "
+    "the service provider has no router"
+)
+AFFINITY_NEEDS_ROUTER = (
+    "traffic.sessionAffinity needs a provider that sets and matches cookies (gateway-api, istio or nginx): "
+    "the service provider has no router"
+)
+MATCH_NEEDS_CONDITION = "traffic.match needs a header or a cookie"
+NGINX_COOKIE_ALWAYS = (
+    "traffic.match.cookie.value must be always with traffic.provider nginx: "
+    "ingress-nginx routes by a cookie only when its value is always"
+)
+SHADOW_NEEDS_MIRROR = (
+    "rollout.shadow needs a provider that mirrors requests (gateway-api, istio or nginx): "
+    "the service provider has no router"
+)
+NGINX_MIRRORS_ALL = (
+    "rollout.shadow.percent must be 100 with traffic.provider nginx: ingress-nginx mirrors every request"
+)
+
+
+class HeaderMatch(Model):
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=128,
+        pattern=HEADER_NAME,
+        description="Request header name: lowercase letters, digits and '-'.",
+    )
+    value: str = Field(
+        ...,
+        min_length=1,
+        max_length=256,
+        pattern=HEADER_VALUE,
+        description="The header's exact value: printable ASCII, no leading or trailing space.",
+    )
+
+
+class CookieMatch(Model):
+    name: str = Field(
+        ..., min_length=1, max_length=64, pattern=COOKIE_NAME, description="Cookie name: letters, digits, _ and -."
+    )
+    value: str = Field(
+        "always",
+        min_length=1,
+        max_length=128,
+        pattern=COOKIE_VALUE,
+        description="The cookie's exact value: letters, digits, _, . and -; always with provider nginx. "
+        "Default: always.",
+    )
+
+
+class TrafficMatch(Model):
+    header: HeaderMatch | None = Field(
+        None, description="Requests with this header and value go to the canary. Default: none."
+    )
+    cookie: CookieMatch | None = Field(
+        None, description="Requests with this cookie and value go to the canary. Default: none."
+    )
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> TrafficMatch:
+        if self.header is None and self.cookie is None:
+            raise ValueError(MATCH_NEEDS_CONDITION)
+        return self
+
+
+class SessionAffinity(Model):
+    cookie_name: str = Field(
+        "tritonop-canary",
+        min_length=1,
+        max_length=64,
+        pattern=COOKIE_NAME,
+        description="Name of the cookie that keeps a client on the revision the split chose: letters, digits, "
+        "_ and -. Default: tritonop-canary.",
+    )
+    max_age: SessionMaxAge = Field(
+        "24h", description="How long the cookie keeps a client there, a duration; 1s..720h. Default: 24h."
+    )
+
+
 class Traffic(Model):
     provider: TrafficProvider = Field(
         TrafficProvider.service,
@@ -911,6 +1077,19 @@ class Traffic(Model):
         None, description="Istio routing (provider istio). Default: no hosts or gateways."
     )
     nginx: NginxRouting | None = Field(None, description="ingress-nginx routing; required with provider nginx (host).")
+    match: TrafficMatch | None = Field(
+        None,
+        description="Requests that go to the canary whatever its weight (testers, internal clients): those "
+        "carrying the header, or the cookie. Applies once the canary is past its gate and shadow phase and "
+        "while it has ready pods; otherwise they follow the split. Needs provider gateway-api, istio or "
+        "nginx. See docs/traffic.md. Default: none.",
+    )
+    session_affinity: SessionAffinity | None = Field(
+        None,
+        description="Sticky splits: a client the split sent to the canary keeps reaching it (a cookie naming "
+        "the canary) while the canary has weight, instead of flipping between revisions per request. "
+        "Needs provider gateway-api, istio or nginx. See docs/traffic.md. Default: none.",
+    )
 
     @model_validator(mode="after")
     def _provider_config(self) -> Traffic:
@@ -918,6 +1097,13 @@ class Traffic(Model):
             raise ValueError("traffic.provider gateway-api needs traffic.gateway.parentRefs")
         if self.provider == TrafficProvider.nginx and self.nginx is None:
             raise ValueError("traffic.provider nginx needs traffic.nginx.host")
+        if self.provider == TrafficProvider.service and self.match is not None:
+            raise ValueError(MATCH_NEEDS_ROUTER)
+        if self.provider == TrafficProvider.service and self.session_affinity is not None:
+            raise ValueError(AFFINITY_NEEDS_ROUTER)
+        cookie = self.match.cookie if self.match else None
+        if self.provider == TrafficProvider.nginx and cookie is not None and cookie.value != "always":
+            raise ValueError(NGINX_COOKIE_ALWAYS)
         return self
 
 
@@ -965,6 +1151,15 @@ class InferenceServiceSpec(Model):
         return self
 
     @model_validator(mode="after")
+    def _shadow_needs_mirror(self) -> InferenceServiceSpec:
+        shadow = self.rollout.shadow
+        if shadow is not None and self.traffic.provider == TrafficProvider.service:
+            raise ValueError(SHADOW_NEEDS_MIRROR)
+        if shadow is not None and self.traffic.provider == TrafficProvider.nginx and shadow.percent != 100:
+            raise ValueError(NGINX_MIRRORS_ALL)
+        return self
+
+    @model_validator(mode="after")
     def _gpu_memory_needs_gpus(self) -> InferenceServiceSpec:
         # Triton on CPU exports no GPU metrics (--allow-gpu-metrics=false): the check could never
         # pass, so the spec is refused rather than its canaries held until noDataTimeout.
@@ -986,6 +1181,12 @@ class InferenceServiceSpec(Model):
             raise ValueError(IN_PLACE_ANALYSIS)
         if self.rollout.shadow is not None:
             raise ValueError(IN_PLACE_SHADOW)
+        return self
+
+    @model_validator(mode="after")
+    def _experiment_one_model(self) -> InferenceServiceSpec:
+        if self.rollout.strategy == RolloutStrategy.experiment and self.model.models == [ALL_MODELS]:
+            raise ValueError(EXPERIMENT_ONE_MODEL)
         return self
 
 
@@ -1116,6 +1317,66 @@ class InPlaceStatus(Model):
     pods: list[PodVersions] = Field(default_factory=list, description="Which pod has which versions ready.")
 
 
+class ExperimentVariant(Model):
+    """One variant's figures over the experiment's window (from its start to resultsAt)."""
+
+    name: Literal["A", "B"] = Field(..., description="A: the stable revision; B: the new revision.")
+    revision: str = Field(..., description="The variant's revision.")
+    weight: int = Field(..., description="Its share of the traffic in percent, 0..100.")
+    requests: int | None = Field(None, description="Requests it served (successful plus failed).")
+    success_rate: float | None = Field(None, description="Share of its requests that succeeded, a ratio 0..1.")
+    mean_latency_ms: float | None = Field(
+        None, description="Mean duration of its successful requests in milliseconds (ms)."
+    )
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Each rollout.experiment.metrics query's value for this variant, by name."
+    )
+
+
+class ExperimentComparison(Model):
+    """B against A on one figure, with a 95% confidence interval for the difference."""
+
+    metric: Literal["successRate", "meanLatencyMs"] = Field(..., description="The figure compared.")
+    difference: float = Field(
+        ..., description="B minus A: percentage points for successRate, milliseconds for meanLatencyMs."
+    )
+    low: float = Field(..., description="Lower end of the 95% confidence interval for the difference.")
+    high: float = Field(..., description="Upper end of the 95% confidence interval for the difference.")
+    significant: bool = Field(..., description="Whether the interval excludes 0.")
+    statement: str = Field(..., description="The comparison in a sentence, with the test that made it.")
+
+
+class ExperimentStatus(Model):
+    """rollout.strategy Experiment: the split, its window, both variants' figures and the outcome."""
+
+    started_at: str | None = Field(None, description="When B got its weight, RFC 3339.")
+    ends_at: str | None = Field(None, description="startedAt + rollout.experiment.duration, RFC 3339.")
+    concluded: bool = Field(
+        False,
+        description="The duration has ended: the split is held until the promote or abort annotation. Default: false.",
+    )
+    winner: Literal["A", "B"] | None = Field(
+        None, description="The variant picked: B by the promote annotation, A by the abort annotation."
+    )
+    ended: bool = Field(
+        False,
+        description="B no longer runs: a winner was picked, B was rolled back (its checks failed), or the spec "
+        "moved on. Default: false.",
+    )
+    results_at: str | None = Field(
+        None, description="The end of the window the figures cover (they start at startedAt), RFC 3339."
+    )
+    variants: list[ExperimentVariant] = Field(default_factory=list, description="A and B, their figures.")
+    comparison: list[ExperimentComparison] = Field(
+        default_factory=list, description="B against A on success rate and mean latency, where the data allow."
+    )
+    message: str | None = Field(None, description="Where the experiment stands, in a sentence.")
+    problems: list[str] = Field(
+        default_factory=list,
+        description="Why figures are missing or not updated at the last fetch (e.g. Prometheus unreachable).",
+    )
+
+
 class ModelFacts(Model):
     revision: str | None = Field(None, description="The revision these facts were read from.")
     name: str | None = Field(None, description="Model name Triton serves.")
@@ -1158,6 +1419,11 @@ class InferenceServiceStatus(Model):
     canary: CanaryStatus | None = Field(None, description="Progress of the canary rollout, while one runs.")
     in_place: InPlaceStatus | None = Field(
         None, description="rollout.strategy InPlace: the version the pods serve and the switch in progress."
+    )
+    experiment: ExperimentStatus | None = Field(
+        None,
+        description="rollout.strategy Experiment: the running or last experiment, both variants' figures and "
+        "the outcome; kept until another canary starts.",
     )
     model: ModelFacts | None = Field(None, description="What Triton reports about the model it loaded.")
     models: list[ModelFacts] | None = Field(

@@ -30,8 +30,9 @@ from tritonop.kinds import AUTOSCALER_KINDS, DEPLOYMENT, NETWORK_POLICY, REVISIO
 from tritonop.kube.apply import apply_all, ensure_absent, owner_uid
 from tritonop.kube.client import KubeClient, KubeError
 from tritonop.rollout import ApplyRevision, RolloutState, ScaleRevision, traffic
+from tritonop.rollout.state import in_shadow
 from tritonop.status import DeploymentReadiness
-from tritonop.traffic import other_providers_objects, provider_for, stale_objects
+from tritonop.traffic import Mirror, Routing, other_providers_objects, provider_for, stale_objects
 
 log = logging.getLogger("tritonop")
 
@@ -133,7 +134,7 @@ class Children:
             # The InferenceService's NetworkPolicy (docs/security.md) goes first, before what exposes the pods.
             objs.insert(0, build_network_policy(ref, self.config))
         if targets is not None:
-            objs += provider.build(ref, spec, targets, self.config)
+            objs += provider.build(ref, spec, routing(spec, state, targets, ready_pods), self.config)
         await apply_all(self.kube, objs, force=force)
         if targets is not None:
             for kind, name in stale_objects(provider, ref, objs):
@@ -173,6 +174,21 @@ class Children:
         name = revision_child_name(ref, revision)
         for kind in kinds:
             await ensure_absent(self.kube, *kind.key, ref.namespace, name, owner=ref.uid)
+
+
+def routing(
+    spec: InferenceServiceSpec, state: RolloutState, targets: list[TrafficTarget], ready_pods: Mapping[str, int]
+) -> Routing:
+    """The serving split, plus what reaches the canary besides its weight, only while it has
+    ready pods (I1): a copy of rollout.shadow.percent of the requests during its shadow phase,
+    and traffic.match's requests once it is past its gate and shadow phase."""
+    canary = state.canary
+    if canary is None or ready_pods.get(canary, 0) <= 0:
+        return Routing(targets)
+    shadow = spec.rollout.shadow
+    mirror = Mirror(canary, shadow.percent) if shadow is not None and in_shadow(state) else None
+    matched = canary if spec.traffic.match is not None and state.step_started_at is not None else None
+    return Routing(targets, mirror=mirror, matched=matched)
 
 
 def serving_split(targets: list[TrafficTarget], ready_pods: Mapping[str, int]) -> list[TrafficTarget] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from tritonop.api.models import InferenceServiceSpec, TrafficTarget
+from tritonop.api.models import InferenceServiceSpec
 from tritonop.children.names import HTTP_PORT, service_host
 from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
@@ -19,6 +19,7 @@ from tritonop.kinds import Kind
 from tritonop.traffic.gateway_api import GatewayApiProvider
 from tritonop.traffic.istio import IstioProvider
 from tritonop.traffic.nginx import NginxProvider
+from tritonop.traffic.routing import Mirror, Routing
 from tritonop.traffic.service import ServiceProvider
 
 
@@ -36,9 +37,11 @@ class TrafficProvider(Protocol):
         ...
 
     def build(
-        self, ref: IsvcRef, spec: InferenceServiceSpec, targets: list[TrafficTarget], config: OperatorConfig
+        self, ref: IsvcRef, spec: InferenceServiceSpec, routing: Routing, config: OperatorConfig
     ) -> list[dict[str, Any]]:
-        """The routing objects for ``targets`` (percent adding up to 100; 0% targets get no backend)."""
+        """The routing objects for ``routing``: its targets' split (percent adding up to 100; 0%
+        targets get no backend), its mirror (a shadow phase) and the revision traffic.match's
+        requests go to. ValueError for what the provider cannot express."""
         ...
 
     def canary_replicas(self, stable_replicas: int, weight: int) -> int | None:
@@ -99,6 +102,8 @@ def other_providers_objects(active: TrafficProvider, ref: IsvcRef) -> list[Objec
 
 __all__ = [
     "ALL_PROVIDERS",
+    "Mirror",
+    "Routing",
     "TrafficProvider",
     "other_providers_objects",
     "provider_for",

@@ -2,25 +2,30 @@
 
 ingress-nginx is retired (maintenance ended March 2026); this provider exists for
 clusters that still run it. Both Ingresses list only the HTTP paths traffic.exposure
-exposes, under nginx.path.
+exposes, under nginx.path. A shadow phase mirrors every request from the stable
+Ingress (ingress-nginx has no mirror percentage); traffic.match becomes the canary
+Ingress' canary-by-header and canary-by-cookie; traffic.sessionAffinity its cookie affinity.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tritonop.api.models import InferenceServiceSpec, NginxRouting, TrafficTarget
+from tritonop.api.models import InferenceServiceSpec, NginxRouting, TrafficMatch
 from tritonop.children.labels import isvc_labels
 from tritonop.children.metadata import child_metadata
-from tritonop.children.names import HTTP_PORT, revision_child_name
+from tritonop.children.names import HTTP_PORT, revision_child_name, service_host
 from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
+from tritonop.durations import parse_duration
 from tritonop.kinds import INGRESS, Kind
 from tritonop.traffic.exposure import HTTP_EXACT_PATHS, HTTP_PATH_PREFIXES
+from tritonop.traffic.routing import Mirror, Routing
 from tritonop.traffic.targets import first_concrete_host, routed_targets
 
-CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
-CANARY_WEIGHT_ANNOTATION = "nginx.ingress.kubernetes.io/canary-weight"
+PREFIX = "nginx.ingress.kubernetes.io/"
+CANARY_ANNOTATION = f"{PREFIX}canary"
+CANARY_WEIGHT_ANNOTATION = f"{PREFIX}canary-weight"
 CANARY_SUFFIX = "canary"
 
 
@@ -33,20 +38,34 @@ class NginxProvider:
         return (ref.name, _canary_name(ref))
 
     def build(
-        self, ref: IsvcRef, spec: InferenceServiceSpec, targets: list[TrafficTarget], config: OperatorConfig
+        self, ref: IsvcRef, spec: InferenceServiceSpec, routing: Routing, config: OperatorConfig
     ) -> list[dict[str, Any]]:
-        """Ingress NAME to the first target; Ingress NAME-canary to the second while it has traffic."""
+        """Ingress NAME to the first target; Ingress NAME-canary to the second while it has
+        traffic, or to the matched revision (weight 0) while only traffic.match reaches it."""
         nginx = spec.traffic.nginx
         if nginx is None:
-            raise ValueError("traffic.provider nginx needs traffic.nginx")
+            raise ValueError("traffic.provider nginx needs traffic.nginx.host")
+        targets = routing.targets
         if len(targets) > 2:
             raise ValueError("the nginx provider splits traffic between at most two revisions")
         routed_targets(targets)
-        stable, *canary = targets
-        ingresses = [_ingress(ref, nginx, ref.name, stable.revision, annotations=None)]
-        if canary and canary[0].percent > 0:
-            annotations = {CANARY_ANNOTATION: "true", CANARY_WEIGHT_ANNOTATION: str(canary[0].percent)}
-            ingresses.append(_ingress(ref, nginx, _canary_name(ref), canary[0].revision, annotations=annotations))
+        stable, *rest = targets
+        canary = rest[0] if rest and rest[0].percent > 0 else None
+        matched = routing.matched if spec.traffic.match is not None else None
+        if matched is not None and canary is not None and matched != canary.revision:
+            raise ValueError("ingress-nginx routes matched requests only to its one canary Ingress' revision")
+        stable_annotations = _mirror_annotations(ref, routing.mirror) if routing.mirror else {}
+        canary_revision = canary.revision if canary else matched
+        affinity = _affinity_annotations(spec, nginx) if canary_revision else {}
+        ingresses = [_ingress(ref, nginx, ref.name, stable.revision, {**stable_annotations, **affinity})]
+        if canary_revision is not None:
+            annotations = {
+                CANARY_ANNOTATION: "true",
+                CANARY_WEIGHT_ANNOTATION: str(canary.percent if canary else 0),
+                **(_match_annotations(spec.traffic.match) if matched and spec.traffic.match else {}),
+                **affinity,
+            }
+            ingresses.append(_ingress(ref, nginx, _canary_name(ref), canary_revision, annotations))
         return ingresses
 
     def canary_replicas(self, stable_replicas: int, weight: int) -> int | None:
@@ -64,13 +83,46 @@ def _canary_name(ref: IsvcRef) -> str:
     return f"{ref.name}-{CANARY_SUFFIX}"
 
 
+def _mirror_annotations(ref: IsvcRef, mirror: Mirror) -> dict[str, str]:
+    """Every request the stable Ingress serves, copied to the mirror revision's Service
+    (ingress-nginx's mirror has no percentage: the API admits only 100 with nginx)."""
+    service = service_host(revision_child_name(ref, mirror.revision), ref.namespace)
+    return {f"{PREFIX}mirror-target": f"http://{service}:{HTTP_PORT}$request_uri"}
+
+
+def _match_annotations(match: TrafficMatch) -> dict[str, str]:
+    """ingress-nginx takes a header first, then a cookie (which must say "always"), then the weight."""
+    annotations = {}
+    if match.header is not None:
+        annotations[f"{PREFIX}canary-by-header"] = match.header.name
+        annotations[f"{PREFIX}canary-by-header-value"] = match.header.value
+    if match.cookie is not None:
+        annotations[f"{PREFIX}canary-by-cookie"] = match.cookie.name
+    return annotations
+
+
+def _affinity_annotations(spec: InferenceServiceSpec, nginx: NginxRouting) -> dict[str, str]:
+    """Cookie affinity on both Ingresses (the canary's may carry affinity settings of its own),
+    sticky for the canary: a client stays with the revision (and the pod) it was given."""
+    affinity = spec.traffic.session_affinity
+    if affinity is None:
+        return {}
+    return {
+        f"{PREFIX}affinity": "cookie",
+        f"{PREFIX}affinity-canary-behavior": "sticky",
+        f"{PREFIX}session-cookie-name": affinity.cookie_name,
+        f"{PREFIX}session-cookie-max-age": str(max(1, int(parse_duration(affinity.max_age)))),
+        f"{PREFIX}session-cookie-path": nginx.path,
+    }
+
+
 def _ingress(
-    ref: IsvcRef, nginx: NginxRouting, name: str, revision: str, annotations: dict[str, str] | None
+    ref: IsvcRef, nginx: NginxRouting, name: str, revision: str, annotations: dict[str, str]
 ) -> dict[str, Any]:
     return {
         "apiVersion": INGRESS.api_version,
         "kind": INGRESS.kind,
-        "metadata": child_metadata(ref, name, isvc_labels(ref.name), annotations),
+        "metadata": child_metadata(ref, name, isvc_labels(ref.name), annotations or None),
         "spec": {
             "ingressClassName": nginx.ingress_class_name,
             "rules": [

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tritonop.api.models import InferenceServiceSpec, TrafficTarget
+from tritonop.api.models import InferenceServiceSpec
 from tritonop.children.refs import IsvcRef
 from tritonop.config import OperatorConfig
 from tritonop.kinds import Kind
+from tritonop.traffic.routing import Routing
 from tritonop.traffic.targets import routed_targets
 
 
@@ -28,10 +29,13 @@ class ServiceProvider:
         return ()
 
     def build(
-        self, ref: IsvcRef, spec: InferenceServiceSpec, targets: list[TrafficTarget], config: OperatorConfig
+        self, ref: IsvcRef, spec: InferenceServiceSpec, routing: Routing, config: OperatorConfig
     ) -> list[dict[str, Any]]:
-        """Nothing: the entry Service (build_entry_service with every routed revision) is the router."""
-        routed_targets(targets)
+        """Nothing: the entry Service (build_entry_service with every routed revision) is the router.
+        It can neither mirror nor match requests (the API refuses rollout.shadow and traffic.match here)."""
+        if routing.mirror is not None or routing.matched is not None:
+            raise ValueError("the service provider has no router: it can neither mirror nor match requests")
+        routed_targets(routing.targets)
         return []
 
     def canary_replicas(self, stable_replicas: int, weight: int) -> int:

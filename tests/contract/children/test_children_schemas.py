@@ -30,6 +30,7 @@ from tritonop.api.models import TrafficTarget
 from tritonop.children import IsvcRef, build_entry_service, build_revision, parse_spec, revision_of
 from tritonop.render import render
 from tritonop.traffic import provider_for
+from tritonop.traffic.routing import Routing
 
 KUBERNETES_VERSION = "1.30.0"
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -76,7 +77,7 @@ def children_in_both_states(isvc: dict[str, Any]) -> list[dict[str, Any]]:
         *render(isvc, config),
         *build_revision(ref, canary_spec, canary, config, replicas=provider.canary_replicas(2, 25)),
         build_entry_service(ref, spec, config, revisions=[stable, canary]),
-        *provider.build(ref, spec, targets, config),
+        *provider.build(ref, spec, Routing(targets), config),
         *build_revision(ref, canary_spec, canary, config, replicas=0),
     ]
 

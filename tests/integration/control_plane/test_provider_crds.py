@@ -32,6 +32,7 @@ from tritonop.children import IsvcRef, build_entry_service, build_revision, pars
 from tritonop.config import OperatorConfig
 from tritonop.render import render
 from tritonop.traffic import provider_for
+from tritonop.traffic.routing import Routing
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +97,7 @@ def canary_children(isvc: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         *build_revision(ref, canary_spec, canary, CONFIG, replicas=provider.canary_replicas(2, 25)),
         build_entry_service(ref, spec, CONFIG, revisions=[stable, canary]),
-        *provider.build(ref, spec, targets, CONFIG),
+        *provider.build(ref, spec, Routing(targets), CONFIG),
         *build_revision(ref, canary_spec, canary, CONFIG, replicas=0),
     ]
 

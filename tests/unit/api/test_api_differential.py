@@ -95,6 +95,10 @@ POD_SETTINGS_EDGES: list[tuple[Path_, Any]] = [
     (("topologySpreadConstraints",), [SPREAD, SPREAD]),
     (("topologySpreadConstraints",), [SPREAD, {**SPREAD, "whenUnsatisfiable": "DoNotSchedule", "minDomains": 2}]),
 ]
+TRAFFIC_FEATURES: dict[str, Any] = {
+    "match": {"header": {"name": "x-canary", "value": "yes"}, "cookie": {"name": "beta", "value": "on"}},
+    "sessionAffinity": {"cookieName": "session", "maxAge": "1h"},
+}
 EDGES: list[tuple[str, Path_, Any]] = [
     # model.models' cross-field rules (manifests/examples/ensemble.yaml).
     ("classifier", ("spec", "model", "name"), "resnet"),
@@ -109,6 +113,26 @@ EDGES: list[tuple[str, Path_, Any]] = [
     ("ranker", ("spec", "rollout", "analysis", "source"), "prometheus"),
     ("ranker", ("spec", "rollout", "analysis", "checks"), [{"name": "kpi", "query": "vector(1)", "min": 0}]),
     ("ranker", ("spec", "rollout", "strategy"), "Canary"),
+    # rollout.strategy Experiment's rules (manifests/examples/experiment.yaml).
+    ("recommender", ("spec", "rollout", "experiment"), DELETE),
+    ("recommender", ("spec", "rollout", "strategy"), "Canary"),
+    ("recommender", ("spec", "rollout", "strategy"), DELETE),
+    ("recommender", ("spec", "rollout", "steps"), [20]),
+    ("recommender", ("spec", "rollout", "steps"), None),
+    *[
+        ("recommender", ("spec", "model"), {"storageUri": "s3://b/r", "models": models})
+        for models in (["*"], ["recommender", "ranker"])
+    ],
+    *[
+        (
+            "recommender",
+            ("spec", "rollout", "experiment", "metrics"),
+            [{"name": n, "query": "vector(1)"} for n in names],
+        )
+        for names in (["kpi", "kpi"], ["kpi", "orders"], [])
+    ],
+    *[("recommender", ("spec", "rollout", "experiment", "weight"), w) for w in (0, 1, 99, 100)],
+    *[("recommender", ("spec", "rollout", "experiment", "duration"), d) for d in ("0s", "1s", "720h", "720h0.001ms")],
     ("ranker", ("spec", "rollout", "shadow"), {"percent": 10, "duration": "1m"}),
     *[("kitchen-gateway", ("spec", "rollout", "interval"), d) for d in ("0s", "999ms", "1s", "24h", "24h0.001ms")],
     *[("kitchen-gateway", ("spec", "rollout", "readinessTimeout"), d) for d in ("0s", "1s", "24h", "23h60m0.001ms")],
@@ -183,6 +207,31 @@ EDGES: list[tuple[str, Path_, Any]] = [
     ("kitchen-service", ("spec", "rollout", "paused"), "true"),
     *[("kitchen-service", ("metadata", "name"), n) for n in ("1model", "my.model", "a" * 52, "a" * 53, "a-")],
     *[("llm-mig", (*POD, *path), value) for path, value in POD_SETTINGS_EDGES],
+    # traffic.match, traffic.sessionAffinity and rollout.shadow against the providers.
+    *[("kitchen-service", ("spec", "traffic", field), value) for field, value in TRAFFIC_FEATURES.items()],
+    *[("kitchen-istio", ("spec", "traffic", field), value) for field, value in TRAFFIC_FEATURES.items()],
+    ("kitchen-service", ("spec", "rollout", "shadow"), {"percent": 10, "duration": "1m"}),
+    ("kitchen-istio", ("spec", "rollout", "shadow"), {"percent": 10, "duration": "1m"}),
+    ("kitchen-nginx", ("spec", "rollout", "shadow"), {"percent": 99, "duration": "1m"}),
+    ("kitchen-nginx", ("spec", "rollout", "shadow"), {"percent": 100, "duration": "1m"}),
+    ("kitchen-nginx", ("spec", "traffic", "match"), {"cookie": {"name": "beta", "value": "on"}}),
+    ("kitchen-nginx", ("spec", "traffic", "match"), {"cookie": {"name": "beta", "value": "always"}}),
+    (
+        "kitchen-nginx",
+        ("spec", "traffic", "match"),
+        {"cookie": {"name": "beta"}, "header": {"name": "x", "value": "1"}},
+    ),
+    ("kitchen-gateway", ("spec", "traffic", "match"), {}),
+    ("kitchen-gateway", ("spec", "traffic", "match"), {"header": {"name": "X-Canary", "value": "1"}}),
+    ("kitchen-gateway", ("spec", "traffic", "match"), {"header": {"name": "x_canary", "value": "1"}}),
+    ("kitchen-gateway", ("spec", "traffic", "match"), {"header": {"name": "x-canary", "value": "1 "}}),
+    ("kitchen-gateway", ("spec", "traffic", "match"), {"cookie": {"name": "a;b", "value": "1"}}),
+    ("kitchen-gateway", ("spec", "traffic", "match"), {"cookie": {"name": "a", "value": "x y"}}),
+    *[
+        ("kitchen-gateway", ("spec", "traffic", "sessionAffinity"), {"maxAge": d})
+        for d in ("0s", "720h", "720h0.001ms")
+    ],
+    ("kitchen-gateway", ("spec", "traffic", "sessionAffinity"), {"cookieName": "a=b"}),
 ]
 NAMES = ["resnet", "1model", "my.model", "My-model", "model-", "a" * 52, "a" * 53, "r", "a-b-c", "x" * 254, ""]
 

@@ -8,6 +8,7 @@ from tritonop.api.models import TrafficTarget
 from tritonop.children import isvc_labels
 from tritonop.traffic.exposure import GRPC_CONTROL_METHODS, GRPC_METHODS
 from tritonop.traffic.gateway_api import GatewayApiProvider
+from tritonop.traffic.routing import Routing
 
 PARENT = {"name": "inference-gateway", "namespace": "gateways", "sectionName": "http"}
 SPLIT = [TrafficTarget(revision="aaaaaaaaaa", percent=75), TrafficTarget(revision="bbbbbbbbbb", percent=25)]
@@ -19,7 +20,7 @@ def gateway_spec(make_spec, **gateway):
 
 def test_http_route_weights_each_revision_service(ref, make_spec, config) -> None:
     spec = gateway_spec(make_spec, hostnames=["resnet.example.com"])
-    (route,) = GatewayApiProvider().build(ref, spec, SPLIT, config)
+    (route,) = GatewayApiProvider().build(ref, spec, Routing(SPLIT), config)
     assert (route["apiVersion"], route["kind"]) == ("gateway.networking.k8s.io/v1", "HTTPRoute")
     assert route["metadata"]["name"] == "resnet"
     assert route["metadata"]["labels"] == isvc_labels("resnet")
@@ -42,7 +43,7 @@ def test_http_route_weights_each_revision_service(ref, make_spec, config) -> Non
 
 
 def test_grpc_route_carries_the_same_weights_to_the_grpc_port(ref, make_spec, config) -> None:
-    http, grpc = GatewayApiProvider().build(ref, gateway_spec(make_spec, grpc=True), SPLIT, config)
+    http, grpc = GatewayApiProvider().build(ref, gateway_spec(make_spec, grpc=True), Routing(SPLIT), config)
     assert grpc["kind"] == "GRPCRoute" and grpc["metadata"]["name"] == "resnet"
     assert "hostnames" not in grpc["spec"]
     http_backends = http["spec"]["rules"][0]["backendRefs"]
@@ -53,7 +54,7 @@ def test_grpc_route_carries_the_same_weights_to_the_grpc_port(ref, make_spec, co
 
 
 def test_grpc_route_matches_only_the_inference_methods(ref, make_spec, config) -> None:
-    _, grpc = GatewayApiProvider().build(ref, gateway_spec(make_spec, grpc=True), SPLIT, config)
+    _, grpc = GatewayApiProvider().build(ref, gateway_spec(make_spec, grpc=True), Routing(SPLIT), config)
     rules = grpc["spec"]["rules"]
     # Gateway API: at most 8 matches per GRPCRouteRule; a rule without matches would match every method.
     assert all(0 < len(rule["matches"]) <= 8 for rule in rules)
@@ -69,14 +70,14 @@ def test_grpc_route_matches_only_the_inference_methods(ref, make_spec, config) -
 
 def test_rules_do_not_share_objects(ref, make_spec, config) -> None:
     """Shared dicts would dump as YAML anchors and aliases (&id001) in `tritonop render`."""
-    _, grpc = GatewayApiProvider().build(ref, gateway_spec(make_spec, grpc=True), SPLIT, config)
+    _, grpc = GatewayApiProvider().build(ref, gateway_spec(make_spec, grpc=True), Routing(SPLIT), config)
     first, second = grpc["spec"]["rules"]
     assert first["backendRefs"] == second["backendRefs"] and first["backendRefs"] is not second["backendRefs"]
 
 
 def test_a_zero_percent_canary_gets_no_backend(ref, make_spec, config) -> None:
     targets = [TrafficTarget(revision="aaaaaaaaaa", percent=100), TrafficTarget(revision="bbbbbbbbbb", percent=0)]
-    (route,) = GatewayApiProvider().build(ref, gateway_spec(make_spec), targets, config)
+    (route,) = GatewayApiProvider().build(ref, gateway_spec(make_spec), Routing(targets), config)
     assert [b["name"] for b in route["spec"]["rules"][0]["backendRefs"]] == ["resnet-aaaaaaaaaa"]
 
 
@@ -90,4 +91,4 @@ def test_a_zero_percent_canary_gets_no_backend(ref, make_spec, config) -> None:
 )
 def test_splits_that_do_not_add_up_to_100_are_refused(ref, make_spec, config, targets) -> None:
     with pytest.raises(ValueError):
-        GatewayApiProvider().build(ref, gateway_spec(make_spec), targets, config)
+        GatewayApiProvider().build(ref, gateway_spec(make_spec), Routing(targets), config)

@@ -6,6 +6,7 @@ from tritonop.api.models import TrafficTarget
 from tritonop.children import isvc_labels
 from tritonop.traffic.exposure import GRPC_CONTROL_METHODS, GRPC_METHODS
 from tritonop.traffic.istio import IstioProvider
+from tritonop.traffic.routing import Routing
 
 SPLIT = [TrafficTarget(revision="aaaaaaaaaa", percent=90), TrafficTarget(revision="bbbbbbbbbb", percent=10)]
 
@@ -15,7 +16,7 @@ def routes_by_name(virtual_service):
 
 
 def test_virtual_service_defaults_to_the_entry_service_host(ref, make_spec, config) -> None:
-    (vs,) = IstioProvider().build(ref, make_spec(traffic={"provider": "istio"}), SPLIT, config)
+    (vs,) = IstioProvider().build(ref, make_spec(traffic={"provider": "istio"}), Routing(SPLIT), config)
     assert (vs["apiVersion"], vs["kind"]) == ("networking.istio.io/v1", "VirtualService")
     assert vs["metadata"]["name"] == "resnet"
     assert vs["metadata"]["labels"] == isvc_labels("resnet")
@@ -33,7 +34,7 @@ def test_virtual_service_defaults_to_the_entry_service_host(ref, make_spec, conf
 
 
 def test_grpc_port_is_routed_to_the_revisions_grpc_port_with_the_same_weights(ref, make_spec, config) -> None:
-    (vs,) = IstioProvider().build(ref, make_spec(traffic={"provider": "istio"}), SPLIT, config)
+    (vs,) = IstioProvider().build(ref, make_spec(traffic={"provider": "istio"}), Routing(SPLIT), config)
     grpc = routes_by_name(vs)["grpc"]
     assert grpc["match"] == [
         {"port": 8001, "uri": {"exact": f"/inference.GRPCInferenceService/{method}"}} for method in GRPC_METHODS
@@ -48,14 +49,14 @@ def test_grpc_port_is_routed_to_the_revisions_grpc_port_with_the_same_weights(re
 
 def test_every_route_has_matches(ref, make_spec, config) -> None:
     """A route without match would take every request, control APIs included."""
-    (vs,) = IstioProvider().build(ref, make_spec(traffic={"provider": "istio"}), SPLIT, config)
+    (vs,) = IstioProvider().build(ref, make_spec(traffic={"provider": "istio"}), Routing(SPLIT), config)
     assert all(route.get("match") for route in vs["spec"]["http"])
 
 
 def test_hosts_and_gateways_from_the_spec(ref, make_spec, config) -> None:
     traffic = {"provider": "istio", "istio": {"hosts": ["resnet.example.com"], "gateways": ["istio-ingress/public"]}}
     (vs,) = IstioProvider().build(
-        ref, make_spec(traffic=traffic), [TrafficTarget(revision="aaaaaaaaaa", percent=100)], config
+        ref, make_spec(traffic=traffic), Routing([TrafficTarget(revision="aaaaaaaaaa", percent=100)]), config
     )
     assert vs["spec"]["hosts"] == ["resnet.example.com"]
     assert vs["spec"]["gateways"] == ["istio-ingress/public"]

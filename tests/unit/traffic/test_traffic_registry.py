@@ -7,6 +7,7 @@ import pytest
 from tritonop.api.models import TrafficTarget
 from tritonop.children import isvc_labels
 from tritonop.traffic import ALL_PROVIDERS, provider_for
+from tritonop.traffic.routing import Routing
 
 TRAFFIC = {
     "gateway-api": {"provider": "gateway-api", "gateway": {"parentRefs": [{"name": "gw"}], "grpc": True}},
@@ -29,7 +30,7 @@ def test_provider_for_picks_the_spec_provider(make_spec, name: str) -> None:
 @pytest.mark.parametrize("name", sorted(TRAFFIC))
 def test_built_objects_are_owned_labelled_and_of_managed_kinds(ref, make_spec, config, name: str) -> None:
     provider = provider_for(make_spec(traffic=TRAFFIC[name]))
-    for obj in provider.build(ref, make_spec(traffic=TRAFFIC[name]), SPLIT, config):
+    for obj in provider.build(ref, make_spec(traffic=TRAFFIC[name]), Routing(SPLIT), config):
         assert (obj["apiVersion"], obj["kind"]) in {k.key for k in provider.kinds}
         assert obj["metadata"]["labels"] == isvc_labels("resnet")
         assert obj["metadata"]["ownerReferences"] == [ref.owner_reference()]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tritonop.api.models import TrafficTarget
+from tritonop.traffic.routing import Routing
 from tritonop.traffic.service import ServiceProvider, canary_replicas
 
 
 def test_builds_nothing(ref, make_spec, config) -> None:
     targets = [TrafficTarget(revision="aaaaaaaaaa", percent=75), TrafficTarget(revision="bbbbbbbbbb", percent=25)]
-    assert ServiceProvider().build(ref, make_spec(), targets, config) == []
+    assert ServiceProvider().build(ref, make_spec(), Routing(targets), config) == []
 
 
 @pytest.mark.parametrize(
