@@ -1,4 +1,5 @@
-"""Run the rollout fuzz for longer and print its figures: `python -m tests.unit.controller.fuzz_run --steps 10000`.
+"""Run the rollout fuzzes for longer and print their figures: `python -m tests.unit.controller.fuzz_run --steps 10000`
+(the revision fuzz; `--in-place` for rollout.strategy InPlace's).
 
 Random (unseeded) runs, unlike the seeded default-suite test. A violation raises (hypothesis prints the shrunk sequence); otherwise it prints the
 operator passes run and 0 violations.
@@ -12,13 +13,19 @@ import time
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.unit.controller import rollout_fuzz
+from tests.unit.controller import in_place_fuzz, rollout_fuzz
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=10_000, help="operator passes to run at least")
+    parser.add_argument("--in-place", action="store_true", help="fuzz rollout.strategy InPlace (invariant I8)")
     args = parser.parse_args()
+    fuzz, machine, name = (
+        (in_place_fuzz, in_place_fuzz.InPlaceMachine, "in-place fuzz")
+        if args.in_place
+        else (rollout_fuzz, rollout_fuzz.RolloutMachine, "rollout fuzz")
+    )
     started, runs = time.monotonic(), 0
     config = settings(
         max_examples=100,
@@ -27,11 +34,11 @@ def main() -> None:
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    while rollout_fuzz.STEPS.total < args.steps:
-        run_state_machine_as_test(rollout_fuzz.RolloutMachine, settings=config)
+    while fuzz.STEPS.total < args.steps:
+        run_state_machine_as_test(machine, settings=config)
         runs += 1
     elapsed = time.monotonic() - started
-    print(f"rollout fuzz: {rollout_fuzz.STEPS.total} operator passes in {runs} runs, 0 violations, {elapsed:.0f} s")
+    print(f"{name}: {fuzz.STEPS.total} operator passes in {runs} runs, 0 violations, {elapsed:.0f} s")
 
 
 if __name__ == "__main__":
