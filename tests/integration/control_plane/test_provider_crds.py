@@ -32,7 +32,7 @@ from tritonop.children import IsvcRef, build_entry_service, build_revision, pars
 from tritonop.config import OperatorConfig
 from tritonop.render import render
 from tritonop.traffic import provider_for
-from tritonop.traffic.routing import Routing
+from tritonop.traffic.routing import Mirror, Routing
 
 pytestmark = pytest.mark.slow
 
@@ -117,6 +117,7 @@ PLURALS = {
     "VirtualService": "virtualservices",
     "ScaledObject": "scaledobjects",
     "PodMonitor": "podmonitors",
+    "Ingress": "ingresses",
 }
 
 
@@ -331,3 +332,82 @@ def test_prometheus_operator_monitors_are_served_and_validated(cp: ControlPlane)
     with pytest.raises(APIError) as refused:
         server_create(cp, broken)
     assert "interval" in refused.value.message and "should match" in refused.value.message, refused.value
+
+
+# ---------------------------------------------------------------- mirror, match and sticky splits
+
+FEATURE_EXAMPLES = {"gateway-api": "canary-gateway-api", "istio": "canary-istio", "nginx": "canary-nginx"}
+
+
+def feature_children(provider: str) -> dict[str, list[dict[str, Any]]]:
+    """The provider's routes with traffic.match (header and cookie) and traffic.sessionAffinity
+    set, in a shadow phase (the canary mirrored, no weight) and at a step (weighted, matched, sticky)."""
+    isvc = with_provider(
+        load_example(REPO_ROOT / "manifests" / "examples" / f"{FEATURE_EXAMPLES[provider]}.yaml"), provider
+    )
+    isvc["spec"]["traffic"]["match"] = {"header": {"name": "x-canary", "value": "yes"}, "cookie": {"name": "beta"}}
+    isvc["spec"]["traffic"]["sessionAffinity"] = {"cookieName": "session", "maxAge": "12h"}
+    if provider == "gateway-api":
+        isvc["spec"]["traffic"]["gateway"]["grpc"] = True
+    ref, spec = IsvcRef.from_object(isvc), parse_spec(isvc)
+    stable = revision_of(spec)
+    canary = revision_of(
+        spec.model_copy(update={"triton": spec.triton.model_copy(update={"args": ["--log-verbose=1"]})})
+    )
+    shadow = Routing(
+        [TrafficTarget(revision=stable, percent=100), TrafficTarget(revision=canary, percent=0)],
+        mirror=Mirror(canary, 100 if provider == "nginx" else 25),
+    )
+    step = Routing(
+        [TrafficTarget(revision=stable, percent=75), TrafficTarget(revision=canary, percent=25)], matched=canary
+    )
+    build = provider_for(spec).build
+    return {"shadow": build(ref, spec, shadow, CONFIG), "step": build(ref, spec, step, CONFIG)}
+
+
+def _within(admitted: Any, sent: Any, where: str = "") -> None:
+    """Everything sent is in what the server admitted (defaults may be added, nothing pruned)."""
+    if isinstance(sent, dict):
+        assert isinstance(admitted, dict), where
+        for key, value in sent.items():
+            assert key in admitted, f"{where}.{key} was pruned"
+            _within(admitted[key], value, f"{where}.{key}")
+    elif isinstance(sent, list):
+        assert isinstance(admitted, list) and len(admitted) == len(sent), where
+        for index, (a, b) in enumerate(zip(admitted, sent, strict=True)):
+            _within(a, b, f"{where}[{index}]")
+    else:
+        assert admitted == sent, f"{where}: sent {sent!r}, admitted {admitted!r}"
+
+
+@pytest.mark.parametrize("provider", sorted(FEATURE_EXAMPLES))
+def test_mirror_match_and_sticky_routes_are_admitted_whole(cp: ControlPlane, provider: str) -> None:
+    """A create with dryRun and fieldValidation Strict: the real schemas (and their CEL rules)
+    admit the RequestMirror/mirror/mirror-target, header and cookie matches and the
+    Set-Cookie response headers, and prune none of them."""
+    for state, children in feature_children(provider).items():
+        for child in children:
+            admitted = server_create(cp, child)
+            _within(admitted["spec"], child["spec"], f"{provider}/{state}/{child['kind']}/{child['metadata']['name']}")
+            _within(admitted["metadata"].get("annotations") or {}, child["metadata"].get("annotations") or {})
+
+
+def test_the_route_features_are_judged_by_the_real_schemas(cp: ControlPlane) -> None:
+    """Not vacuous: a mirror share over 100%, and a sticky cookie header name no HTTP header
+    may have, are refused by the real CRDs."""
+    route = next(c for c in feature_children("gateway-api")["shadow"] if c["kind"] == "HTTPRoute")
+    route["spec"]["rules"][0]["filters"][0]["requestMirror"]["percent"] = 101
+    with pytest.raises(APIError) as refused:
+        server_create(cp, route)
+    assert "percent" in refused.value.message and "100" in refused.value.message, refused.value.message
+    route = next(c for c in feature_children("gateway-api")["step"] if c["kind"] == "HTTPRoute")
+    modifier = route["spec"]["rules"][0]["backendRefs"][1]["filters"][0]["responseHeaderModifier"]
+    modifier["add"][0]["name"] = "set cookie"
+    with pytest.raises(APIError) as refused:
+        server_create(cp, route)
+    assert "should match" in refused.value.message, refused.value.message
+    virtual_service = next(c for c in feature_children("istio")["shadow"])
+    virtual_service["spec"]["http"][-1]["mirrorPercentage"] = {"value": "all"}
+    with pytest.raises(APIError) as refused:
+        server_create(cp, virtual_service)
+    assert "mirrorPercentage.value" in refused.value.message, refused.value.message
