@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tritonclient.http as triton_http_client
 
 from e2e.local.pod_kubelet import PodKubelet
 from e2e.local.podspec import (
@@ -34,9 +35,21 @@ from e2e.local.podspec import (
 )
 from e2e.local.progress import progress_line, revision_cell
 from e2e.local.prometheus import LocalPrometheus
-from e2e.local.router import WeightedRoundRobin, WindowStats, route_weights
+from e2e.local.router import (
+    HTTPROUTES,
+    ISVCS,
+    REVISION_LABEL,
+    SERVICES,
+    Router,
+    WeightedRoundRobin,
+    WindowStats,
+    choose_rule,
+    mirror_percent,
+    rule_weights,
+)
 from e2e.scenario import PROFILES, inference_service, write_variant
 from tests.support.control_plane import ControlPlane, eventually
+from tests.support.triton import TritonServer, write_model
 from tritonop.api.models import InferenceServiceSpec
 from tritonop.children.deployment import build_deployment
 from tritonop.children.refs import IsvcRef
@@ -157,16 +170,126 @@ def test_weighted_round_robin_honours_weights_exactly() -> None:
     assert WeightedRoundRobin().pick({"stable": 0}) is None
 
 
-def test_route_weights_read_every_rule_with_gateway_api_defaults() -> None:
-    route = {
-        "spec": {
-            "rules": [
-                {"backendRefs": [{"name": "a", "weight": 70}, {"name": "b", "weight": 30}]},
-                {"backendRefs": [{"name": "a"}, {"kind": "Other", "name": "x", "weight": 5}]},
-            ]
+def test_rule_weights_read_gateway_api_defaults() -> None:
+    rule = {"backendRefs": [{"name": "a", "weight": 70}, {"name": "b"}, {"kind": "Other", "name": "x", "weight": 5}]}
+    assert rule_weights(rule) == {"a": 70, "b": 1}
+
+
+# The HTTPRoute the operator writes at a step with traffic.match (a header and a cookie) and
+# traffic.sessionAffinity, and a shadow phase's mirror, as the router reads them.
+COOKIE_RULE = {"type": "RegularExpression", "name": "cookie", "value": r"^(.*;\s*)?beta=always(;.*)?$"}
+ROUTED = {
+    "metadata": {"namespace": "ns", "name": "isvc"},
+    "spec": {
+        "rules": [
+            {
+                "matches": [
+                    {"path": {"type": "PathPrefix", "value": "/v2/models"}},
+                    {"path": {"type": "Exact", "value": "/v2"}},
+                ],
+                "filters": [
+                    {
+                        "type": "RequestMirror",
+                        "requestMirror": {"backendRef": {"name": "isvc-canary", "port": 8000}, "percent": 50},
+                    }
+                ],
+                "backendRefs": [{"kind": "Service", "name": "isvc-stable", "port": 8000, "weight": 100}],
+            },
+            {
+                "matches": [
+                    {
+                        "path": {"type": "PathPrefix", "value": "/v2/models"},
+                        "headers": [{"type": "Exact", "name": "x-canary", "value": "1"}],
+                    },
+                    {"path": {"type": "PathPrefix", "value": "/v2/models"}, "headers": [COOKIE_RULE]},
+                ],
+                "backendRefs": [{"kind": "Service", "name": "isvc-canary", "port": 8000}],
+            },
+        ]
+    },
+}
+INFER = "/v2/models/m/infer"
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "rule", "by_header"),
+    [
+        (INFER, {}, 0, False),
+        (INFER, {"X-Canary": "1"}, 1, True),  # header names are case-insensitive
+        (INFER, {"x-canary": "2"}, 0, False),
+        (INFER, {"cookie": "session=7; beta=always"}, 1, True),
+        (INFER, {"cookie": "beta=always2"}, 0, False),
+        ("/v2", {"x-canary": "1"}, 0, False),  # an Exact path outranks the header rule's prefix
+        ("/v2/modelsx", {}, None, False),  # prefixes match whole segments
+        ("/v2/repository/index", {"x-canary": "1"}, None, False),
+    ],
+)
+def test_choose_rule_ranks_as_gateway_api(path, headers, rule, by_header) -> None:
+    chosen = choose_rule(ROUTED, path, headers)
+    assert (chosen[0], chosen[2]) == (rule, by_header) if rule is not None else chosen is None
+
+
+def test_mirror_share_from_percent_or_fraction() -> None:
+    assert mirror_percent({"backendRef": {}, "percent": 20}) == 20
+    assert mirror_percent({"backendRef": {}, "fraction": {"numerator": 1, "denominator": 8}}) == 12.5
+    assert mirror_percent({"backendRef": {}, "fraction": {"numerator": 3}}) == 3
+    assert mirror_percent({"backendRef": {}}) == 100
+
+
+@pytest.mark.slow
+@pytest.mark.triton
+async def test_the_router_mirrors_and_matches_through_real_triton(tmp_path: Path) -> None:
+    """Two real tritonservers behind the route above: requests without the header or cookie
+    reach the stable, and half of them are copied to the canary; requests with either reach
+    the canary alone. Each Triton's own statistics count exactly what the router says it sent."""
+    write_model(tmp_path, "m")
+    revisions = {"isvc-stable": "stable-rev", "isvc-canary": "canary-rev"}
+    services = [
+        {"metadata": {"namespace": "ns", "name": name}, "spec": {"selector": {REVISION_LABEL: revision}}}
+        for name, revision in revisions.items()
+    ]
+    isvc = {"metadata": {"namespace": "ns", "name": "isvc"}, "spec": {"model": {"name": "m"}}}
+    objects = {HTTPROUTES: [ROUTED], SERVICES: services, ISVCS: [isvc]}
+
+    async def lister(plural_path: str) -> list[dict[str, Any]]:
+        return objects[plural_path]
+
+    with TritonServer(tmp_path, ["m"]) as stable_server, TritonServer(tmp_path, ["m"]) as canary_server:
+        for server in (stable_server, canary_server):
+            assert await asyncio.to_thread(server.wait_ready, 60), server.recent_output()
+        urls = {"isvc-stable": [stable_server.http_url], "isvc-canary": [canary_server.http_url]}
+        headers = ({}, {"x-canary": "1"}, {"Cookie": "session=7; beta=always"})
+        router = Router(lister, lambda _ns, service: urls[service], rate=60, batch_s=0.05, headers=headers)
+        stop = asyncio.Event()
+        running = asyncio.create_task(router.run(stop))
+        deadline = time.monotonic() + 60
+        while router.traffic("ns", "isvc", "stable-rev").requests < 30:
+            assert time.monotonic() < deadline and not running.done(), "the router sent too little"
+            await asyncio.sleep(0.1)
+        stop.set()
+        await running  # waits for the requests in flight
+
+        stable, canary = router.traffic("ns", "isvc", "stable-rev"), router.traffic("ns", "isvc", "canary-rev")
+        assert router.shed == router.unrouted == 0
+        assert stable.successes == stable.requests and stable.matched == stable.mirrored == 0
+        assert canary.successes == canary.requests == canary.matched  # only the header and cookie requests
+        assert abs(canary.matched - 2 * stable.requests) <= 2  # two of every three requests
+        assert canary.mirrored == stable.requests // 2 and canary.mirror_failures == 0
+        served = {
+            name: await asyncio.to_thread(_successes, server.http_url, "m")
+            for name, server in (("stable", stable_server), ("canary", canary_server))
         }
-    }
-    assert route_weights(route) == {"a": 71, "b": 30}
+        assert served == {"stable": stable.successes, "canary": canary.successes + canary.mirrored}
+
+
+def _successes(url: str, model: str) -> int:
+    """Successful inferences Triton counted for ``model``."""
+    client = triton_http_client.InferenceServerClient(url.removeprefix("http://"))
+    try:
+        stats = client.get_inference_statistics(model)
+    finally:
+        client.close()
+    return int(stats["model_stats"][0]["inference_stats"]["success"]["count"])
 
 
 def test_the_scenario_manifest_is_a_valid_inference_service() -> None:
