@@ -50,22 +50,22 @@ class NginxProvider:
             raise ValueError("the nginx provider splits traffic between at most two revisions")
         routed_targets(targets)
         stable, *rest = targets
-        canary = rest[0] if rest and rest[0].percent > 0 else None
-        matched = routing.matched if spec.traffic.match is not None else None
-        if matched is not None and canary is not None and matched != canary.revision:
+        weighted = rest[0] if rest and rest[0].percent > 0 else None
+        match = spec.traffic.match if routing.matched is not None else None
+        canary = weighted.revision if weighted else routing.matched if match else None
+        if match is not None and canary != routing.matched:
             raise ValueError("ingress-nginx routes matched requests only to its one canary Ingress' revision")
-        stable_annotations = _mirror_annotations(ref, routing.mirror) if routing.mirror else {}
-        canary_revision = canary.revision if canary else matched
-        affinity = _affinity_annotations(spec, nginx) if canary_revision else {}
-        ingresses = [_ingress(ref, nginx, ref.name, stable.revision, {**stable_annotations, **affinity})]
-        if canary_revision is not None:
+        mirror = _mirror_annotations(ref, routing.mirror) if routing.mirror else {}
+        affinity = _affinity_annotations(spec, nginx) if canary else {}
+        ingresses = [_ingress(ref, nginx, ref.name, stable.revision, {**mirror, **affinity})]
+        if canary is not None:
             annotations = {
                 CANARY_ANNOTATION: "true",
-                CANARY_WEIGHT_ANNOTATION: str(canary.percent if canary else 0),
-                **(_match_annotations(spec.traffic.match) if matched and spec.traffic.match else {}),
+                CANARY_WEIGHT_ANNOTATION: str(weighted.percent if weighted else 0),
+                **(_match_annotations(match) if match else {}),
                 **affinity,
             }
-            ingresses.append(_ingress(ref, nginx, _canary_name(ref), canary_revision, annotations))
+            ingresses.append(_ingress(ref, nginx, _canary_name(ref), canary, annotations))
         return ingresses
 
     def canary_replicas(self, stable_replicas: int, weight: int) -> int | None:
