@@ -50,3 +50,27 @@ async def test_a_shadowed_canary_gets_copies_then_the_matched_requests(stack: Lo
     assert stable.matched == 0  # the header rule only ever pointed at the canary
     assert stable.mirrored == 0 and shadowed.mirror_failures == 0
     assert shadowed.failures == stable.failures == 0
+
+
+async def test_a_failing_shadow_rolls_back_before_any_client_saw_the_canary(stack: LocalStack) -> None:
+    v1 = (await deploy(stack, "v1"))["stableRevision"]
+    before = stack.router.traffic(NAMESPACE, NAME, v1)
+    stable_failures = before.failures
+    isvc = stack.inference_service("v3")  # fails 30% of its requests
+    isvc["spec"]["rollout"]["shadow"] = {"percent": 100, "duration": "5m"}
+    isvc["spec"]["rollout"]["analysis"]["mode"] = "sequential"
+    isvc["spec"]["rollout"]["analysis"]["successRate"] = {"min": 0.99}
+    await stack.apply(isvc)
+
+    rolled_back = await stack.wait_until(
+        lambda: (s := stack.status()).get("phase") == "RolledBack" and s, 90, "the shadow's rollback"
+    )
+    failed = rolled_back["failedRevision"]
+    assert rolled_back["stableRevision"] == v1 and rolled_back["traffic"] == [{"revision": v1, "percent": 100}]
+    assert "rolled back revision" in rolled_back["message"] and "successRate" in rolled_back["message"]
+    reasons = stack.event_reasons()
+    assert "ShadowStarted" in reasons and "CanaryStep" not in reasons, reasons
+    shadowed = stack.router.traffic(NAMESPACE, NAME, failed)
+    # The canary failed on copies only: no client request reached it, none of theirs failed.
+    assert shadowed.mirror_failures > 0 and shadowed.requests == 0
+    assert stack.router.traffic(NAMESPACE, NAME, v1).failures == stable_failures
