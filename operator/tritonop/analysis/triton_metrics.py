@@ -129,14 +129,20 @@ def parse_model_counters(
             continue
         if version is not None and labels.get("version") != version:
             continue
-        try:
-            value = float(match.group(4))
-        except ValueError:
-            raise MetricsTextError(f"line {number}: {match.group(4)[:40]!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:
-            raise MetricsTextError(f"line {number}: counter {name} is {match.group(4)[:40]}")
+        value = _sample_value(match, number, f"counter {name}")
         totals.setdefault(model, dict.fromkeys(COUNTERS, 0.0))[name] += value
     return {model: PodCounters(*(counts[name] for name in COUNTERS)) for model, counts in totals.items()}
+
+
+def _sample_value(match: re.Match[str], number: int, what: str) -> float:
+    """A sample's value: finite and non-negative, else MetricsTextError naming the line."""
+    try:
+        value = float(match.group(4))
+    except ValueError:
+        raise MetricsTextError(f"line {number}: {match.group(4)[:40]!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise MetricsTextError(f"line {number}: {what} is {match.group(4)[:40]}")
+    return value
 
 
 def parse_gpu_memory(text: str) -> float | None:
@@ -155,13 +161,7 @@ def parse_gpu_memory(text: str) -> float | None:
             raise MetricsTextError(f"line {number} is not a sample: {line[:80]!r}")
         if match.group(1) != GPU_MEMORY_USED:
             continue
-        try:
-            value = float(match.group(4))
-        except ValueError:
-            raise MetricsTextError(f"line {number}: {match.group(4)[:40]!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:
-            raise MetricsTextError(f"line {number}: gauge {GPU_MEMORY_USED} is {match.group(4)[:40]}")
-        total = (total or 0.0) + value
+        total = (total or 0.0) + _sample_value(match, number, f"gauge {GPU_MEMORY_USED}")
     return total
 
 
