@@ -174,8 +174,13 @@ def cmd_watch(
 
 
 def canary_of(obj: dict[str, Any], action: str) -> str:
+    """What the annotation names: the canary revision, or an in-place switch's candidate as
+    ``v<version>`` (rollout.strategy InPlace)."""
     meta, status = obj["metadata"], obj.get("status") or {}
     canary = status.get("canaryRevision")
+    candidate = (status.get("inPlace") or {}).get("candidate")
+    if not canary and candidate:
+        return f"v{candidate}"
     if not canary:
         stable = status.get("stableRevision")
         now = f" (stable revision {stable}, phase {status.get('phase')})" if stable else ""
@@ -194,21 +199,26 @@ def manual(
     key = PROMOTE_ANNOTATION if action == "promote" else ABORT_ANNOTATION
     obj = api.isvc(namespace, name)
     canary = canary_of(obj, action)
-    ignored = ((obj.get("status") or {}).get("canary") or {}).get("ignoredAnnotations") or []
-    if action in ignored:
+    if action in _ignored(obj):
         api.patch(namespace, name, {"metadata": {"annotations": {key: None}}})
         deadline = time.monotonic() + STALE_WAIT_S
-        while action in (
-            ((api.isvc(namespace, name).get("status") or {}).get("canary") or {}).get("ignoredAnnotations") or []
-        ):
+        while action in _ignored(api.isvc(namespace, name)):
             if time.monotonic() > deadline:
                 raise PluginError(
                     f"the operator did not notice the stale {key} annotation's removal within {STALE_WAIT_S:g}s"
                 )
             sleep(0.5)
     api.patch(namespace, name, {"metadata": {"annotations": {key: canary}}})
-    print(f'inferenceservice "{name}" {action} requested for canary revision {canary}', file=out)
+    what = f"version {canary[1:]} (in place)" if canary.startswith("v") else f"canary revision {canary}"
+    print(f'inferenceservice "{name}" {action} requested for {what}', file=out)
     return 0
+
+
+def _ignored(obj: dict[str, Any]) -> list[str]:
+    """Stale annotations the operator reports, for the canary or the in-place switch that runs."""
+    status = obj.get("status") or {}
+    progress = status.get("canary") if status.get("canaryRevision") else (status.get("inPlace") or {}).get("canary")
+    return list((progress or {}).get("ignoredAnnotations") or [])
 
 
 def cmd_promote(api: Api, args: argparse.Namespace, namespace: str, out: TextIO) -> int:

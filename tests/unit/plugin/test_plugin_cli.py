@@ -184,3 +184,18 @@ def test_watch_redraws_in_place_on_a_terminal_and_appends_on_change_otherwise(ku
         raise KeyboardInterrupt
 
     assert cli.cmd_watch(api, args, "ml", io.StringIO(), sleep=interrupt) == 0  # Ctrl-C exits 0
+
+
+def test_an_in_place_switch_is_promoted_by_its_candidate_version(kubeconfig: Path) -> None:
+    obj = canary_isvc()
+    obj["status"] = {
+        "phase": "Progressing",
+        "stableRevision": "aaaa111111",
+        "inPlace": {"version": "2", "candidate": "3", "canary": {"step": 0, "weight": 33}},
+    }
+    server = FakeServer(obj)
+    assert run(server, kubeconfig, "abort", "resnet") == (
+        0,
+        'inferenceservice "resnet" abort requested for version 3 (in place)\n',
+    )
+    assert server.patches == [{"metadata": {"annotations": {"serving.tritonop.dev/abort": "v3"}}}]
