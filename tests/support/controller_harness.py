@@ -61,10 +61,22 @@ class FakeTriton(TritonChecks):
         return status.model, status.models
 
 
+@dataclass(frozen=True)
+class VariantAnswers:
+    """What Prometheus says of one revision's series (experiments): a query naming this revision
+    alone gets its figure by shape; one naming no Triton metric (a custom metric) gets ``metric``."""
+
+    requests: float
+    success_rate: float
+    latency_ms: float
+    metric: float = 0.0
+
+
 @dataclass
 class FakePrometheus:
     mode: PrometheusMode = "pass"
     queries: list[str] = field(default_factory=list)
+    variants: dict[str, VariantAnswers] = field(default_factory=dict)  # revision -> its answers
 
     async def for_url(self, url: str) -> FakePrometheus:
         return self
@@ -73,6 +85,18 @@ class FakePrometheus:
         self.queries.append(promql)
         if self.mode == "down":
             return QueryResult.error("Prometheus at http://prometheus:9090 unreachable: connection refused")
+        named = sorted((r for r in self.variants if f'revision="{r}"' in promql), key=lambda r: promql.index(r))
+        if len(named) == 2 and "_over_time(" in promql:  # paired latency, first named minus second
+            first, second = (self.variants[r] for r in named)
+            answers = {"avg": first.latency_ms - second.latency_ms, "stddev": 0.5, "count": 30.0}
+            return QueryResult.of(answers[promql.split("_", 1)[0]])
+        if len(named) == 1:
+            answer = self.variants[named[0]]
+            if "nv_inference" not in promql:
+                return QueryResult.of(answer.metric)
+            if "duration" in promql:
+                return QueryResult.of(answer.latency_ms)
+            return QueryResult.of(answer.success_rate if " / (" in promql else answer.requests)
         if "duration" in promql:  # latency
             return QueryResult.of(12.0)
         if " / (" in promql:  # success rate

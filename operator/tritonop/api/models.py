@@ -1350,7 +1350,9 @@ class ExperimentStatus(Model):
     """rollout.strategy Experiment: the split, its window, both variants' figures and the outcome."""
 
     started_at: str | None = Field(None, description="When B got its weight, RFC 3339.")
-    ends_at: str | None = Field(None, description="startedAt + rollout.experiment.duration, RFC 3339.")
+    ends_at: str | None = Field(
+        None, description="When the experiment ends: startedAt plus rollout.experiment.duration, RFC 3339."
+    )
     concluded: bool = Field(
         False,
         description="The duration has ended: the split is held until the promote or abort annotation. Default: false.",

@@ -42,6 +42,7 @@ from tritonop.children.labels import REVISION_LABEL
 from tritonop.config import OperatorConfig
 from tritonop.controller import forbidden
 from tritonop.controller.direct_metrics import DirectMetrics
+from tritonop.controller.experiment import Experiments, ExperimentTick
 from tritonop.controller.in_place import InPlaceSwitches, Switch
 from tritonop.controller.revisions import Children
 from tritonop.controller.status_store import StatusStore, UnreadableStatus, object_key, rollout_state
@@ -108,6 +109,7 @@ class Controller:
         self.triton = TritonChecks(kube, endpoints, keys)
         self.direct = DirectMetrics(kube, endpoints)  # Triton's metrics endpoints, for sequential analysis
         self.in_place = InPlaceSwitches(kube, endpoints, keys, self.direct)  # rollout.strategy InPlace
+        self.experiments = Experiments(config)  # rollout.strategy Experiment
         self.children = Children(kube, config, keys)
         self.status = StatusStore(kube)
         self.prometheus = PrometheusClients(
@@ -232,6 +234,7 @@ class Controller:
         self.children.forget(*key)
         self.direct.forget(*key)
         self.in_place.forget(*key)
+        self.experiments.forget(*key)
 
     async def aclose(self) -> None:
         await self.prometheus.aclose()
@@ -301,12 +304,17 @@ class Controller:
         decision = Decision(state)
         if state.canary is not None:
             decision = await self._advance(body, ref, spec, state, state.canary, now)
+        experiment = await self.experiments.decide(ref, spec, state, decision, status.experiment, self.prometheus, now)
+        if experiment is not None:
+            decision = experiment.decision
         switch = await self.in_place.decide(body, ref, spec, decision.state, status, now)
         if switch is not None:
             decision = replace(decision, events=(*decision.events, *switch.events))
         desired = revision_of(spec, self.config.triton_image)
         try:
-            await self._converge(body, ref, spec, desired, decision, status, now, force=False, switch=switch)
+            await self._converge(
+                body, ref, spec, desired, decision, status, now, force=False, switch=switch, experiment=experiment
+            )
             if switch is not None:
                 await self.in_place.converge(ref, spec, switch)  # only once the status naming it is stored
         except ChildConflict as err:
@@ -406,6 +414,7 @@ class Controller:
         *,
         force: bool,
         switch: Switch | None = None,
+        experiment: ExperimentTick | None = None,
     ) -> None:
         """Carry out a decision: apply what it needs, persist the status it leads to, then route,
         scale down, and remove the revisions the persisted status no longer names.
@@ -446,6 +455,8 @@ class Controller:
             new.in_place = switch.status if switch is not None else None
         if switch is not None and switch.speaks and state.canary is None:
             new.phase, new.message = switch.phase, switch.message  # a version switch runs, or just ended
+        if experiment is not None:
+            new.experiment = experiment.status
         new.conditions = conditions_for(new, generation=_generation(body), stable=stable, now=now)
         await self.status.write(body, status, new)
         self.telemetry.phase(ref.namespace, ref.name, new.phase)

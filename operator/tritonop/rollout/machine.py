@@ -214,6 +214,8 @@ def _judge(
         judged = replace(judged, no_data_since=None)
         if shadow and policy.steps:
             return _enter_step(judged, policy, now, 0)
+        if not shadow and not policy.auto_promote and state.step + 1 >= len(policy.steps):
+            return Decision(judged)  # an Experiment holds its split until a person decides
         if shadow or state.step + 1 >= len(policy.steps):
             return _promote(judged, by_annotation=False)
         return _enter_step(judged, policy, now, state.step + 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tritonop.api.models import Rollout
+from tritonop.api.models import Rollout, RolloutStrategy
 from tritonop.durations import parse_duration
 
 
@@ -19,11 +19,14 @@ class RolloutPolicy:
     paused: bool  # hold everything at the current weight
     shadow_s: float | None = None  # rollout.shadow: judged on mirrored requests this long before step 1
     shadow_percent: int = 0  # share of requests mirrored to the canary meanwhile
+    auto_promote: bool = True  # a Pass at the last step promotes; an Experiment holds its split instead
 
     @classmethod
     def from_spec(cls, rollout: Rollout) -> RolloutPolicy:
+        experiment = rollout.experiment if rollout.strategy == RolloutStrategy.experiment else None
         return cls(
-            steps=tuple(rollout.steps),
+            # An Experiment is one step at B's fixed weight, held once it passes (never promoted by itself).
+            steps=(experiment.weight,) if experiment is not None else tuple(rollout.steps),
             interval_s=parse_duration(rollout.interval),
             failure_threshold=rollout.failure_threshold,
             readiness_timeout_s=parse_duration(rollout.readiness_timeout),
@@ -32,4 +35,5 @@ class RolloutPolicy:
             paused=rollout.paused,
             shadow_s=None if rollout.shadow is None else parse_duration(rollout.shadow.duration),
             shadow_percent=0 if rollout.shadow is None else rollout.shadow.percent,
+            auto_promote=experiment is None,
         )

@@ -10,7 +10,8 @@ docs/rollout.md ("Safety"):
 - I2/I3 the revision persisted status names as stable exists;
 - I4 an operator acting on a stale object changes no status;
 - I5 objects tritonop does not own are never patched or deleted;
-- I7 no exception but an API error (which kopf retries) escapes reconcile or tick.
+- I7 no exception but an API error (which kopf retries) escapes reconcile or tick;
+- an Experiment's B becomes the stable only by the promote annotation naming it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ from tritonop.rollout import ABORT_ANNOTATION, PROMOTE_ANNOTATION
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 GATEWAY = {"provider": "gateway-api", "gateway": {"parentRefs": [{"name": "gw"}]}}
 MODELS = ("s3://models/v1", "s3://models/v2", "s3://models/v3", "s3://models/v4")
+EXPERIMENT = {
+    "strategy": "Experiment",
+    "interval": "10s",
+    "failureThreshold": 2,
+    "experiment": {"weight": 30, "duration": "20s"},
+}
 # Objects with tritonop's names that someone else owns (I5): they must never change.
 FOREIGN: tuple[dict[str, Any], ...] = (
     {
@@ -57,7 +64,9 @@ class _Steps:
 STEPS = _Steps()  # operator passes run, over all machines (the fuzz's size, reported by its runners)
 
 
-def spec_for(uri: str) -> dict[str, Any]:
+def spec_for(uri: str, experiment: bool = False) -> dict[str, Any]:
+    if experiment:
+        return model_spec(uri, traffic=GATEWAY, rollout=EXPERIMENT)
     return model_spec(uri, traffic=GATEWAY)
 
 
@@ -68,6 +77,8 @@ class RolloutMachine(RuleBasedStateMachine):
         self.steps = 0
         self.served = False
         self.snapshots: list[dict[str, Any]] = []
+        self.experiment_b: tuple[str, str] | None = None  # (uid, B) of the experiment running after the last step
+        self.stable: str | None = None
         self.foreign = [self.h.kube.put(copy.deepcopy(obj)) for obj in FOREIGN]
         self.h.apply(spec_for(MODELS[0]))
         self._run(self.h.reconcile())
@@ -98,9 +109,9 @@ class RolloutMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ the user
 
-    @rule(uri=st.sampled_from(MODELS))
-    def edit_spec(self, uri: str) -> None:
-        self.h.apply(spec_for(uri))
+    @rule(uri=st.sampled_from(MODELS), experiment=st.booleans())
+    def edit_spec(self, uri: str, experiment: bool) -> None:
+        self.h.apply(spec_for(uri, experiment))
         self._run(self.h.reconcile())
 
     @rule(action=st.sampled_from([PROMOTE_ANNOTATION, ABORT_ANNOTATION]), uri=st.sampled_from(MODELS))
@@ -221,6 +232,21 @@ class RolloutMachine(RuleBasedStateMachine):
             assert live["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"], (
                 f"I5: foreign {obj['kind']} {obj['metadata']['name']} was changed"
             )
+
+    @invariant()
+    def experiments_are_promoted_only_by_the_annotation(self) -> None:
+        body = self.h.body()
+        status = body.get("status") or {}
+        stable = status.get("stableRevision")
+        uid = body["metadata"]["uid"]
+        if stable is not None and stable != self.stable and (uid, stable) == self.experiment_b:
+            promote = (body["metadata"].get("annotations") or {}).get(PROMOTE_ANNOTATION)
+            if body["spec"]["rollout"].get("strategy") == "Experiment":
+                assert promote == stable, f"experiment B {stable} promoted without the annotation"
+        experiment = status.get("experiment") or {}
+        running = status.get("canaryRevision") is not None and experiment and not experiment.get("ended")
+        self.experiment_b = (uid, experiment["variants"][1]["revision"]) if running else None
+        self.stable = stable
 
     @invariant()
     def the_object_itself_is_never_lost(self) -> None:

@@ -1,0 +1,181 @@
+"""rollout.strategy Experiment: an A/B experiment on top of the canary machine. Pure.
+
+A is the stable revision, B the canary (the revision the spec hashes to). The machine runs
+the experiment as a canary of one step at ``rollout.experiment.weight`` that is never
+promoted by a passing analysis (``RolloutPolicy.auto_promote`` off): after the gate (and a
+shadow phase, if any) B gets its weight; the analysis judges B every interval (and every
+tick, sequentially) as it judges a canary, and a failing B is rolled back as one; a passing
+B is held at its weight. What an experiment adds, from the machine's decision of each tick:
+
+- its window: it starts when B gets its weight and ends ``duration`` later (``endsAt``);
+- its conclusion at ``endsAt``: nothing moves, the split is held until a person decides;
+- the decision: the promote annotation picks B (promoted as usual), the abort annotation
+  picks A (B goes as in a rollback, reported as the experiment's decision, phase Ready);
+- ``status.experiment``: the window, both variants' figures (``analysis.experiment``), the
+  comparison, the outcome; kept after the experiment ends, until another canary starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from tritonop.analysis.experiment import ExperimentFigures, VariantFigures
+from tritonop.api.models import Experiment, ExperimentStatus, ExperimentVariant, Phase
+from tritonop.durations import parse_duration
+from tritonop.rollout.decisions import Decision, Event
+from tritonop.rollout.state import RolloutState, in_shadow
+from tritonop.timestamps import format_time, parse_time
+
+
+def follow(
+    record: ExperimentStatus | None,
+    before: RolloutState,
+    decision: Decision,
+    experiment: Experiment | None,
+    now: datetime,
+    *,
+    figures: ExperimentFigures | None = None,
+) -> tuple[Decision, ExperimentStatus | None]:
+    """The tick's decision as an experiment tells it, and the new ``status.experiment``.
+
+    ``record``: the stored ``status.experiment``; ``before``: the state the machine decided
+    from; ``experiment``: ``rollout.experiment`` when the strategy is Experiment, else None;
+    ``figures``: fresh figures, when they were fetched this tick (``figures_due``).
+    """
+    state = decision.state
+    if record is not None and not record.ended and _revision(record, "B") != state.canary:
+        return _ended(record, before, decision, decided=experiment is not None)
+    if record is not None and not record.ended and experiment is None:
+        # B runs on as a canary of the new strategy: no longer an experiment.
+        return decision, _closed(record, "ended without a decision: rollout.strategy is no longer Experiment")
+    if state.canary is None:
+        return decision, record  # the last experiment stays on show
+    if experiment is None or state.step_started_at is None:
+        return decision, None  # a canary of another strategy, or B not weighted yet (gate, shadow)
+    events: list[Event] = []
+    before_concluded = record is not None and not record.ended and record.concluded
+    if record is None or record.ended or _revision(record, "B") != state.canary:
+        record = ExperimentStatus(started_at=format_time(state.step_started_at))
+        start = (
+            f"experiment: B (revision {state.canary}) gets {experiment.weight}% and A (revision {state.stable}) "
+            f"the rest for {experiment.duration}"
+        )
+        state = replace(state, message=start)
+        events.append(Event("Normal", "ExperimentStarted", start))
+    if state.weight != experiment.weight and not in_shadow(state):
+        state = replace(state, weight=experiment.weight)  # rollout.experiment.weight changed: applied at once
+    assert record.started_at is not None and state.stable is not None and state.canary is not None
+    ends = parse_time(record.started_at) + timedelta(seconds=parse_duration(experiment.duration))
+    record = record.model_copy(
+        update={
+            "ends_at": format_time(ends),
+            "variants": _variants(record, state.stable, state.canary, state.weight),
+            "concluded": now >= ends,
+            "message": (
+                f"running until {format_time(ends)}"
+                if now < ends
+                else f"concluded at {format_time(ends)}; held at {state.weight}% until an annotation names revision "
+                f"{state.canary}: promote picks B, abort picks A"
+            ),
+        }
+    )
+    if figures is not None:
+        record = _with_figures(record, figures)
+    if record.concluded and not before_concluded:
+        said = "; ".join(c.statement for c in record.comparison) or "no comparison: too little data"
+        concluded = f"experiment {record.message}; {said}"
+        state = replace(state, message=concluded)
+        events.append(Event("Normal", "ExperimentConcluded", concluded))
+    decided = replace(decision, state=state, events=(*decision.events, *events))
+    return decided, record
+
+
+def figures_due(record: ExperimentStatus | None, now: datetime, interval_s: float) -> datetime | None:
+    """The end of the window to fetch figures for now, or None: every interval while the
+    experiment runs (up to now), once more at its end (the final figures), then never."""
+    if record is None or record.ended or record.started_at is None or record.ends_at is None:
+        return None
+    ends = parse_time(record.ends_at)
+    last = None if record.results_at is None else parse_time(record.results_at)
+    if last is not None and last >= ends:
+        return None
+    at = min(now, ends)
+    if at - parse_time(record.started_at) < timedelta(seconds=1):
+        return None  # no window to speak of yet
+    if at == ends or last is None or (now - last).total_seconds() >= interval_s:
+        return at
+    return None
+
+
+def _ended(
+    record: ExperimentStatus, before: RolloutState, decision: Decision, *, decided: bool
+) -> tuple[Decision, ExperimentStatus]:
+    """B is no longer the canary: picked, rolled back, or left behind by a spec change.
+    ``decided``: the strategy is still Experiment, so a promotion or an abort was an annotation's."""
+    state = decision.state
+    b, a = _revision(record, "B"), _revision(record, "A")
+    reasons = {e.reason for e in decision.events}
+    early = "" if record.concluded else " before its end"
+    if decided and before.canary == b and "Promoted" in reasons:
+        message = f"experiment decided for B{early}: revision {b} promoted by annotation"
+        events = tuple(replace(e, message=message) if e.reason == "Promoted" else e for e in decision.events)
+        state = replace(state, message=message)
+        return replace(decision, state=state, events=events), _closed(record, message, winner="B")
+    if decided and before.canary == b and "Aborted" in reasons:
+        # The spec still names B: it stays failedRevision (not retried until the spec changes),
+        # but nothing failed: A serves, as decided.
+        message = (
+            f"experiment decided for A{early}: revision {a} kept, revision {b} removed by the abort annotation; "
+            f"revision {b} is not retried until the spec changes"
+        )
+        events = tuple(
+            Event("Normal", "ExperimentDecided", message) if e.reason == "Aborted" else e for e in decision.events
+        )
+        state = replace(state, phase=Phase.ready, message=message)
+        return replace(decision, state=state, events=events), _closed(record, message, winner="A")
+    return decision, _closed(record, f"ended without a decision: {state.message or 'the spec moved on'}")
+
+
+def _closed(record: ExperimentStatus, message: str, *, winner: str | None = None) -> ExperimentStatus:
+    return record.model_copy(update={"ended": True, "winner": winner, "message": message})
+
+
+def _revision(record: ExperimentStatus, name: str) -> str | None:
+    return next((v.revision for v in record.variants if v.name == name), None)
+
+
+def _variants(record: ExperimentStatus, stable: str, canary: str, weight: int) -> list[ExperimentVariant]:
+    """A and B with their current weights, keeping the figures already recorded."""
+    previous = {v.name: v for v in record.variants}
+    sides = (("A", stable, 100 - weight), ("B", canary, weight))
+    return [
+        previous[name].model_copy(update={"weight": share})
+        if name in previous
+        else ExperimentVariant.model_validate({"name": name, "revision": revision, "weight": share})
+        for name, revision, share in sides
+    ]
+
+
+def _with_figures(record: ExperimentStatus, figures: ExperimentFigures) -> ExperimentStatus:
+    if not figures.complete:
+        return record.model_copy(update={"problems": [f"not updated at {format_time(figures.at)}", *figures.problems]})
+    sides = {"A": figures.a, "B": figures.b}
+    update = {
+        "variants": [_figured(v, sides[v.name]) for v in record.variants],
+        "comparison": figures.comparison,
+        "results_at": format_time(figures.at),
+        "problems": figures.problems,
+    }
+    return record.model_copy(update=update)
+
+
+def _figured(variant: ExperimentVariant, figures: VariantFigures) -> ExperimentVariant:
+    return variant.model_copy(
+        update={
+            "requests": figures.requests,
+            "success_rate": None if figures.success_rate is None else round(figures.success_rate, 6),
+            "mean_latency_ms": None if figures.mean_latency_ms is None else round(figures.mean_latency_ms, 3),
+            "metrics": {name: float(format(value, ".6g")) for name, value in figures.metrics.items()},
+        }
+    )
