@@ -62,11 +62,17 @@ class _Steps:
 
 
 STEPS = _Steps()  # operator passes run, over all machines (the fuzz's size, reported by its runners)
+MIRRORED: set[str] = set()  # revisions a shadow phase mirrored to, over all machines (the fuzz reached one)
 
 
-def spec_for(uri: str, experiment: bool = False) -> dict[str, Any]:
-    if experiment:
-        return model_spec(uri, traffic=GATEWAY, rollout=EXPERIMENT)
+SHADOW = {"steps": [20, 50], "interval": "10s", "failureThreshold": 2, "shadow": {"percent": 50, "duration": "10s"}}
+ROLLOUTS = {"canary": None, "shadow": SHADOW, "experiment": EXPERIMENT}
+
+
+def spec_for(uri: str, rollout: str = "canary") -> dict[str, Any]:
+    sections = ROLLOUTS[rollout]
+    if sections is not None:
+        return model_spec(uri, traffic=GATEWAY, rollout=sections)
     return model_spec(uri, traffic=GATEWAY)
 
 
@@ -109,9 +115,9 @@ class RolloutMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ the user
 
-    @rule(uri=st.sampled_from(MODELS), experiment=st.booleans())
-    def edit_spec(self, uri: str, experiment: bool) -> None:
-        self.h.apply(spec_for(uri, experiment))
+    @rule(uri=st.sampled_from(MODELS), rollout=st.sampled_from(sorted(ROLLOUTS)))
+    def edit_spec(self, uri: str, rollout: str) -> None:
+        self.h.apply(spec_for(uri, rollout))
         self._run(self.h.reconcile())
 
     @rule(action=st.sampled_from([PROMOTE_ANNOTATION, ABORT_ANNOTATION]), uri=st.sampled_from(MODELS))
@@ -216,6 +222,17 @@ class RolloutMachine(RuleBasedStateMachine):
             self.served = self.served or bool(weights)
         if self.served:
             assert weights, "I1/I2: something served before, now the route is gone"
+
+    @invariant()
+    def i1_mirrors_only_to_revisions_with_ready_pods(self) -> None:
+        route = self.h.kube.of_kind("HTTPRoute").get(NAME)
+        filters = [f for rule in (route or {}).get("spec", {}).get("rules", []) for f in rule.get("filters", [])]
+        for mirror in (f["requestMirror"] for f in filters if f.get("type") == "RequestMirror"):
+            backend = mirror["backendRef"]["name"]
+            deployment = self.h.deployments().get(backend)
+            assert deployment is not None, f"I1: requests mirrored to {backend}, which has no Deployment"
+            assert (deployment.get("status") or {}).get("readyReplicas"), f"I1: mirrored to {backend} without ready pods"
+            MIRRORED.add(backend)
 
     @invariant()
     def i3_the_persisted_stable_exists(self) -> None:

@@ -26,3 +26,4 @@ def test_rollout_invariants_hold_under_random_steps_and_faults() -> None:
         ),
     )
     assert rollout_fuzz.STEPS.total - before >= 1000
+    assert rollout_fuzz.MIRRORED, "no shadow phase mirrored to a canary: the fuzz never reached one"
