@@ -231,7 +231,9 @@ class RolloutMachine(RuleBasedStateMachine):
             backend = mirror["backendRef"]["name"]
             deployment = self.h.deployments().get(backend)
             assert deployment is not None, f"I1: requests mirrored to {backend}, which has no Deployment"
-            assert (deployment.get("status") or {}).get("readyReplicas"), f"I1: mirrored to {backend} without ready pods"
+            assert (deployment.get("status") or {}).get("readyReplicas"), (
+                f"I1: mirrored to {backend} without ready pods"
+            )
             MIRRORED.add(backend)
 
     @invariant()
