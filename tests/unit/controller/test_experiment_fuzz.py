@@ -27,8 +27,8 @@ class ExperimentMachine(RolloutMachine):
         self.time_passes(1)
 
     @rule(uri=st.sampled_from(MODELS))
-    def edit_spec(self, uri: str, experiment: bool = True) -> None:  # type: ignore[override]
-        self.h.apply(spec_for(uri, experiment))
+    def edit_spec(self, uri: str, rollout: str = "experiment") -> None:
+        self.h.apply(spec_for(uri, rollout))
         self._run(self.h.reconcile())
 
     def delete_and_create_again(self, uri: str) -> None:

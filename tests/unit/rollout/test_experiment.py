@@ -278,3 +278,14 @@ def test_a_strategy_changed_mid_experiment_ends_it_and_a_later_promotion_is_no_d
     assert run.state.stable == "bbbb" and run.reasons[-1] == "Promoted"
     assert run.record is not None and run.record.ended and run.record.winner is None
     assert run.state.message == "revision bbbb promoted after 1 step"
+
+
+def test_with_a_shadow_phase_the_experiment_starts_when_b_gets_its_weight() -> None:
+    run = Run()
+    run.policy = replace(run.policy, shadow_s=30, shadow_percent=10)
+    run.tick(0)  # the gate opens into the shadow phase: mirrored, no weight, no experiment yet
+    assert run.state.shadow_started_at == at(0) and run.state.weight == 0 and run.record is None
+    run.tick(30, verdict="Pass", checks=PASS)
+    assert run.state.weight == 20 and run.record is not None
+    assert (run.record.started_at, run.record.ends_at) == (format_time(at(30)), format_time(at(630)))
+    assert run.reasons[-2:] == ["CanaryStep", "ExperimentStarted"]
