@@ -120,6 +120,15 @@ class RolloutMachine(RuleBasedStateMachine):
         self.h.apply(spec_for(uri, rollout))
         self._run(self.h.reconcile())
 
+    @rule(uri=st.sampled_from(MODELS), ticks=st.integers(min_value=1, max_value=4))
+    def shadow_rollout(self, uri: str, ticks: int) -> None:
+        """A spec change with a shadow phase, and time for its gate to open (mirroring begins)."""
+        self.h.apply(spec_for(uri, "shadow"))
+        self._run(self.h.reconcile())
+        for _ in range(ticks):
+            self.h.advance(5)
+            self._run(self.h.tick())
+
     @rule(action=st.sampled_from([PROMOTE_ANNOTATION, ABORT_ANNOTATION]), uri=st.sampled_from(MODELS))
     def annotate(self, action: str, uri: str) -> None:
         self.h.annotate({action: self.revision(uri)})

@@ -31,6 +31,9 @@ class ExperimentMachine(RolloutMachine):
         self.h.apply(spec_for(uri, rollout))
         self._run(self.h.reconcile())
 
+    def shadow_rollout(self, uri: str, ticks: int) -> None:
+        """Not a rule here: every spec is an Experiment (the revision fuzz covers shadow phases)."""
+
     def delete_and_create_again(self, uri: str) -> None:
         """Not a rule here: a re-created object's leftover children hold most runs in ChildConflict,
         and no experiment would run (the revision fuzz covers deletion)."""
