@@ -34,6 +34,10 @@ ALL_REASONS: tuple[str, ...] = (
     "Aborted",
     "RolloutFailed",
     "AnalysisNoData",
+    "ShadowStarted",
+    "ExperimentStarted",
+    "ExperimentConcluded",
+    "ExperimentDecided",  # the abort annotation picked A (picking B posts Promoted)
 )
 DEFAULT_REASONS: tuple[str, ...] = ("CanaryStarted", "Promoted", "RolledBack", "Aborted", "RolloutFailed")
 SINK_KEYS = {"name", "type", "url", "reasons", "timeoutSeconds", "maxAttempts", "queueSize"}

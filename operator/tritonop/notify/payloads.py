@@ -23,6 +23,10 @@ _SUBJECT = {
     "RolledBack": "failedRevision",
     "Aborted": "failedRevision",
     "RolloutFailed": "failedRevision",
+    "ShadowStarted": "canaryRevision",
+    "ExperimentStarted": "canaryRevision",
+    "ExperimentConcluded": "canaryRevision",
+    "ExperimentDecided": "failedRevision",  # A was picked: B is kept at 0 replicas
 }
 _SLACK_EMOJI = {
     "CanaryStarted": ":hatching_chick:",
@@ -32,6 +36,10 @@ _SLACK_EMOJI = {
     "Aborted": ":leftwards_arrow_with_hook:",
     "RolloutFailed": ":x:",
     "AnalysisNoData": ":warning:",
+    "ShadowStarted": ":busts_in_silhouette:",
+    "ExperimentStarted": ":test_tube:",
+    "ExperimentConcluded": ":bar_chart:",
+    "ExperimentDecided": ":ballot_box_with_check:",
 }
 # Adaptive Card TextBlock colours.
 _TEAMS_COLOR = {"Promoted": "Good", "RolloutFailed": "Attention", "RolledBack": "Warning", "Aborted": "Warning"}

@@ -76,3 +76,16 @@ def test_errors_are_one_line_and_name_the_field(text: str, error: str) -> None:
 def test_load_config_reports_a_missing_file(tmp_path) -> None:
     with pytest.raises(ConfigError, match="cannot read: No such file"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_experiment_and_shadow_events_can_be_subscribed_to() -> None:
+    text = """
+sinks:
+  - name: lab
+    type: webhook
+    url: https://hooks.example/x
+    reasons: [ShadowStarted, ExperimentConcluded, ExperimentDecided]
+"""
+    assert parse_config(text).sinks[0].reasons == frozenset(
+        {"ShadowStarted", "ExperimentConcluded", "ExperimentDecided"}
+    )
