@@ -20,6 +20,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -67,6 +68,18 @@ MIRRORED: set[str] = set()  # revisions a shadow phase mirrored to, over all mac
 
 SHADOW = {"steps": [20, 50], "interval": "10s", "failureThreshold": 2, "shadow": {"percent": 50, "duration": "10s"}}
 ROLLOUTS = {"canary": None, "shadow": SHADOW, "experiment": EXPERIMENT}
+
+
+def seeded(max_examples: int = 100) -> settings:
+    """The default suite's fuzz settings: derandomized, 40 steps per run, no deadline or database."""
+    return settings(
+        max_examples=max_examples,
+        stateful_step_count=40,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 def spec_for(uri: str, rollout: str = "canary") -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule, run_state_machine_as_test
 
@@ -62,14 +61,7 @@ def test_experiment_invariants_hold_under_random_steps_and_faults() -> None:
     SEEN.clear()
     run_state_machine_as_test(
         ExperimentMachine,
-        settings=settings(
-            max_examples=100,
-            stateful_step_count=40,
-            derandomize=True,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        ),
+        settings=rollout_fuzz.seeded(100),
     )
     assert rollout_fuzz.STEPS.total - before >= 1000
     # The runs reached every part of an experiment: figures, conclusions, both winners.

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.unit.controller import in_place_fuzz
+from tests.unit.controller import in_place_fuzz, rollout_fuzz
 
 
 def test_in_place_invariants_hold_under_random_steps_and_faults() -> None:
     before = in_place_fuzz.STEPS.total
     run_state_machine_as_test(
         in_place_fuzz.InPlaceMachine,
-        settings=settings(
-            max_examples=100,
-            stateful_step_count=40,
-            derandomize=True,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        ),
+        settings=rollout_fuzz.seeded(100),
     )
     assert in_place_fuzz.STEPS.total - before >= 1000
     reached = in_place_fuzz.REACHED

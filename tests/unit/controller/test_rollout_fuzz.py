@@ -6,7 +6,6 @@ figures (docs/benchmarks.md).
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.unit.controller import rollout_fuzz
@@ -16,14 +15,7 @@ def test_rollout_invariants_hold_under_random_steps_and_faults() -> None:
     before = rollout_fuzz.STEPS.total
     run_state_machine_as_test(
         rollout_fuzz.RolloutMachine,
-        settings=settings(
-            max_examples=100,
-            stateful_step_count=40,
-            derandomize=True,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        ),
+        settings=rollout_fuzz.seeded(100),
     )
     assert rollout_fuzz.STEPS.total - before >= 1000
     assert rollout_fuzz.MIRRORED, "no shadow phase mirrored to a canary: the fuzz never reached one"
