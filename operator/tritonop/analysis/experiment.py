@@ -270,39 +270,77 @@ def paired_interval(paired: PairedLatency, confidence: float = CONFIDENCE) -> tu
 # ---------------------------------------------------------------- comparisons
 
 
-def compare(a: VariantFigures, b: VariantFigures, latency: PairedLatency | None) -> list[ExperimentComparison]:
-    """B against A where the data allow: success rate (requests on both sides), mean latency
-    (at least two windows with requests on both sides)."""
+def compare(
+    a: VariantFigures, b: VariantFigures, latency: PairedLatency | None, *, variant: str = "B", compared: int = 1
+) -> list[ExperimentComparison]:
+    """``variant`` (B, or a variant beyond it) against A where the data allow: success rate
+    (requests on both sides), mean latency (at least two windows with requests on both sides).
+
+    ``compared``: how many variants are compared with A. Each interval is then widened
+    (Bonferroni: confidence 1 - 0.05/compared), so all of them together hold at 95%: with
+    three variants, one of three 95% intervals would miss by chance far more often than 5%.
+    """
+    confidence = 1 - (1 - CONFIDENCE) / max(compared, 1)
+    corrected = "" if compared <= 1 else f", Bonferroni for {compared} variants"
     comparisons = []
     if a.requests and b.requests and a.success_rate is not None and b.success_rate is not None:
         successes_a = round(a.requests * min(max(a.success_rate, 0.0), 1.0))
         successes_b = round(b.requests * min(max(b.success_rate, 0.0), 1.0))
-        difference, low, high = proportion_difference(successes_b, b.requests, successes_a, a.requests)
-        how = f"Newcombe-Wilson interval, {b.requests} vs {a.requests} requests"
+        difference, low, high = proportion_difference(successes_b, b.requests, successes_a, a.requests, confidence)
+        how = f"Newcombe-Wilson interval, {b.requests} vs {a.requests} requests{corrected}"
         comparisons.append(
-            _comparison("successRate", "success rate", 100 * difference, 100 * low, 100 * high, " points", how)
+            _comparison(
+                variant,
+                confidence,
+                "successRate",
+                "success rate",
+                100 * difference,
+                100 * low,
+                100 * high,
+                " points",
+                how,
+            )
         )
-    interval = None if latency is None else paired_interval(latency)
+    interval = None if latency is None else paired_interval(latency, confidence)
     if latency is not None and interval is not None:
-        windows = f"{latency.windows} windows of {format_duration(latency.step_s)}"
+        windows = f"{latency.windows} windows of {format_duration(latency.step_s)}{corrected}"
         comparisons.append(
-            _comparison("meanLatencyMs", "mean latency", latency.mean_ms, *interval, " ms", f"paired t over {windows}")
+            _comparison(
+                variant,
+                confidence,
+                "meanLatencyMs",
+                "mean latency",
+                latency.mean_ms,
+                *interval,
+                " ms",
+                f"paired t over {windows}",
+            )
         )
     return comparisons
 
 
 def _comparison(
-    metric: str, subject: str, difference: float, low: float, high: float, unit: str, how: str
+    variant: str,
+    confidence: float,
+    metric: str,
+    subject: str,
+    difference: float,
+    low: float,
+    high: float,
+    unit: str,
+    how: str,
 ) -> ExperimentComparison:
     significant = low > 0 or high < 0
-    ci = f"{CONFIDENCE:.0%} CI {_signed(low)}..{_signed(high)}{unit}; {how}"
+    level = format(100 * confidence, ".4g")
+    ci = f"{level}% CI {_signed(low)}..{_signed(high)}{unit}; {how}"
     if significant:
         direction = "higher" if difference > 0 else "lower"
-        statement = f"B's {subject} is {direction} than A's by {_plain(abs(difference))}{unit} ({ci})"
+        statement = f"{variant}'s {subject} is {direction} than A's by {_plain(abs(difference))}{unit} ({ci})"
     else:
-        statement = f"no significant difference in {subject}: B - A = {_signed(difference)}{unit} ({ci})"
+        statement = f"no significant difference in {subject}: {variant} - A = {_signed(difference)}{unit} ({ci})"
     return ExperimentComparison.model_validate(
         {
+            "variant": variant,
             "metric": metric,
             "difference": float(format(difference, ".6g")),
             "low": float(format(low, ".6g")),
@@ -330,12 +368,18 @@ class ExperimentFigures:
     a: VariantFigures
     b: VariantFigures
     comparison: list[ExperimentComparison]
+    others: Mapping[str, VariantFigures] = field(default_factory=dict)  # variants beyond B, by name
 
     @property
     def complete(self) -> bool:
-        """Both request counts came back: the figures may replace the ones in status."""
+        """A's and B's request counts came back: the figures may replace the ones in status (a
+        variant beyond B without pods yet has none, and says so in problems)."""
         return self.a.requests is not None and self.b.requests is not None
 
     @property
+    def by_variant(self) -> dict[str, VariantFigures]:
+        return {"A": self.a, "B": self.b, **self.others}
+
+    @property
     def problems(self) -> list[str]:
-        return [f"{side}: {problem}" for side, v in (("A", self.a), ("B", self.b)) for problem in v.problems]
+        return [f"{side}: {problem}" for side, v in self.by_variant.items() for problem in v.problems]

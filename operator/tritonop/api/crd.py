@@ -29,6 +29,11 @@ from tritonop.api.models import (
     EXPERIMENT_NO_STEPS,
     EXPERIMENT_ONE_MODEL,
     EXPERIMENT_SETTINGS_ONLY,
+    EXPERIMENT_VARIANT_CHANGES,
+    EXPERIMENT_VARIANT_VERSION,
+    EXPERIMENT_VARIANT_WEIGHTS,
+    EXPERIMENT_VARIANTS_DISTINCT,
+    EXPERIMENT_VARIANTS_NEED_SPLIT,
     IN_PLACE_ANALYSIS,
     IN_PLACE_EXPLICIT,
     IN_PLACE_SHADOW,
@@ -55,6 +60,10 @@ CRD_PATH = f"crds/{GROUP}_{PLURAL}.yaml"
 # traffic.provider is one with a router (the default, service, has none).
 ROUTED = "(has(self.provider) && self.provider != 'service')"
 NOT_IN_PLACE = "!has(self.rollout) || !has(self.rollout.strategy) || self.rollout.strategy != 'InPlace'"
+NO_VARIANTS = (
+    "!has(self.rollout) || !has(self.rollout.experiment) || !has(self.rollout.experiment.variants) || "
+    "size(self.rollout.experiment.variants) == 0"
+)
 # Cross-field rules checked at admission by the API server (CEL, GA since 1.29).
 # Paths are JSON paths into the spec schema; each entry is (path, rule, message).
 CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
@@ -114,6 +123,31 @@ CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
         ("rollout", "experiment"),
         "!has(self.metrics) || self.metrics.all(m, self.metrics.exists_one(n, n.name == m.name))",
         EXPERIMENT_METRICS_DISTINCT,
+    ),
+    (
+        ("rollout", "experiment"),
+        "!has(self.variants) || self.variants.all(v, self.variants.exists_one(w, w.name == v.name))",
+        EXPERIMENT_VARIANTS_DISTINCT,
+    ),
+    (
+        ("rollout", "experiment"),
+        # Spelled out for its 3 items: CEL's list sum() is a Kubernetes extension.
+        "(has(self.weight) ? self.weight : 50) + (!has(self.variants) ? 0 : "
+        "(size(self.variants) > 0 ? self.variants[0].weight : 0) + "
+        "(size(self.variants) > 1 ? self.variants[1].weight : 0) + "
+        "(size(self.variants) > 2 ? self.variants[2].weight : 0)) <= 99",
+        EXPERIMENT_VARIANT_WEIGHTS,
+    ),
+    (
+        (),
+        f"{NO_VARIANTS} || !has(self.traffic) || !has(self.traffic.provider) || self.traffic.provider != 'nginx'",
+        EXPERIMENT_VARIANTS_NEED_SPLIT,
+    ),
+    (
+        (),
+        f"{NO_VARIANTS} || !has(self.model.models) || "
+        "self.rollout.experiment.variants.all(v, !has(v.model) || !has(v.model.version))",
+        EXPERIMENT_VARIANT_VERSION,
     ),
     (
         ("triton",),
@@ -178,6 +212,11 @@ CEL_RULES: list[tuple[tuple[str, ...], str, str]] = [
 # Rules on list items: (path to the array, rule, message).
 CEL_ITEM_RULES: list[tuple[tuple[str, ...], str, str]] = [
     (("rollout", "analysis", "checks"), "has(self.min) || has(self.max)", "each custom check needs min or max"),
+    (
+        ("rollout", "experiment", "variants"),
+        "(has(self.model) && (has(self.model.storageUri) || has(self.model.version))) || has(self.image)",
+        EXPERIMENT_VARIANT_CHANGES,
+    ),
 ]
 # Children are named NAME-REVISION (10 hex chars) and Services must be DNS-1035 labels (<= 63).
 # The API server's own check of metadata.name (a DNS-1123 subdomain) admits more than that;

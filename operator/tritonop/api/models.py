@@ -791,6 +791,16 @@ EXPERIMENT_METRICS_DISTINCT = "rollout.experiment.metrics must name each metric 
 EXPERIMENT_ONE_MODEL = (
     "rollout.strategy Experiment reports one model's figures: list model.models (the first is compared) instead of *"
 )
+EXPERIMENT_VARIANTS_DISTINCT = "rollout.experiment.variants must each have their own name"
+EXPERIMENT_VARIANT_WEIGHTS = (
+    "rollout.experiment.weight and the variants' weights must add up to 99 at most: A keeps a share"
+)
+EXPERIMENT_VARIANT_CHANGES = "each rollout.experiment.variants entry must set model.storageUri, model.version or image"
+EXPERIMENT_VARIANTS_NEED_SPLIT = (
+    "rollout.experiment.variants need a provider that splits traffic more than two ways: gateway-api, istio "
+    "or service (nginx has one canary Ingress)"
+)
+EXPERIMENT_VARIANT_VERSION = "rollout.experiment.variants[].model.version pins one model: not with model.models"
 EXPERIMENT_DURATION = DurationBounds("1s", "720h")
 ExperimentDuration = Annotated[str, EXPERIMENT_DURATION.field(), EXPERIMENT_DURATION.validator()]
 
@@ -809,12 +819,60 @@ class ExperimentMetric(Model):
     )
 
 
+class VariantModel(Model):
+    storage_uri: str | None = Field(
+        None,
+        max_length=2048,
+        pattern=STORAGE_URI_PATTERN,
+        description="The variant's model repository instead of model.storageUri (same schemes). Default: the spec's.",
+    )
+    version: str | None = Field(
+        None,
+        max_length=20,
+        pattern=r"^[0-9]+$",
+        description="The variant's pinned model version instead of model.version. Default: the spec's.",
+    )
+
+
+class ExperimentArm(Model):
+    name: str = Field(
+        ...,
+        max_length=20,
+        pattern=DNS_LABEL,
+        description="The variant's name (a DNS label; A and B are the stable and the spec's revision), "
+        "its key in status.experiment.variants.",
+    )
+    weight: int = Field(..., ge=1, le=98, description="The variant's share of the traffic in percent, 1..98.")
+    model: VariantModel = Field(
+        default_factory=VariantModel,
+        description="What the variant serves instead of the spec's model: storageUri and/or version.",
+    )
+    image: str | None = Field(
+        None, max_length=512, pattern=r"^\S+$", description="The variant's tritonserver image. Default: the spec's."
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ExperimentArm:
+        if self.model.storage_uri is None and self.model.version is None and self.image is None:
+            raise ValueError(EXPERIMENT_VARIANT_CHANGES)
+        return self
+
+
 class Experiment(Model):
     weight: int = Field(
         50,
         ge=1,
         le=99,
         description="Variant B's share of the traffic in percent, 1..99; A serves the rest. Default: 50.",
+    )
+    variants: list[ExperimentArm] = Field(
+        default_factory=list,
+        max_length=3,
+        description="Variants beyond B (A/B/n), at most 3: each is the spec with its own model.storageUri, "
+        "model.version or image, runs as its own revision at its own weight once B gets its weight, is "
+        "judged by the analysis like B (one that fails is stopped, the experiment goes on), and is reported "
+        "in status.experiment; the promote annotation naming its revision picks it. Needs provider "
+        "gateway-api, istio or service. Default: none (A/B).",
     )
     duration: ExperimentDuration = Field(
         ...,
@@ -835,6 +893,15 @@ class Experiment(Model):
         if len(set(names)) != len(names):
             raise ValueError(EXPERIMENT_METRICS_DISTINCT)
         return metrics
+
+    @model_validator(mode="after")
+    def _variants(self) -> Experiment:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(EXPERIMENT_VARIANTS_DISTINCT)
+        if self.weight + sum(v.weight for v in self.variants) > 99:
+            raise ValueError(EXPERIMENT_VARIANT_WEIGHTS)
+        return self
 
 
 class Rollout(Model):
@@ -1189,6 +1256,15 @@ class InferenceServiceSpec(Model):
             raise ValueError(EXPERIMENT_ONE_MODEL)
         return self
 
+    @model_validator(mode="after")
+    def _experiment_variants(self) -> InferenceServiceSpec:
+        variants = self.rollout.experiment.variants if self.rollout.experiment is not None else []
+        if variants and self.traffic.provider == TrafficProvider.nginx:
+            raise ValueError(EXPERIMENT_VARIANTS_NEED_SPLIT)
+        if self.model.models is not None and any(v.model.version is not None for v in variants):
+            raise ValueError(EXPERIMENT_VARIANT_VERSION)
+        return self
+
 
 # ---------------------------------------------------------------- status
 
@@ -1290,12 +1366,28 @@ class CanaryStatus(Model):
     last_analysis: list[CheckResult] = Field(
         default_factory=list, description="Each check's result in the last analysis."
     )
+    variants: list[ArmStatus] | None = Field(
+        None,
+        max_length=3,
+        description="rollout.strategy Experiment: the variants beyond B (rollout.experiment.variants), their "
+        "revisions and weights; absent without any.",
+    )
     ignored_annotations: list[Literal["promote", "abort"]] | None = Field(
         None,
         max_length=2,
         description="Manual annotations that already named this revision when the canary started: "
         "stale (set for an earlier canary of the same revision), so ignored until removed and set again.",
     )
+
+
+class ArmStatus(Model):
+    """A variant beyond B (rollout.experiment.variants) while the experiment runs."""
+
+    name: str = Field(..., description="The variant's name.")
+    revision: str = Field(..., description="Its revision: the spec with the variant's settings.")
+    weight: int = Field(0, description="Its traffic weight in percent; 0 before B gets its weight and once stopped.")
+    failed_checks: int = Field(0, description="Failed analyses so far; rollout.failureThreshold of them stop it.")
+    stopped: str | None = Field(None, description="Why it was stopped (its analysis failed); it serves no more.")
 
 
 class PodVersions(Model):
@@ -1320,7 +1412,9 @@ class InPlaceStatus(Model):
 class ExperimentVariant(Model):
     """One variant's figures over the experiment's window (from its start to resultsAt)."""
 
-    name: Literal["A", "B"] = Field(..., description="A: the stable revision; B: the new revision.")
+    name: str = Field(
+        ..., description="A: the stable revision; B: the new revision; else a rollout.experiment.variants name."
+    )
     revision: str = Field(..., description="The variant's revision.")
     weight: int = Field(..., description="Its share of the traffic in percent, 0..100.")
     requests: int | None = Field(None, description="Requests it served (successful plus failed).")
@@ -1334,14 +1428,16 @@ class ExperimentVariant(Model):
 
 
 class ExperimentComparison(Model):
-    """B against A on one figure, with a 95% confidence interval for the difference."""
+    """A variant against A on one figure, with a confidence interval for the difference (95% for the
+    experiment as a whole: with several variants, Bonferroni-corrected per comparison)."""
 
+    variant: str = Field("B", description="The variant compared with A. Default: B.")
     metric: Literal["successRate", "meanLatencyMs"] = Field(..., description="The figure compared.")
     difference: float = Field(
-        ..., description="B minus A: percentage points for successRate, milliseconds for meanLatencyMs."
+        ..., description="The variant minus A: percentage points for successRate, milliseconds for meanLatencyMs."
     )
-    low: float = Field(..., description="Lower end of the 95% confidence interval for the difference.")
-    high: float = Field(..., description="Upper end of the 95% confidence interval for the difference.")
+    low: float = Field(..., description="Lower end of the confidence interval for the difference.")
+    high: float = Field(..., description="Upper end of the confidence interval for the difference.")
     significant: bool = Field(..., description="Whether the interval excludes 0.")
     statement: str = Field(..., description="The comparison in a sentence, with the test that made it.")
 

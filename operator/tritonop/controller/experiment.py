@@ -1,9 +1,9 @@
-"""rollout.strategy Experiment at the edge: both variants' figures from Prometheus.
+"""rollout.strategy Experiment at the edge: every variant's figures from Prometheus.
 
 Each tick (orchestrator ``_tick``, after the machine decided): when figures are due
 (``rollout.experiment.figures_due``: every interval while the experiment runs, once more at
-its end), query Prometheus for both variants over the experiment's window so far and the
-paired latency differences (``analysis.experiment``), then let the pure
+its end), query Prometheus for every variant (A, B and any beyond) over the experiment's window so
+far and each one's paired latency differences with A (``analysis.experiment``), then let the pure
 ``rollout.experiment.follow`` tell the decision as the experiment's and build
 ``status.experiment``. A failed fetch is retried after an interval, never on every tick.
 """
@@ -97,14 +97,30 @@ class Experiments:
         assert spec.rollout.experiment is not None and record.started_at is not None
         revisions = {v.name: v.revision for v in record.variants}
         model = triton_models(ref, spec)[0]
-        a, b = (RevisionSeries(ref.namespace, ref.name, revisions[side], model) for side in ("A", "B"))
+        series = {
+            name: RevisionSeries(ref.namespace, ref.name, revision, model) for name, revision in revisions.items()
+        }
+        a = series["A"]
         window_s = (at - parse_time(record.started_at)).total_seconds()
         metrics = spec.rollout.experiment.metrics
-        queries_a, queries_b = (variant_queries(s, metrics, window_s, self.config) for s in (a, b))
+        queries = {name: variant_queries(s, metrics, window_s, self.config) for name, s in series.items()}
         step_s = latency_step_s(window_s, interval_s)
-        paired = paired_latency_queries(a, b, window_s, step_s, self.config)
-        distinct = list(dict.fromkeys([*queries_a.all(), *queries_b.all(), *paired.all()]))
+        others = [name for name in series if name != "A"]  # B first, then the variants beyond it
+        paired = {name: paired_latency_queries(a, series[name], window_s, step_s, self.config) for name in others}
+        asked = [*(q for v in queries.values() for q in v.all()), *(q for p in paired.values() for q in p.all())]
+        distinct = list(dict.fromkeys(asked))
         answers = dict(zip(distinct, await asyncio.gather(*(client.query(q, at) for q in distinct)), strict=True))
-        figures_a, figures_b = figures(queries_a, answers), figures(queries_b, answers)
-        latency = paired_latency(paired, answers, step_s)
-        return ExperimentFigures(at, figures_a, figures_b, compare(figures_a, figures_b, latency))
+        figured = {name: figures(q, answers) for name, q in queries.items()}
+        comparison = [
+            c
+            for name in others
+            for c in compare(
+                figured["A"],
+                figured[name],
+                paired_latency(paired[name], answers, step_s),
+                variant=name,
+                compared=len(others),
+            )
+        ]
+        beyond = {name: f for name, f in figured.items() if name not in ("A", "B")}
+        return ExperimentFigures(at, figured["A"], figured["B"], comparison, beyond)

@@ -31,6 +31,7 @@ from tritonop.api.models import (
     AnalysisSource,
     CheckResult,
     Condition,
+    Experiment,
     InferenceServiceSpec,
     InferenceServiceStatus,
     Phase,
@@ -39,6 +40,7 @@ from tritonop.api.models import (
 )
 from tritonop.children import BuildError, IsvcRef, parse_spec, revision_of, triton_models
 from tritonop.children.labels import REVISION_LABEL
+from tritonop.children.variants import VariantSpec, variant_specs
 from tritonop.config import OperatorConfig
 from tritonop.controller import forbidden
 from tritonop.controller.direct_metrics import DirectMetrics
@@ -55,6 +57,7 @@ from tritonop.kube.apply import ChildConflict, owner_uid
 from tritonop.kube.client import KubeClient, KubeError
 from tritonop.operator_policy import check_spec
 from tritonop.rollout import (
+    PROMOTE_ANNOTATION,
     Decision,
     Event,
     RolloutPolicy,
@@ -69,6 +72,7 @@ from tritonop.rollout import (
     removable_revisions,
     waiting_for_traffic,
 )
+from tritonop.rollout.experiment import armed, judge_arms, pick_arm, sync_arms
 from tritonop.rollout.state import in_shadow
 from tritonop.status import ConditionStatus, conditions_for, set_condition
 from tritonop.traffic import status_url
@@ -250,6 +254,7 @@ class Controller:
             spec = parse_spec(body)
             check_spec(spec, self.config)
             revision = revision_of(spec, self.config.triton_image)
+            variants = variant_specs(spec, self.config.triton_image)
         except BuildError as err:
             metrics.RECONCILES.labels("invalid").inc()
             await self._report_invalid(body, status, err, now)
@@ -261,8 +266,9 @@ class Controller:
                 state, recovered = await self._recover(ref, revision)
             annotations = (body.get("metadata") or {}).get("annotations") or {}
             decision = plan(state, revision, now, manual_at_start=manual_actions(annotations, revision))
-            decision = replace(decision, events=(*recovered, *decision.events))
-            await self._converge(body, ref, spec, revision, decision, status, now, force=force)
+            arms = sync_arms(decision.state, _experiment(spec), [(v.name, v.revision) for v in variants])
+            decision = replace(decision, state=arms, events=(*recovered, *decision.events))
+            await self._converge(body, ref, spec, revision, decision, status, now, force=force, variants=variants)
             await self.children.remove_other_providers(ref, spec)
         except ChildConflict as err:
             metrics.RECONCILES.labels("invalid").inc()
@@ -301,9 +307,11 @@ class Controller:
             # children when there are any.
             await self._reconcile(body, force=False)
             return
+        variants = variant_specs(spec, self.config.triton_image)
         decision = Decision(state)
         if state.canary is not None:
             decision = await self._advance(body, ref, spec, state, state.canary, now)
+        decision = await self._arms(ref, spec, state, decision, variants, now)
         experiment = await self.experiments.decide(ref, spec, state, decision, status.experiment, self.prometheus, now)
         if experiment is not None:
             decision = experiment.decision
@@ -313,7 +321,17 @@ class Controller:
         desired = revision_of(spec, self.config.triton_image)
         try:
             await self._converge(
-                body, ref, spec, desired, decision, status, now, force=False, switch=switch, experiment=experiment
+                body,
+                ref,
+                spec,
+                desired,
+                decision,
+                status,
+                now,
+                force=False,
+                switch=switch,
+                experiment=experiment,
+                variants=variants,
             )
             if switch is not None:
                 await self.in_place.converge(ref, spec, switch)  # only once the status naming it is stored
@@ -335,6 +353,9 @@ class Controller:
         """One tick of a running canary: a manual action, else its gate, else its analysis when due."""
         policy = RolloutPolicy.from_spec(spec.rollout)
         annotations = (body.get("metadata") or {}).get("annotations") or {}
+        arm = armed(state, annotations.get(PROMOTE_ANNOTATION, "").strip() or None)
+        if arm is not None and arm.weight > 0 and await self._serves(ref, arm.revision):
+            return pick_arm(state, arm)  # an Experiment's variant beyond B picked (rollout/experiment.py)
         named = manual_actions(annotations, canary)
         # A stale annotation stays ignored while it stays; once removed, setting it again acts.
         state = replace(state, ignored_manual=tuple(a for a in state.ignored_manual if a in named))
@@ -348,14 +369,50 @@ class Controller:
         verdict: Verdict | None = None
         checks: tuple[CheckResult, ...] = ()
         conclusive = False
+        if manual is None:
+            passed_gate = not waiting_for_traffic(state) or (gate is not None and gate.ready)
+            verdict, checks, conclusive = await self._analyse(
+                ref,
+                spec,
+                state,
+                canary,
+                now,
+                due=analysis_due(state, policy, now),
+                sampled=passed_gate and not policy.paused,
+                weighted=not waiting_for_traffic(state),
+            )
+        if verdict is not None:
+            metrics.ANALYSES.labels(ref.namespace, ref.name, verdict).inc()
+            self.telemetry.analysis(ref, checks)
+        return advance(
+            state, policy, now, gate=gate, verdict=verdict, checks=checks, manual=manual, conclusive=conclusive
+        )
+
+    async def _analyse(
+        self,
+        ref: IsvcRef,
+        spec: InferenceServiceSpec,
+        state: RolloutState,
+        canary: str,
+        now: datetime,
+        *,
+        due: bool,
+        sampled: bool,
+        weighted: bool,
+    ) -> tuple[Verdict | None, tuple[CheckResult, ...], bool]:
+        """``canary`` (B, or a variant beyond it) against the stable: (verdict, checks, conclusive).
+
+        ``sampled``: read the pods' counters directly (sequential analysis), every tick from the
+        gate on; ``weighted``: the canary gets traffic, so a conclusive failure counts; ``due``:
+        an interval's analysis is due (Prometheus, and the direct checks' verdict).
+        """
+        verdict: Verdict | None = None
+        checks: tuple[CheckResult, ...] = ()
+        conclusive = False
         analysis = spec.rollout.analysis
-        due = manual is None and analysis_due(state, policy, now)
-        direct = None
-        passed_gate = not waiting_for_traffic(state) or (gate is not None and gate.ready)
+        policy = RolloutPolicy.from_spec(spec.rollout)
         if (
-            manual is None
-            and not policy.paused
-            and passed_gate
+            sampled
             and state.stable is not None
             and analysis.mode == AnalysisMode.sequential
             and analysis.source != AnalysisSource.prometheus
@@ -363,18 +420,17 @@ class Controller:
             # Every tick: the canary's and the stable's pods, read directly (a baseline at the gate).
             sample = await self.direct.sample(ref, triton_models(ref, spec), canary, state.stable)
             judged = judge_direct_models(analysis, sample.tallies, power=due)
-            if not waiting_for_traffic(state) and judged.conclusive_failure:
+            if weighted and judged.conclusive_failure:
                 verdict, checks, conclusive = "Fail", tuple(judged.checks), True
             elif due and (sample.complete or analysis.source == AnalysisSource.direct):
-                direct = judged if sample.complete else None
-                if direct is None:
+                if not sample.complete:
                     message = f"direct metrics incomplete: {sample.problem}"
                     checks = tuple(
                         unjudged(name, "Error", Bound(), message).model_copy(update={"source": "direct"})
                         for name in sequential_checks(analysis)
                     )
                 else:
-                    checks = tuple(direct.checks)
+                    checks = tuple(judged.checks)
             elif due:
                 log.info("%s/%s: %s; this analysis reads Prometheus", ref.namespace, ref.name, sample.problem)
         if due and verdict is None:
@@ -395,12 +451,38 @@ class Controller:
                 )
                 checks += tuple(c.model_copy(update={"source": "prometheus"}) for c in outcome.checks)
             verdict = combine(checks)
-        if verdict is not None:
-            metrics.ANALYSES.labels(ref.namespace, ref.name, verdict).inc()
-            self.telemetry.analysis(ref, checks)
-        return advance(
-            state, policy, now, gate=gate, verdict=verdict, checks=checks, manual=manual, conclusive=conclusive
+        return verdict, checks, conclusive
+
+    async def _arms(
+        self,
+        ref: IsvcRef,
+        spec: InferenceServiceSpec,
+        before: RolloutState,
+        decision: Decision,
+        variants: list[VariantSpec],
+        now: datetime,
+    ) -> Decision:
+        """An Experiment's variants beyond B (rollout/experiment.py): in step with the spec, and
+        judged when B's analysis was this tick (B's interval restarted at ``now``)."""
+        state = sync_arms(decision.state, _experiment(spec), [(v.name, v.revision) for v in variants])
+        judged_b = (
+            before.step_started_at is not None
+            and before.step_started_at != now
+            and state.canary == before.canary
+            and state.step_started_at == now
         )
+        weighted = [a for a in state.arms if a.active and a.weight > 0]
+        if not judged_b or not weighted:
+            return replace(decision, state=state)
+        verdicts = {}
+        for arm in weighted:
+            verdict, checks, _ = await self._analyse(
+                ref, spec, state, arm.revision, now, due=True, sampled=True, weighted=True
+            )
+            if verdict is not None:
+                verdicts[arm.name] = (verdict, checks)
+        state, events = judge_arms(state, RolloutPolicy.from_spec(spec.rollout), verdicts)
+        return replace(decision, state=state, events=(*decision.events, *events))
 
     async def _converge(
         self,
@@ -415,6 +497,7 @@ class Controller:
         force: bool,
         switch: Switch | None = None,
         experiment: ExperimentTick | None = None,
+        variants: list[VariantSpec] | None = None,
     ) -> None:
         """Carry out a decision: apply what it needs, persist the status it leads to, then route,
         scale down, and remove the revisions the persisted status no longer names.
@@ -437,8 +520,13 @@ class Controller:
             why = await self.triton.why_not_ready(ref, spec, state.stable)
             if why is not None:
                 stable = replace(stable, message=f"{stable.message}; {why.reason}: {why.message}")
+        varied = {v.revision: v.spec for v in variants or ()}
         for action in decision.before_routing:
-            await self.children.perform(ref, spec, desired, action, state, stable, force=force)
+            await self.children.perform(ref, spec, desired, action, state, stable, force=force, variants=varied)
+        for arm in state.arms:
+            # An Experiment's variants beyond B exist (named in the status written next) before any route.
+            if arm.active and arm.revision in varied:
+                await self.children.apply_revision(ref, varied[arm.revision], arm.revision, state, stable, force=force)
         if decision.before_routing and stable is not None and not stable.exists:
             # Its Deployment was created just now: report it as it is (from the cache, no request),
             # not "not found", which the next pass would write status again to correct.
@@ -469,7 +557,7 @@ class Controller:
 
         await self.children.route(ref, spec, desired, state, live, stable, force=force)
         for action in decision.after_routing:
-            await self.children.perform(ref, spec, desired, action, state, stable, force=force)
+            await self.children.perform(ref, spec, desired, action, state, stable, force=force, variants=varied)
         for revision in removable_revisions(state, live):
             await self.children.remove_revision(ref, revision)
 
@@ -569,6 +657,10 @@ class Controller:
 
     def _lock(self, body: Mapping[str, Any]) -> asyncio.Lock:
         return self._locks.setdefault(object_key(body), asyncio.Lock())
+
+
+def _experiment(spec: InferenceServiceSpec) -> Experiment | None:
+    return spec.rollout.experiment if spec.rollout.strategy == RolloutStrategy.experiment else None
 
 
 def _generation(body: Mapping[str, Any]) -> int | None:

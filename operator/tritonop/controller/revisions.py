@@ -54,12 +54,16 @@ class Children:
         stable: DeploymentReadiness | None,
         *,
         force: bool,
+        variants: Mapping[str, InferenceServiceSpec] | None = None,
     ) -> None:
+        """``variants``: an Experiment's variants beyond B, their specs by revision (one picked
+        as the stable is re-applied from its own)."""
         if isinstance(action, ApplyRevision):
-            if action.revision != desired:
+            built_from = spec if action.revision == desired else (variants or {}).get(action.revision)
+            if built_from is None:
                 log.warning("not re-applying revision %s: the spec now hashes to %s", action.revision, desired)
                 return
-            await self.apply_revision(ref, spec, action.revision, state, stable, force=force)
+            await self.apply_revision(ref, built_from, action.revision, state, stable, force=force)
         else:
             await self._scale(ref, action.revision, action.replicas)
 
@@ -74,10 +78,13 @@ class Children:
         force: bool,
     ) -> None:
         replicas = None
-        if revision == state.canary and state.weight > 0:
-            # Providers without a router (`service`) split by replica ratio: size the canary to its weight.
+        arm = next((a for a in state.arms if a.active and a.revision == revision), None)
+        weight = state.weight if revision == state.canary else arm.weight if arm is not None else 0
+        if weight > 0:
+            # Providers without a router (`service`) split by replica ratio: size the canary (or an
+            # Experiment's variant beyond B) to its weight.
             base = stable.replicas if stable and stable.replicas else spec.autoscaling.min_replicas
-            replicas = provider_for(spec).canary_replicas(base, state.weight)
+            replicas = provider_for(spec).canary_replicas(base, weight)
         await self.ensure_key_secret(ref, force=force)
         objs = build_revision(ref, spec, revision, self.config, replicas=replicas)
         await apply_all(self.kube, objs, force=force)
@@ -197,6 +204,7 @@ def serving_split(targets: list[TrafficTarget], ready_pods: Mapping[str, int]) -
     A target without ready pods gives its share to those that have them; when none has,
     None: the routes are left as they are (a first revision is routed to once it serves).
     """
+
     def serves(target: TrafficTarget) -> bool:
         return ready_pods.get(target.revision, 0) > 0
 

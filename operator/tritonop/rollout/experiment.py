@@ -13,18 +13,31 @@ B is held at its weight. What an experiment adds, from the machine's decision of
   picks A (B goes as in a rollback, reported as the experiment's decision, phase Ready);
 - ``status.experiment``: the window, both variants' figures (``analysis.experiment``), the
   comparison, the outcome; kept after the experiment ends, until another canary starts.
+
+A/B/n: ``rollout.experiment.variants`` adds variants beyond B, each the spec with its own
+model or image, so its own revision (an ``Arm`` of the state, named in status while B is the
+canary, so its children stay; gone with B). ``sync_arms`` keeps them in step with the spec:
+no weight until B gets its weight, then each its own (routes give weight only to a revision
+with ready pods, I1, so one still starting lends its share to A). ``judge_arms`` counts each
+one's failed analyses, taken when B's are, and stops one at failureThreshold (weight 0, its
+revision removed; the experiment goes on). ``pick_arm``: the promote annotation naming a
+variant's revision makes it the stable; B, which the spec still names, is kept as failed
+(not retried until the spec changes), A and the other variants go.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from tritonop.analysis.experiment import ExperimentFigures, VariantFigures
-from tritonop.api.models import Experiment, ExperimentStatus, ExperimentVariant, Phase
+from tritonop.api.models import CheckResult, Experiment, ExperimentStatus, ExperimentVariant, Phase, Verdict
 from tritonop.durations import parse_duration
-from tritonop.rollout.decisions import Decision, Event
-from tritonop.rollout.state import RolloutState, in_shadow
+from tritonop.rollout.decisions import ApplyRevision, Decision, Event, ScaleRevision
+from tritonop.rollout.messages import describe_failures, plural
+from tritonop.rollout.policy import RolloutPolicy
+from tritonop.rollout.state import Arm, RolloutState, in_shadow
 from tritonop.timestamps import format_time, parse_time
 
 
@@ -57,9 +70,10 @@ def follow(
     before_concluded = record is not None and not record.ended and record.concluded
     if record is None or record.ended or _revision(record, "B") != state.canary:
         record = ExperimentStatus(started_at=format_time(state.step_started_at))
+        others = "".join(f", {a.name} (revision {a.revision}) {a.weight}%" for a in state.arms if a.active)
         start = (
-            f"experiment: B (revision {state.canary}) gets {experiment.weight}% and A (revision {state.stable}) "
-            f"the rest for {experiment.duration}"
+            f"experiment: B (revision {state.canary}) gets {experiment.weight}%{others} and A (revision "
+            f"{state.stable}) the rest for {experiment.duration}"
         )
         state = replace(state, message=start)
         events.append(Event("Normal", "ExperimentStarted", start))
@@ -70,7 +84,7 @@ def follow(
     record = record.model_copy(
         update={
             "ends_at": format_time(ends),
-            "variants": _variants(record, state.stable, state.canary, state.weight),
+            "variants": _variants(record, state),
             "concluded": now >= ends,
             "message": (
                 f"running until {format_time(ends)}"
@@ -89,6 +103,73 @@ def follow(
         events.append(Event("Normal", "ExperimentConcluded", concluded))
     decided = replace(decision, state=state, events=(*decision.events, *events))
     return decided, record
+
+
+def sync_arms(state: RolloutState, experiment: Experiment | None, revisions: Sequence[tuple[str, str]]) -> RolloutState:
+    """The state with its arms as the spec's variants say. ``revisions``: each variant's name
+    and revision (the spec with its settings); one that hashes to A or B is not run."""
+    if state.canary is None or experiment is None or state.stable is None:
+        return replace(state, arms=()) if state.arms else state
+    weights = {v.name: v.weight for v in experiment.variants}
+    held = {(a.name, a.revision): a for a in state.arms}
+    weighted = state.step_started_at is not None
+    arms = []
+    for name, revision in revisions:
+        if revision in (state.stable, state.canary) or name not in weights:
+            continue
+        arm = held.get((name, revision)) or Arm(name, revision)
+        arms.append(replace(arm, weight=weights[name] if weighted and arm.active else 0))
+    return replace(state, arms=tuple(arms))
+
+
+def judge_arms(
+    state: RolloutState, policy: RolloutPolicy, verdicts: Mapping[str, tuple[Verdict, Sequence[CheckResult]]]
+) -> tuple[RolloutState, tuple[Event, ...]]:
+    """Count each weighted variant's failed analysis (``verdicts`` by name, taken when B's
+    analysis was); at rollout.failureThreshold it is stopped. Only a Fail counts: a variant
+    without data has no ready pods, so no weight either (I1)."""
+    arms, events = [], []
+    for arm in state.arms:
+        verdict = verdicts.get(arm.name)
+        if verdict is None or not arm.active or verdict[0] != "Fail":
+            arms.append(arm)
+            continue
+        failed = arm.failed_checks + 1
+        cause = describe_failures(tuple(verdict[1]))
+        if failed >= policy.failure_threshold:
+            why = f"stopped after {plural(failed, 'failed check')}: {cause}"
+            arms.append(replace(arm, failed_checks=failed, weight=0, stopped=why))
+            message = f"experiment variant {arm.name} (revision {arm.revision}) {why}; the experiment goes on"
+            events.append(Event("Warning", "VariantStopped", message))
+        else:
+            arms.append(replace(arm, failed_checks=failed))
+            message = (
+                f"experiment variant {arm.name} (revision {arm.revision}) failed analysis "
+                f"({failed}/{policy.failure_threshold}): {cause}"
+            )
+            events.append(Event("Warning", "AnalysisFailed", message))
+    return replace(state, arms=tuple(arms)), tuple(events)
+
+
+def armed(state: RolloutState, revision: str | None) -> Arm | None:
+    """The running variant beyond B whose revision this is."""
+    return next((a for a in state.arms if a.active and a.revision == revision), None)
+
+
+def pick_arm(state: RolloutState, arm: Arm) -> Decision:
+    """The promote annotation named a variant beyond B: it becomes the stable, re-applied with
+    the spec's replicas and autoscaler; B is kept at 0 replicas as failed (the spec still names
+    it: not retried until the spec changes); A and the other variants go once this status is
+    stored and the new stable serves (removable_revisions)."""
+    assert state.canary is not None
+    b = state.canary
+    message = (
+        f"experiment decided for {arm.name}: revision {arm.revision} promoted by annotation; the spec's "
+        f"revision {b} (B) is not retried until the spec changes: set the spec to {arm.name}'s settings"
+    )
+    picked = state.without_canary(stable=arm.revision, failed=b, phase=Phase.ready, message=message)
+    actions = (ApplyRevision(arm.revision), ScaleRevision(b, 0))
+    return Decision(picked, actions, (Event("Normal", "Promoted", message),))
 
 
 def figures_due(record: ExperimentStatus | None, now: datetime, interval_s: float) -> datetime | None:
@@ -117,6 +198,9 @@ def _ended(
     b, a = _revision(record, "B"), _revision(record, "A")
     reasons = {e.reason for e in decision.events}
     early = "" if record.concluded else " before its end"
+    picked = next((v for v in record.variants if v.name not in ("A", "B") and v.revision == state.stable), None)
+    if decided and before.canary == b and picked is not None and "Promoted" in reasons:
+        return decision, _closed(record, state.message or f"experiment decided for {picked.name}", winner=picked.name)
     if decided and before.canary == b and "Promoted" in reasons:
         message = f"experiment decided for B{early}: revision {b} promoted by annotation"
         events = tuple(replace(e, message=message) if e.reason == "Promoted" else e for e in decision.events)
@@ -145,13 +229,17 @@ def _revision(record: ExperimentStatus, name: str) -> str | None:
     return next((v.revision for v in record.variants if v.name == name), None)
 
 
-def _variants(record: ExperimentStatus, stable: str, canary: str, weight: int) -> list[ExperimentVariant]:
-    """A and B with their current weights, keeping the figures already recorded."""
-    previous = {v.name: v for v in record.variants}
-    sides = (("A", stable, 100 - weight), ("B", canary, weight))
+def _variants(record: ExperimentStatus, state: RolloutState) -> list[ExperimentVariant]:
+    """A, B and the variants beyond B with their current weights, keeping the figures already
+    recorded (of a stopped variant too: it stays listed at 0%)."""
+    assert state.stable is not None and state.canary is not None
+    previous = {(v.name, v.revision): v for v in record.variants}
+    arms = tuple((a.name, a.revision, a.weight) for a in state.arms)
+    a_share = 100 - state.weight - sum(a.weight for a in state.arms if a.active)
+    sides = (("A", state.stable, a_share), ("B", state.canary, state.weight), *arms)
     return [
-        previous[name].model_copy(update={"weight": share})
-        if name in previous
+        previous[(name, revision)].model_copy(update={"weight": share})
+        if (name, revision) in previous
         else ExperimentVariant.model_validate({"name": name, "revision": revision, "weight": share})
         for name, revision, share in sides
     ]
@@ -160,9 +248,9 @@ def _variants(record: ExperimentStatus, stable: str, canary: str, weight: int) -
 def _with_figures(record: ExperimentStatus, figures: ExperimentFigures) -> ExperimentStatus:
     if not figures.complete:
         return record.model_copy(update={"problems": [f"not updated at {format_time(figures.at)}", *figures.problems]})
-    sides = {"A": figures.a, "B": figures.b}
+    sides = figures.by_variant
     update = {
-        "variants": [_figured(v, sides[v.name]) for v in record.variants],
+        "variants": [_figured(v, sides[v.name]) if v.name in sides else v for v in record.variants],
         "comparison": figures.comparison,
         "results_at": format_time(figures.at),
         "problems": figures.problems,

@@ -17,7 +17,7 @@ from tritonop.rollout.manual import ManualAction
 from tritonop.rollout.messages import describe_failures, describe_missing_data, plural
 from tritonop.rollout.policy import RolloutPolicy
 from tritonop.rollout.schedule import analysis_due
-from tritonop.rollout.state import RolloutState, in_shadow, waiting_for_traffic
+from tritonop.rollout.state import RolloutState, in_shadow, named_revisions, waiting_for_traffic
 from tritonop.timestamps import require_aware
 
 # Values of RolloutState.waiting_for other than a gate's "<reason>: <message>".
@@ -284,13 +284,14 @@ def _with_not_retried(message: str | None, revision: str) -> str:
 def removable_revisions(persisted: RolloutState, live: Mapping[str, int]) -> list[str]:
     """Which live revisions (name -> ready pods) may be deleted now, given the persisted state.
 
-    Only revisions the persisted status names in none of stable, canary and failed: a
+    Only revisions the persisted status names in none of stable, canary, failed and an
+    experiment's running variants (``named_revisions``): a
     decision that stops naming a revision must be stored before its children go, or a lost
     status write would leave the state pointing at a deleted revision. One that still has
     ready pods goes only once the stable has ready pods too, so capacity is never removed
     before its successor serves.
     """
-    named = {persisted.stable, persisted.canary, persisted.failed}
+    named = named_revisions(persisted)
     stable_serves = persisted.stable is not None and live.get(persisted.stable, 0) > 0
     return sorted(r for r, ready in live.items() if r not in named and (ready == 0 or stable_serves))
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tritonop.api.models import (
+    ArmStatus,
     CanaryStatus,
     CheckResult,
     InferenceServiceStatus,
@@ -20,6 +21,22 @@ from tritonop.api.models import (
 from tritonop.rollout.manual import ManualAction
 from tritonop.rollout.policy import RolloutPolicy
 from tritonop.timestamps import format_time, parse_time
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A variant beyond B of an Experiment (rollout.experiment.variants): its own revision beside
+    the canary, weighted once B is, removed with the canary (see rollout/experiment.py)."""
+
+    name: str
+    revision: str
+    weight: int = 0
+    failed_checks: int = 0
+    stopped: str | None = None  # why its analysis stopped it: no weight, no pods, never picked
+
+    @property
+    def active(self) -> bool:
+        return self.stopped is None
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,7 @@ class RolloutState:
     waiting_for: str | None = None
     last_analysis: tuple[CheckResult, ...] = ()
     ignored_manual: tuple[ManualAction, ...] = ()  # stale annotations found at the canary's start (I6)
+    arms: tuple[Arm, ...] = ()  # an Experiment's variants beyond B, while B is the canary
     message: str | None = None  # what happened last, in a sentence (status.message)
 
     def without_canary(self, **changes: Any) -> RolloutState:
@@ -55,6 +73,7 @@ class RolloutState:
             "waiting_for": None,
             "last_analysis": (),
             "ignored_manual": (),
+            "arms": (),
         }
         return replace(self, **(reset | changes))
 
@@ -83,6 +102,7 @@ class RolloutState:
             waiting_for=canary.waiting_for,
             last_analysis=tuple(canary.last_analysis),
             ignored_manual=tuple(canary.ignored_annotations or ()),
+            arms=tuple(Arm(v.name, v.revision, v.weight, v.failed_checks, v.stopped) for v in canary.variants or ()),
         )
 
     def apply_to(self, status: InferenceServiceStatus, policy: RolloutPolicy, now: datetime) -> InferenceServiceStatus:
@@ -104,6 +124,17 @@ class RolloutState:
                 waiting_for=self.waiting_for,
                 last_analysis=list(self.last_analysis),
                 ignored_annotations=list(self.ignored_manual) or None,
+                variants=[
+                    ArmStatus(
+                        name=a.name,
+                        revision=a.revision,
+                        weight=a.weight,
+                        failed_checks=a.failed_checks,
+                        stopped=a.stopped,
+                    )
+                    for a in self.arms
+                ]
+                or None,
             )
         return status.model_copy(
             update={
@@ -122,10 +153,18 @@ def traffic(state: RolloutState) -> list[TrafficTarget]:
     """The route split. The canary keeps its entry at 0% so users see it waiting."""
     if state.stable is None:
         return []
-    targets = [TrafficTarget(revision=state.stable, percent=100 - state.weight)]
+    arms = [a for a in state.arms if a.active]
+    targets = [TrafficTarget(revision=state.stable, percent=100 - state.weight - sum(a.weight for a in arms))]
     if state.canary is not None:
         targets.append(TrafficTarget(revision=state.canary, percent=state.weight))
+        targets += [TrafficTarget(revision=a.revision, percent=a.weight) for a in arms]
     return targets
+
+
+def named_revisions(state: RolloutState) -> set[str]:
+    """Every revision the state names: its children must stay (removable_revisions)."""
+    named = {state.stable, state.canary, state.failed, *(a.revision for a in state.arms if a.active)}
+    return {r for r in named if r is not None}
 
 
 def _format(moment: datetime | None) -> str | None:

@@ -131,7 +131,38 @@ EDGES: list[tuple[str, Path_, Any]] = [
         )
         for names in (["kpi", "kpi"], ["kpi", "orders"], [])
     ],
-    *[("recommender", ("spec", "rollout", "experiment", "weight"), w) for w in (0, 1, 99, 100)],
+    *[("recommender", ("spec", "rollout", "experiment", "weight"), w) for w in (0, 1, 79, 80, 99, 100)],
+    # rollout.experiment.variants (A/B/n).
+    *[
+        ("recommender", ("spec", "rollout", "experiment", "variants"), variants)
+        for variants in (
+            [],
+            [{"name": "c", "weight": 20, "model": {"version": "2"}}, {"name": "c", "weight": 1, "image": "t:2"}],
+            [{"name": "c", "weight": 20, "model": {"version": "2"}}, {"name": "d", "weight": 1, "image": "t:2"}],
+            [{"name": "c", "weight": 59, "model": {"version": "2"}}, {"name": "d", "weight": 1, "image": "t:2"}],
+            [{"name": "c", "weight": 1, "model": {}}],
+            [{"name": "c", "weight": 1}],
+            [{"name": "C", "weight": 1, "image": "t:2"}],
+            [{"name": "c", "weight": 0, "image": "t:2"}],
+        )
+    ],
+    ("recommender", ("spec", "traffic"), {"provider": "nginx", "nginx": {"host": "r.example.com"}}),
+    ("recommender", ("spec", "traffic"), {"provider": "istio", "istio": {"hosts": ["r.example.com"]}}),
+    ("recommender", ("spec", "traffic"), {"provider": "service"}),
+    *[
+        (
+            "recommender",
+            ("spec",),
+            {
+                "model": {"storageUri": "s3://b/r", "models": ["recommender", "ranker"]},
+                "rollout": {
+                    "strategy": "Experiment",
+                    "experiment": {"duration": "1h", "variants": [{"name": "c", "weight": 1, "model": model}]},
+                },
+            },
+        )
+        for model in ({"version": "2"}, {"storageUri": "s3://b/c"})
+    ],
     *[("recommender", ("spec", "rollout", "experiment", "duration"), d) for d in ("0s", "1s", "720h", "720h0.001ms")],
     ("ranker", ("spec", "rollout", "shadow"), {"percent": 10, "duration": "1m"}),
     *[("kitchen-gateway", ("spec", "rollout", "interval"), d) for d in ("0s", "999ms", "1s", "24h", "24h0.001ms")],

@@ -115,6 +115,7 @@ def test_status_experiment_round_trips_in_its_wire_form() -> None:
             ],
             "comparison": [
                 {
+                    "variant": "B",
                     "metric": "successRate",
                     "difference": -0.4,
                     "low": -0.7,
