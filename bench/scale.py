@@ -3,6 +3,13 @@ API server.
 
     python -m bench.scale --count 100 --count 1000 [--tick-seconds 5] [--timeout 300]
                           [--idle-seconds 60] [--operator-arg=--api-concurrency=32]
+    python -m bench.scale --ceiling [6000]
+
+--ceiling measures the test bed instead, on the same control plane and proxy with no
+operator: ConfigMap writes (POST creates, then server-side apply PATCHes that create) with
+the operator's --api-concurrency default in flight, through the proxy with the operator's
+token and directly over TLS; writes/s, and the most objects/s any operator could reach at
+6 writes per object (kopf's 2 besides).
 
 For each N: a fresh real control plane (etcd + kube-apiserver, and only the
 serviceaccount and namespace controllers: no Deployment controller, scheduler or kubelet,
@@ -46,18 +53,22 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 from tests.support.control_plane import ControlPlane
 from tests.support.fault_proxy import FaultProxy, Recorded
 from tests.support.operator_process import OperatorProcess, free_port
 from tests.support.real_cluster import ADMIN_ACCOUNT, prepare
+from tritonop.config import OperatorConfig
 
 NS = "bench"
 ISVCS = f"/apis/serving.tritonop.dev/v1alpha1/namespaces/{NS}/inferenceservices"
 CLOSED = "http://127.0.0.1:9"  # nothing listens: Prometheus and Triton fail fast
 CONTROLLERS = ("serviceaccount-controller", "namespace-controller")  # default ServiceAccounts only
 OK = range(200, 300)
+MINIMUM_WRITES = 6  # per object: an apply per child (5) and a status write
+KOPF_WRITES = 2  # per object, kopf's own (measured: the "kopf requests per object" column)
 
 
 def isvc(name: str) -> dict[str, Any]:
@@ -147,7 +158,7 @@ def admin_tls(cp: ControlPlane) -> ssl.SSLContext:
 
 
 @contextlib.contextmanager
-def cluster(workdir: Path) -> Iterator[tuple[ControlPlane, FaultProxy, Path]]:
+def cluster(workdir: Path) -> Iterator[tuple[ControlPlane, FaultProxy, Path, str]]:
     # Two Services per object: the test bed's /24 service range holds 125 objects; a /16
     # (given after it, so it wins) holds 32,000, and still contains the `kubernetes` Service IP.
     cp = ControlPlane(
@@ -161,7 +172,7 @@ def cluster(workdir: Path) -> Iterator[tuple[ControlPlane, FaultProxy, Path]]:
         prepare(cp, [NS])
         with FaultProxy(cp) as proxy:
             token = cp.kubectl("create", "token", ADMIN_ACCOUNT, "-n", "kube-system", "--duration=2h").stdout.strip()
-            yield cp, proxy, proxy.kubeconfig(workdir / "kubeconfig", token=token)
+            yield cp, proxy, proxy.kubeconfig(workdir / "kubeconfig", token=token), token
     finally:
         cp.stop()
 
@@ -177,7 +188,7 @@ async def measure(
     workdir: Path,
 ) -> Row:
     row = Row(count)
-    with cluster(workdir) as (cp, proxy, kubeconfig):
+    with cluster(workdir) as (cp, proxy, kubeconfig, _):
         log = workdir / f"operator-{count}.log"
         args = ["-n", NS, "--tick-seconds", str(tick), "--metrics-port", str(free_port())]
         args += ["--prometheus-url", CLOSED, "--triton-url-template", CLOSED, *operator_args]
@@ -349,6 +360,108 @@ def table(rows: Sequence[Row], tick: float) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- the test bed's ceiling
+
+
+@dataclasses.dataclass
+class CeilingRow:
+    path: str  # "proxy" (the operator's path, its token) or "direct" (TLS, admin certificate)
+    write: str  # "create" (POST) or "apply" (server-side apply PATCH creating the object)
+    writes: int
+    seconds: float
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.writes / self.seconds
+
+
+def configmap(name: str) -> dict[str, Any]:
+    # About the size of a small child (a Service): labels, an ownerless body, a little data.
+    labels = {"app.kubernetes.io/managed-by": "bench", "serving.tritonop.dev/inferenceservice": name}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "data": {"key": "x" * 200},
+    }
+
+
+async def _writes(
+    base_url: str,
+    ssl_context: ssl.SSLContext | None,
+    token: str | None,
+    write: str,
+    prefix: str,
+    count: int,
+    in_flight: int,
+) -> tuple[float, int]:
+    """``count`` ConfigMap writes, ``in_flight`` at a time over as many connections (as the
+    operator's client: aiohttp, its transport (kube/transport.py), a connection per slot);
+    (seconds, errors)."""
+    headers = {"User-Agent": "bench-ceiling/1"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    collection = f"{base_url}/api/v1/namespaces/{NS}/configmaps"
+    slots = asyncio.Semaphore(in_flight)
+    errors = 0
+    connector = aiohttp.TCPConnector(ssl=ssl_context if ssl_context is not None else False, limit=in_flight)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            name = f"{prefix}-{i}"
+            async with slots:
+                if write == "create":
+                    request = session.post(collection, json=configmap(name))
+                else:
+                    request = session.patch(
+                        f"{collection}/{name}",
+                        params={"fieldManager": "bench", "force": "true"},
+                        data=json.dumps(configmap(name)),
+                        headers={"Content-Type": "application/apply-patch+yaml"},
+                    )
+                async with request as response:
+                    await response.read()
+                    if response.status not in OK:
+                        errors += 1
+
+        start = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return time.monotonic() - start, errors
+
+
+async def ceiling(count: int, in_flight: int, workdir: Path) -> list[CeilingRow]:
+    """On the benchmark's own control plane and proxy, with no operator running: how many
+    plain writes per second the test bed accepts, through the proxy and directly."""
+    rows = []
+    with cluster(workdir) as (cp, proxy, _, token):
+        for write in ("create", "apply"):
+            for path in ("proxy", "direct"):
+                base, context, bearer = (proxy.url, None, token) if path == "proxy" else (cp.url, admin_tls(cp), None)
+                prefix = f"{write}-{path}"
+                print(f"ceiling: {count} {write} writes via {path}, {in_flight} in flight", file=sys.stderr, flush=True)
+                seconds, errors = await _writes(base, context, bearer, write, prefix, count, in_flight)
+                rows.append(CeilingRow(path, write, count, seconds, errors))
+                print(f"  {count / seconds:.0f} writes/s, {errors} errors", file=sys.stderr, flush=True)
+    return rows
+
+
+def ceiling_table(rows: Sequence[CeilingRow], in_flight: int, per_object: int, kopf: int) -> str:
+    lines = [
+        f"{in_flight} writes in flight; objects/s = writes/s / {per_object} (the operator's minimum per object) "
+        f"and / {per_object + kopf} (with kopf's {kopf})",
+        "| path | write | writes | seconds | writes/s | errors | objects/s at most: 6 writes | with kopf's |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.path} | {row.write} | {row.writes} | {row.seconds:.1f} | {row.rate:.0f} | {row.errors} "
+            f"| {row.rate / per_object:.1f} | {row.rate / (per_object + kopf):.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, action="append", help="InferenceServices to create (repeat; default 100)")
@@ -358,7 +471,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=32, help="concurrent creates (default 32)")
     parser.add_argument("--operator-arg", action="append", default=[], help="extra `tritonop run` argument (repeat)")
     parser.add_argument("--keep", type=Path, help="keep operator logs in this folder")
+    parser.add_argument(
+        "--ceiling",
+        type=int,
+        nargs="?",
+        const=6000,
+        metavar="WRITES",
+        help="instead: the test bed's write ceiling, WRITES ConfigMap writes (default 6000) per path and kind of write",
+    )
     args = parser.parse_args(argv)
+    if args.ceiling is not None:
+        in_flight = OperatorConfig().api_concurrency  # what the operator keeps in flight
+        with tempfile.TemporaryDirectory(prefix="tritonop-bench-ceiling-") as tmp:
+            found = asyncio.run(ceiling(args.ceiling, in_flight, args.keep or Path(tmp)))
+        print(ceiling_table(found, in_flight, per_object=MINIMUM_WRITES, kopf=KOPF_WRITES))
+        return 0
     counts = args.count or [100]
     rows = []
     for count in counts:
