@@ -77,6 +77,7 @@ class FakePrometheus:
     mode: PrometheusMode = "pass"
     queries: list[str] = field(default_factory=list)
     variants: dict[str, VariantAnswers] = field(default_factory=dict)  # revision -> its answers
+    failing: set[str] = field(default_factory=set)  # revisions whose success rate is 0.5 whatever the mode
 
     async def for_url(self, url: str) -> FakePrometheus:
         return self
@@ -97,6 +98,8 @@ class FakePrometheus:
             if "duration" in promql:
                 return QueryResult.of(answer.latency_ms)
             return QueryResult.of(answer.success_rate if " / (" in promql else answer.requests)
+        if " / (" in promql and any(f'revision="{r}"' in promql for r in self.failing):
+            return QueryResult.of(0.5)
         if "duration" in promql:  # latency
             return QueryResult.of(12.0)
         if " / (" in promql:  # success rate

@@ -82,9 +82,11 @@ class Children:
         weight = state.weight if revision == state.canary else arm.weight if arm is not None else 0
         if weight > 0:
             # Providers without a router (`service`) split by replica ratio: size the canary (or an
-            # Experiment's variant beyond B) to its weight.
+            # Experiment's variant beyond B) to its weight against the stable's share, which is
+            # 100 - weight only without variants beyond B.
             base = stable.replicas if stable and stable.replicas else spec.autoscaling.min_replicas
-            replicas = provider_for(spec).canary_replicas(base, weight)
+            stable_share = 100 - state.weight - sum(a.weight for a in state.arms if a.active)
+            replicas = provider_for(spec).canary_replicas(base, round(100 * weight / (weight + stable_share)))
         await self.ensure_key_secret(ref, force=force)
         objs = build_revision(ref, spec, revision, self.config, replicas=replicas)
         await apply_all(self.kube, objs, force=force)

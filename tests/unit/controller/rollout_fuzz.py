@@ -11,7 +11,8 @@ docs/rollout.md ("Safety"):
 - I4 an operator acting on a stale object changes no status;
 - I5 objects tritonop does not own are never patched or deleted;
 - I7 no exception but an API error (which kopf retries) escapes reconcile or tick;
-- an Experiment's B becomes the stable only by the promote annotation naming it.
+- an Experiment's B, or a variant beyond it (A/B/n), becomes the stable only by the promote
+  annotation naming it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ EXPERIMENT = {
     "failureThreshold": 2,
     "experiment": {"weight": 30, "duration": "20s"},
 }
+VARIANT = {"name": "c", "weight": 20, "model": {"storageUri": "s3://models/variant-c"}}
 # Objects with tritonop's names that someone else owns (I5): they must never change.
 FOREIGN: tuple[dict[str, Any], ...] = (
     {
@@ -64,10 +66,14 @@ class _Steps:
 
 STEPS = _Steps()  # operator passes run, over all machines (the fuzz's size, reported by its runners)
 MIRRORED: set[str] = set()  # revisions a shadow phase mirrored to, over all machines (the fuzz reached one)
+PICKED: set[str] = set()  # variants beyond B the promote annotation made the stable (A/B/n)
+STOPPED: set[str] = set()  # variants beyond B their analysis stopped
 
 
+# A/B/n: a variant beyond B with its own model repository (the same revision whatever B is).
+ABN = {**EXPERIMENT, "experiment": {"weight": 30, "duration": "20s", "variants": [VARIANT]}}
 SHADOW = {"steps": [20, 50], "interval": "10s", "failureThreshold": 2, "shadow": {"percent": 50, "duration": "10s"}}
-ROLLOUTS = {"canary": None, "shadow": SHADOW, "experiment": EXPERIMENT}
+ROLLOUTS = {"canary": None, "shadow": SHADOW, "experiment": EXPERIMENT, "abn": ABN}
 
 
 def seeded(max_examples: int = 100) -> settings:
@@ -96,8 +102,10 @@ class RolloutMachine(RuleBasedStateMachine):
         self.steps = 0
         self.served = False
         self.snapshots: list[dict[str, Any]] = []
-        self.experiment_b: tuple[str, str] | None = None  # (uid, B) of the experiment running after the last step
+        # (uid, {B and the variants beyond it}) of the experiment running after the last step
+        self.experiment_b: tuple[str, set[str]] | None = None
         self.stable: str | None = None
+        self.experiment_b_canary: str | None = None
         self.foreign = [self.h.kube.put(copy.deepcopy(obj)) for obj in FOREIGN]
         self.h.apply(spec_for(MODELS[0]))
         self._run(self.h.reconcile())
@@ -145,6 +153,19 @@ class RolloutMachine(RuleBasedStateMachine):
     @rule(action=st.sampled_from([PROMOTE_ANNOTATION, ABORT_ANNOTATION]), uri=st.sampled_from(MODELS))
     def annotate(self, action: str, uri: str) -> None:
         self.h.annotate({action: self.revision(uri)})
+
+    @rule()
+    def promote_a_variant(self) -> None:
+        """The promote annotation names a variant beyond B (A/B/n), while one runs."""
+        variants = (self.h.status().get("canary") or {}).get("variants") or []
+        if variants:
+            self.h.annotate({PROMOTE_ANNOTATION: variants[0]["revision"]})
+
+    @rule(failing=st.booleans())
+    def variant_fails_its_checks(self, failing: bool) -> None:
+        """Prometheus says a running variant beyond B fails (B and A unchanged)."""
+        variants = (self.h.status().get("canary") or {}).get("variants") or []
+        self.h.prometheus.failing = {v["revision"] for v in variants} if failing else set()
 
     @rule()
     def remove_annotations(self) -> None:
@@ -280,13 +301,24 @@ class RolloutMachine(RuleBasedStateMachine):
         status = body.get("status") or {}
         stable = status.get("stableRevision")
         uid = body["metadata"]["uid"]
-        if stable is not None and stable != self.stable and (uid, stable) == self.experiment_b:
+        if (
+            stable is not None
+            and stable != self.stable
+            and self.experiment_b is not None
+            and self.experiment_b[0] == uid
+            and stable in self.experiment_b[1]
+        ):
             promote = (body["metadata"].get("annotations") or {}).get(PROMOTE_ANNOTATION)
             if body["spec"]["rollout"].get("strategy") == "Experiment":
-                assert promote == stable, f"experiment B {stable} promoted without the annotation"
+                assert promote == stable, f"experiment variant {stable} promoted without the annotation"
+            if stable != self.experiment_b_canary:
+                PICKED.add(stable)
         experiment = status.get("experiment") or {}
         running = status.get("canaryRevision") is not None and experiment and not experiment.get("ended")
-        self.experiment_b = (uid, experiment["variants"][1]["revision"]) if running else None
+        beyond = {v["revision"] for v in (status.get("canary") or {}).get("variants") or [] if not v.get("stopped")}
+        STOPPED.update(v["revision"] for v in (status.get("canary") or {}).get("variants") or [] if v.get("stopped"))
+        self.experiment_b = (uid, {experiment["variants"][1]["revision"], *beyond}) if running else None
+        self.experiment_b_canary = status.get("canaryRevision")
         self.stable = stable
 
     @invariant()

@@ -20,13 +20,13 @@ SEEN: Counter[str] = Counter()  # what the experiments went through, over all ru
 class ExperimentMachine(RolloutMachine):
     @initialize()
     def an_experiment_runs(self) -> None:
-        """Each run starts with v1 serving and v2 as B of a running experiment."""
+        """Each run starts with v1 serving and v2 as B of a running A/B/n experiment (variant c beside it)."""
         self.time_passes(1)
         self.edit_spec(MODELS[1])
         self.time_passes(1)
 
-    @rule(uri=st.sampled_from(MODELS))
-    def edit_spec(self, uri: str, rollout: str = "experiment") -> None:
+    @rule(uri=st.sampled_from(MODELS), rollout=st.sampled_from(["experiment", "abn"]))
+    def edit_spec(self, uri: str, rollout: str = "abn") -> None:
         self.h.apply(spec_for(uri, rollout))
         self._run(self.h.reconcile())
 
@@ -38,16 +38,20 @@ class ExperimentMachine(RolloutMachine):
         and no experiment would run (the revision fuzz covers deletion)."""
 
     @precondition(lambda self: ((self.h.body().get("status") or {}).get("experiment") or {}).get("ended") is False)
-    @rule(action=st.sampled_from([PROMOTE_ANNOTATION, ABORT_ANNOTATION]))
-    def decide(self, action: str) -> None:
-        """A person picks a winner while an experiment runs: the annotation names B; its watch event wakes a tick."""
-        self.h.annotate({action: self.h.status()["experiment"]["variants"][1]["revision"]})
+    @rule(action=st.sampled_from([PROMOTE_ANNOTATION, ABORT_ANNOTATION]), variant=st.sampled_from([1, 2]))
+    def decide(self, action: str, variant: int) -> None:
+        """A person picks a winner while an experiment runs: the annotation names B (1) or the
+        variant beyond it (2, where one runs); its watch event wakes a tick."""
+        variants = self.h.status()["experiment"]["variants"]
+        self.h.annotate({action: variants[min(variant, len(variants) - 1)]["revision"]})
         self._run(self.h.tick())
         winner = (self.h.status().get("experiment") or {}).get("winner")
         SEEN.update([f"winner {winner}"] if winner else [])
 
-    @rule(ticks=st.integers(min_value=1, max_value=8))
-    def time_passes(self, ticks: int) -> None:
+    @rule(ticks=st.integers(min_value=1, max_value=8), variant_fails=st.booleans())
+    def time_passes(self, ticks: int, variant_fails: bool = False) -> None:
+        """Ticks 5 s apart, the variant beyond B (if one runs) failing its checks or not."""
+        self.variant_fails_its_checks(variant_fails)
         for _ in range(ticks):
             self.h.advance(5)
             self._run(self.h.tick())
@@ -65,4 +69,5 @@ def test_experiment_invariants_hold_under_random_steps_and_faults() -> None:
     )
     assert rollout_fuzz.STEPS.total - before >= 1000
     # The runs reached every part of an experiment: figures, conclusions, both winners.
-    assert {"resultsAt", "concluded", "winner A", "winner B"} <= set(SEEN), SEEN
+    assert {"resultsAt", "concluded", "winner A", "winner B", "winner c"} <= set(SEEN), SEEN
+    assert rollout_fuzz.PICKED and rollout_fuzz.STOPPED, "no variant beyond B was picked, or none stopped"
