@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -120,6 +121,12 @@ def steps_of(obj: Obj) -> list[int]:
     return list(rollout.get("steps") or DEFAULT_STEPS)
 
 
+def strategy_of(obj: Obj) -> str | None:
+    rollout = (obj.get("spec") or {}).get("rollout") or {}
+    strategy = rollout.get("strategy")
+    return str(strategy) if strategy else None
+
+
 def steps_line(steps: Sequence[int], current: int | None) -> str:
     """10% -> [25%] -> 50% -> 100%: the canary's step in brackets."""
     parts = [f"{w}%" for w in steps] + ["100%"]
@@ -153,14 +160,27 @@ def sorted_events(events: Iterable[Obj]) -> list[Obj]:
     return sorted(events, key=lambda e: parse_time(event_time(e)) or datetime.min.replace(tzinfo=UTC))
 
 
+def arms(status: Obj) -> list[Obj]:
+    """An Experiment's variants beyond B (status.canary.variants), while B is the canary."""
+    if not status.get("canaryRevision"):
+        return []
+    return [a for a in (status.get("canary") or {}).get("variants") or [] if a.get("revision")]
+
+
 def revision_rows(obj: Obj, deployments: Iterable[Obj]) -> list[list[str]]:
     status = obj.get("status") or {}
     weights = {t.get("revision"): t.get("percent", 0) for t in status.get("traffic") or []}
-    roles = {
+    roles: dict[Any, str] = {
         status.get("stableRevision"): "stable",
         status.get("canaryRevision"): "canary",
         status.get("failedRevision"): "failed",
     }
+    order: dict[str, int] = {"stable": 0, "canary": 1}
+    for i, arm in enumerate(arms(status)):
+        role = f"{'stopped' if arm.get('stopped') else 'variant'} {arm.get('name', '')}"
+        roles.setdefault(arm["revision"], role)
+        order[role] = 2 + i
+    order.update({"failed": 2 + len(order), "old": 3 + len(order)})
     rows: dict[str, list[str]] = {}
     for d in deployments:
         revision = ((d.get("metadata") or {}).get("labels") or {}).get(REVISION_LABEL)
@@ -176,10 +196,138 @@ def revision_rows(obj: Obj, deployments: Iterable[Obj]) -> list[list[str]]:
             d["metadata"].get("name", ""),
         ]
     for revision, role in roles.items():
-        if revision and revision not in rows and role != "failed":
+        if revision and revision not in rows and role != "failed" and not role.startswith("stopped "):
             rows[revision] = [revision, role, f"{weights.get(revision, 0)}%", "-", "(no Deployment)"]
-    order = {"stable": 0, "canary": 1, "failed": 2, "old": 3}
-    return sorted(rows.values(), key=lambda r: (order.get(r[1], 9), r[0]))
+    return sorted(rows.values(), key=lambda r: (order.get(r[1], 99), r[0]))
+
+
+WIDTH = 120  # what `get` keeps to: the experiment's tables and statements
+
+
+def percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{format(ratio * 100, '.6g')}%"
+
+
+def millis(value: float | None) -> str:
+    return "-" if value is None else f"{number(value)} ms"
+
+
+def wrapped(text: str, first: str, rest: str, width: int = WIDTH) -> list[str]:
+    return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False) or [
+        first.rstrip()
+    ]
+
+
+def experiment_state(experiment: Obj, now: datetime) -> str:
+    """Where the experiment stands, in a few words: running and for how long yet, concluded
+    and held, or ended and how."""
+    winner = experiment.get("winner")
+    if experiment.get("ended"):
+        return f"ended, winner {winner}" if winner else "ended without a winner"
+    if not experiment.get("startedAt"):
+        return "not started"
+    ends = parse_time(experiment.get("endsAt"))
+    if experiment.get("concluded"):
+        ago = f" {human_duration((now - ends).total_seconds())} ago" if ends else ""
+        return f"concluded{ago}: held until a pick (promote picks B or a variant, abort picks A)"
+    if ends is None:
+        return "running"
+    left = (ends - now).total_seconds()
+    return f"running, ends in {human_duration(left)}" if left > 0 else "running, ends now"
+
+
+def experiment_lines(status: Obj, now: datetime) -> list[str]:
+    """The experiment block of `get`: its window and state, each variant's figures (custom
+    metrics in more tables where one would pass 120 columns) and the comparisons with A."""
+    experiment = status.get("experiment") or {}
+    window = f"{_dash(experiment.get('startedAt'))} .. {_dash(experiment.get('endsAt'))}"
+    if experiment.get("resultsAt"):
+        window += f" (figures to {experiment['resultsAt']})"
+    lines = [
+        f"Experiment:      {experiment_state(experiment, now)}",
+        f"Window:          {window}",
+    ]
+    if experiment.get("winner"):
+        lines.append(f"Winner:          {experiment['winner']}")
+    if experiment.get("message"):
+        lines.append(f"Note:            {experiment['message']}")
+    for problem in experiment.get("problems") or []:
+        lines.append(f"Problem:         {problem}")
+    variants = list(experiment.get("variants") or [])
+    stopped = {a.get("name"): a for a in arms(status) if a.get("stopped")}
+    if variants:
+        names = [
+            f"{v.get('name', '')} (stopped)" if v.get("name") in stopped else str(v.get("name", "")) for v in variants
+        ]
+        base = [
+            [
+                name,
+                _dash(v.get("revision")),
+                f"{v.get('weight', 0)}%",
+                _dash(v.get("requests")),
+                percent(v.get("successRate")),
+                millis(v.get("meanLatencyMs")),
+            ]
+            for name, v in zip(names, variants, strict=True)
+        ]
+        header = ["VARIANT", "REVISION", "WEIGHT", "REQUESTS", "SUCCESS", "MEAN LATENCY"]
+        metrics: list[str] = []
+        for v in variants:
+            metrics += [m for m in v.get("metrics") or {} if m not in metrics]
+        column = {m: [number((v.get("metrics") or {}).get(m)) for v in variants] for m in metrics}
+        one = table([*header, *metrics], [[*row, *(column[m][i] for m in metrics)] for i, row in enumerate(base)])
+        lines.append("")
+        if max(len(line) for line in one) <= WIDTH:
+            lines += one
+        else:
+            lines += table(header, base)
+            lines += metric_tables(names, metrics, column)
+    comparison = experiment.get("comparison") or []
+    if comparison:
+        lines.append("")
+        for c in comparison:
+            lines += wrapped(str(c.get("statement", "")), "- ", "  ")
+    elif variants and experiment.get("startedAt"):
+        lines += ["", "No comparison (too little data)."]
+    return lines
+
+
+def metric_tables(names: Sequence[str], metrics: Sequence[str], column: Mapping[str, Sequence[str]]) -> list[str]:
+    """Custom metrics by variant, in as few tables as keep each within WIDTH columns."""
+    lines: list[str] = []
+    chunk: list[str] = []
+
+    def flush() -> None:
+        if chunk:
+            lines.append("")
+            lines.extend(table(["VARIANT", *chunk], [[n, *(column[m][i] for m in chunk)] for i, n in enumerate(names)]))
+            chunk.clear()
+
+    first = max(len(n) for n in [*names, "VARIANT"])
+    used = first
+    for m in metrics:
+        width = 3 + max(len(m), *(len(v) for v in column[m]))
+        if chunk and used + width > WIDTH:
+            flush()
+            used = first
+        chunk.append(m)
+        used += width
+    flush()
+    return lines
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def variants_line(variants: Iterable[Obj]) -> str:
+    """The variants beyond B in one line: weight and failed checks, or why one was stopped."""
+    return ", ".join(
+        f"{a.get('name', '')} stopped ({a['stopped']})"
+        if a.get("stopped")
+        else f"{a.get('name', '')} {a.get('weight', 0)}% ({plural(a.get('failedChecks', 0), 'failed check')})"
+        for a in variants
+    )
 
 
 def get_lines(obj: Obj, deployments: Iterable[Obj], events: Iterable[Obj], now: datetime) -> list[str]:
@@ -202,23 +350,31 @@ def get_lines(obj: Obj, deployments: Iterable[Obj], events: Iterable[Obj], now: 
     if status.get("failedRevision"):
         lines.append(f"Failed:          {status['failedRevision']}")
     steps = steps_of(obj)
+    experiment = strategy_of(obj) == "Experiment"
+    if experiment:
+        lines.append("Strategy:        Experiment (one split, held until a pick)")
     if canary_rev:
         step = int(canary.get("step", 0))
+        if not experiment:
+            lines += [f"Step:            {step + 1}/{len(steps)}", f"Steps:           {steps_line(steps, step)}"]
         lines += [
-            f"Step:            {step + 1}/{len(steps)}",
-            f"Steps:           {steps_line(steps, step)}",
             f"Weight:          {canary.get('weight', 0)}%",
             f"Waiting for:     {_dash(canary.get('waitingFor'))}",
             f"Failed checks:   {canary.get('failedChecks', 0)}",
             f"Next analysis:   {until(canary.get('nextAnalysisAt'), now)}",
             f"Started:         {_dash(canary.get('startedAt'))}",
         ]
+        if arms(status):
+            lines.append(f"Variants:        {variants_line(arms(status))}")
         if canary.get("ignoredAnnotations"):
             lines.append(f"Ignored:         {', '.join(canary['ignoredAnnotations'])} (stale annotations)")
-    else:
+    elif not experiment:
         lines.append(f"Steps:           {steps_line(steps, None)}")
     lines.append("")
     lines += table(["REVISION", "ROLE", "WEIGHT", "READY", "DEPLOYMENT"], revision_rows(obj, deployments))
+    if status.get("experiment"):
+        lines.append("")
+        lines += experiment_lines(status, now)
     checks = canary.get("lastAnalysis") or [] if canary_rev else []
     if checks:
         lines.append("")

@@ -143,3 +143,150 @@ def test_history_lists_rollout_events_oldest_first_with_status() -> None:
     assert [r.split()[2] for r in rows] == ["Promoted", "Aborted"]
     assert rows[0].split()[:2] == ["2026-05-01T11:00:00Z", "60m"]
     assert render.history_lines(obj, [], NOW)[-1].startswith("No rollout events recorded")
+
+
+A, B, DISTILLED, INT8, FP16 = "aaaa111111", "bbbb222222", "dddd444444", "eeee555555", "ffff666666"
+
+
+def experiment_isvc(**experiment: Any) -> dict[str, Any]:
+    """An A/B/n experiment: B at 20%, distilled at 20%, int8 stopped, fp16 not weighted yet."""
+    obj = isvc(
+        phase="Progressing",
+        stableRevision=A,
+        canaryRevision=B,
+        traffic=[
+            {"revision": A, "percent": 60},
+            {"revision": B, "percent": 20},
+            {"revision": DISTILLED, "percent": 20},
+        ],
+        canary={
+            "step": 0,
+            "weight": 20,
+            "startedAt": "2026-05-01T09:55:00Z",
+            "variants": [
+                {"name": "distilled", "revision": DISTILLED, "weight": 20, "failedChecks": 1},
+                {"name": "int8", "revision": INT8, "weight": 0, "failedChecks": 3, "stopped": "3 failed analyses"},
+                {"name": "fp16", "revision": FP16, "weight": 0},
+            ],
+        },
+        experiment={
+            "startedAt": "2026-05-01T10:00:00Z",
+            "endsAt": "2026-05-08T10:00:00Z",
+            "resultsAt": "2026-05-01T11:55:00Z",
+            "concluded": False,
+            "message": "running until 2026-05-08T10:00:00Z",
+            "problems": ["Prometheus unreachable"],
+            "variants": [
+                {"name": "A", "revision": A, "weight": 60, "requests": 6000, "successRate": 0.9995,
+                 "meanLatencyMs": 10.0, "metrics": {"click-through": 0.031}},
+                {"name": "B", "revision": B, "weight": 20, "requests": 2000, "successRate": 0.995,
+                 "meanLatencyMs": 14.5, "metrics": {"click-through": 0.034, "revenue": 1.25}},
+                {"name": "distilled", "revision": DISTILLED, "weight": 20, "requests": 2100, "successRate": 1.0,
+                 "meanLatencyMs": 6.25, "metrics": {"click-through": 0.0305}},
+                {"name": "int8", "revision": INT8, "weight": 0, "requests": 400, "successRate": 0.97},
+            ],
+            "comparison": [
+                {"variant": "B", "metric": "successRate", "difference": -0.45, "low": -0.79, "high": -0.22,
+                 "significant": True,
+                 "statement": "B's success rate is lower than A's by 0.45 points (98.33% CI -0.79..-0.22 points; "
+                 "Newcombe-Wilson interval, 2000 vs 6000 requests, Bonferroni for 3 variants)"},
+                {"variant": "distilled", "metric": "meanLatencyMs", "difference": -3.75, "low": -4.1, "high": -3.4,
+                 "significant": True, "statement": "distilled's mean latency is lower than A's by 3.75 ms"},
+            ],
+            **experiment,
+        },
+    )  # fmt: skip
+    obj["spec"]["rollout"] = {"strategy": "Experiment", "experiment": {"weight": 20, "duration": "168h"}}
+    return obj
+
+
+def block(lines: list[str], first: str) -> list[str]:
+    """The lines of a table (or paragraph) starting with ``first``, up to the next blank line."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(first))
+    end = next((i for i in range(start, len(lines)) if not lines[i]), len(lines))
+    return lines[start:end]
+
+
+def test_get_view_shows_an_experiments_variants_figures_and_comparisons() -> None:
+    deployments = [
+        deployment(revision, replicas, ready)
+        for revision, replicas, ready in [
+            ("0000000000", 0, 0), (INT8, 0, 0), (DISTILLED, 1, 1), (B, 1, 1), (A, 3, 3)
+        ]
+    ]  # fmt: skip
+    lines = render.get_lines(experiment_isvc(), deployments, [], NOW)
+    assert all(len(line) <= render.WIDTH for line in lines)
+    assert "Strategy:        Experiment (one split, held until a pick)" in lines
+    assert not any(line.startswith(("Step:", "Steps:")) for line in lines)  # steps are refused with Experiment
+    assert (
+        "Variants:        distilled 20% (1 failed check), int8 stopped (3 failed analyses), fp16 0% (0 failed checks)"
+        in lines
+    )
+
+    revisions = block(lines, "REVISION")
+    assert [row.split()[:3] for row in revisions[1:]] == [
+        [A, "stable", "60%"],
+        [B, "canary", "20%"],
+        [DISTILLED, "variant", "distilled"],
+        [INT8, "stopped", "int8"],
+        [FP16, "variant", "fp16"],  # named in status, no Deployment yet
+        ["0000000000", "old", "0%"],
+    ]
+    assert revisions[3].split() == [DISTILLED, "variant", "distilled", "20%", "1/1", f"resnet-{DISTILLED}"]
+    assert revisions[5].split() == [FP16, "variant", "fp16", "0%", "-", "(no", "Deployment)"]
+
+    assert block(lines, "Experiment:") == [
+        "Experiment:      running, ends in 6d22h",
+        "Window:          2026-05-01T10:00:00Z .. 2026-05-08T10:00:00Z (figures to 2026-05-01T11:55:00Z)",
+        "Note:            running until 2026-05-08T10:00:00Z",
+        "Problem:         Prometheus unreachable",
+    ]
+    assert block(lines, "VARIANT") == [
+        "VARIANT          REVISION     WEIGHT   REQUESTS   SUCCESS   MEAN LATENCY   click-through   revenue",
+        "A                aaaa111111   60%      6000       99.95%    10 ms          0.031           -",
+        "B                bbbb222222   20%      2000       99.5%     14.5 ms        0.034           1.25",
+        "distilled        dddd444444   20%      2100       100%      6.25 ms        0.0305          -",
+        "int8 (stopped)   eeee555555   0%       400        97%       -              -               -",
+    ]
+    assert block(lines, "- ") == [
+        "- B's success rate is lower than A's by 0.45 points (98.33% CI -0.79..-0.22 points; Newcombe-Wilson interval, 2000 vs",
+        "  6000 requests, Bonferroni for 3 variants)",
+        "- distilled's mean latency is lower than A's by 3.75 ms",
+    ]
+    assert lines[-1] == "No events."
+
+
+def test_get_view_of_a_decided_experiment_and_one_without_comparisons() -> None:
+    decided = experiment_isvc(ended=True, concluded=True, winner="distilled", comparison=[], problems=[])
+    decided["status"].update(
+        canaryRevision=None, stableRevision=DISTILLED, failedRevision=B, phase="Ready", canary=None,
+        traffic=[{"revision": DISTILLED, "percent": 100}],
+    )  # fmt: skip
+    lines = render.get_lines(decided, [deployment(DISTILLED, 3, 3), deployment(B, 0, 0)], [], NOW)
+    assert "Experiment:      ended, winner distilled" in lines and "Winner:          distilled" in lines
+    assert [row.split()[:2] for row in block(lines, "REVISION")[1:]] == [[DISTILLED, "stable"], [B, "failed"]]
+    # The last experiment stays on show; with no canary, no variant is marked stopped any more.
+    assert [row.split()[0] for row in block(lines, "VARIANT")[1:]] == ["A", "B", "distilled", "int8"]
+    assert "No comparison (too little data)." in lines
+
+    held = experiment_isvc(concluded=True, endsAt="2026-05-01T09:00:00Z")
+    assert block(render.get_lines(held, [], [], NOW), "Experiment:")[0] == (
+        "Experiment:      concluded 3h ago: held until a pick (promote picks B or a variant, abort picks A)"
+    )
+
+
+def test_custom_metrics_beyond_120_columns_move_to_tables_of_their_own() -> None:
+    many = {f"metric-with-a-long-name-{i}": 0.5 + i for i in range(6)}
+    obj = experiment_isvc()
+    for v in obj["status"]["experiment"]["variants"]:
+        v["metrics"] = many
+    lines = render.get_lines(obj, [], [], NOW)
+    assert all(len(line) <= render.WIDTH for line in lines)
+    headers = [line for line in lines if line.startswith("VARIANT")]
+    assert headers[0].split() == ["VARIANT", "REVISION", "WEIGHT", "REQUESTS", "SUCCESS", "MEAN", "LATENCY"]
+    shown = [name for header in headers[1:] for name in header.split()[1:]]
+    assert shown == list(many)  # every metric once, in order, across the extra tables
+    assert len(headers) >= 3
+    extra = block(lines, headers[1])
+    count = len(extra[0].split()) - 1
+    assert extra[4].split() == ["int8", "(stopped)", *(format(0.5 + i, "g") for i in range(count))]
