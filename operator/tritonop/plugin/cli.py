@@ -51,8 +51,16 @@ def parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", parents=[common], help="`get`, redrawn as it changes (Ctrl-C stops)")
     watch.add_argument("name")
     watch.add_argument("--interval", type=float, default=2.0, help="seconds between polls (default 2)")
+    promote = sub.add_parser(
+        "promote", parents=[common], help="promote the canary now (the promote annotation naming it)"
+    )
+    promote.add_argument("name")
+    promote.add_argument(
+        "--variant",
+        metavar="VARIANT",
+        help="an Experiment's pick: B (the canary) or a running variant beyond it, by name",
+    )
     for name, text in (
-        ("promote", "promote the canary now (the promote annotation naming it)"),
         ("abort", "roll the canary back now (the abort annotation naming it)"),
         ("pause", "hold the rollout at its current weight (spec.rollout.paused: true)"),
         ("resume", "let a paused rollout continue (spec.rollout.paused: false)"),
@@ -190,15 +198,66 @@ def canary_of(obj: dict[str, Any], action: str) -> str:
     return str(canary)
 
 
+def variant_of(obj: dict[str, Any], variant: str) -> tuple[str, str]:
+    """The revision the promote annotation names to pick an Experiment's ``variant`` (B: the
+    canary revision; a variant beyond B: its revision from status.canary.variants, while it
+    runs), and how to say it."""
+    meta, status = obj["metadata"], obj.get("status") or {}
+    canary = status.get("canaryRevision")
+    experiment = status.get("experiment") or {}
+    arms = render.arms(status)
+    where = f'inferenceservice "{meta["name"]}" in namespace "{meta["namespace"]}"'
+    running = bool(canary) and (
+        render.strategy_of(obj) == "Experiment" or bool(arms) or (bool(experiment) and not experiment.get("ended"))
+    )
+    if not running:
+        winner = f", winner {experiment['winner']}" if experiment.get("ended") and experiment.get("winner") else ""
+        ended = f" (the last one ended{winner})" if experiment.get("ended") else ""
+        raise PluginError(f"{where} runs no experiment to pick a variant of{ended}")
+    live = [a for a in arms if not a.get("stopped")]
+    choices = ", ".join(["B", *(str(a.get("name")) for a in live)])
+    if variant == "B":
+        return str(canary), f"variant B (canary revision {canary})"
+    if variant == "A":
+        raise PluginError(f"A is the stable revision: `kubectl tritonop abort {meta['name']}` picks A")
+    arm = next((a for a in arms if a.get("name") == variant), None)
+    if arm is None:
+        raise PluginError(f'{where} has no variant "{variant}" to pick (one of: {choices})')
+    if arm.get("stopped"):
+        raise PluginError(
+            f'variant "{variant}" was stopped ({arm["stopped"]}) and cannot be picked (one of: {choices})'
+        )
+    revision = str(arm["revision"])
+    later = "; it acts once the variant has weight and ready pods" if not arm.get("weight") else ""
+    return revision, f"variant {variant} (revision {revision}){later}"
+
+
 def manual(
-    api: Api, namespace: str, name: str, action: str, out: TextIO, *, sleep: Callable[[float], None] = time.sleep
+    api: Api,
+    namespace: str,
+    name: str,
+    action: str,
+    out: TextIO,
+    *,
+    variant: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Set the annotation the operator reads, naming the canary revision from status. One left
     over from an earlier canary of the same revision is ignored as stale until removed: then
-    it is removed first, and set again once the operator has seen it gone."""
+    it is removed first, and set again once the operator has seen it gone. ``variant``: an
+    Experiment's pick, promoted by name (variant_of); a variant beyond B is not checked for
+    staleness (the operator does not either)."""
     key = PROMOTE_ANNOTATION if action == "promote" else ABORT_ANNOTATION
     obj = api.isvc(namespace, name)
-    canary = canary_of(obj, action)
+    if variant is None:
+        canary = canary_of(obj, action)
+        what = f"version {canary[1:]} (in place)" if canary.startswith("v") else f"canary revision {canary}"
+    else:
+        canary, what = variant_of(obj, variant)
+        if variant != "B":
+            api.patch(namespace, name, {"metadata": {"annotations": {key: canary}}})
+            print(f'inferenceservice "{name}" {action} requested for {what}', file=out)
+            return 0
     if action in _ignored(obj):
         api.patch(namespace, name, {"metadata": {"annotations": {key: None}}})
         deadline = time.monotonic() + STALE_WAIT_S
@@ -209,7 +268,6 @@ def manual(
                 )
             sleep(0.5)
     api.patch(namespace, name, {"metadata": {"annotations": {key: canary}}})
-    what = f"version {canary[1:]} (in place)" if canary.startswith("v") else f"canary revision {canary}"
     print(f'inferenceservice "{name}" {action} requested for {what}', file=out)
     return 0
 
@@ -222,7 +280,7 @@ def _ignored(obj: dict[str, Any]) -> list[str]:
 
 
 def cmd_promote(api: Api, args: argparse.Namespace, namespace: str, out: TextIO) -> int:
-    return manual(api, namespace, args.name, "promote", out)
+    return manual(api, namespace, args.name, "promote", out, variant=args.variant)
 
 
 def cmd_abort(api: Api, args: argparse.Namespace, namespace: str, out: TextIO) -> int:

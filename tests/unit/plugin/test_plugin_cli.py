@@ -199,3 +199,94 @@ def test_an_in_place_switch_is_promoted_by_its_candidate_version(kubeconfig: Pat
         'inferenceservice "resnet" abort requested for version 3 (in place)\n',
     )
     assert server.patches == [{"metadata": {"annotations": {"serving.tritonop.dev/abort": "v3"}}}]
+
+
+def experiment_isvc() -> dict[str, Any]:
+    """B (bbbb222222) the canary of an A/B/n experiment, with distilled running, int8 stopped
+    and fp16 not weighted yet."""
+    obj = canary_isvc(
+        variants=[
+            {"name": "distilled", "revision": "dddd444444", "weight": 20, "failedChecks": 0},
+            {"name": "int8", "revision": "eeee555555", "weight": 0, "failedChecks": 3, "stopped": "3 failed analyses"},
+            {"name": "fp16", "revision": "ffff666666", "weight": 0},
+        ]
+    )
+    obj["spec"]["rollout"] = {"strategy": "Experiment"}
+    obj["status"]["experiment"] = {"startedAt": "2026-05-01T10:00:00Z", "endsAt": "2026-05-08T10:00:00Z"}
+    return obj
+
+
+def test_promote_variant_names_the_picked_variants_revision(kubeconfig: Path) -> None:
+    server = FakeServer(experiment_isvc())
+    assert run(server, kubeconfig, "promote", "resnet", "--variant", "distilled") == (
+        0,
+        'inferenceservice "resnet" promote requested for variant distilled (revision dddd444444)\n',
+    )
+    assert server.patches == [{"metadata": {"annotations": {"serving.tritonop.dev/promote": "dddd444444"}}}]
+    assert run(server, kubeconfig, "promote", "--variant", "B", "resnet") == (
+        0,
+        'inferenceservice "resnet" promote requested for variant B (canary revision bbbb222222)\n',
+    )
+    assert server.patches[-1] == {"metadata": {"annotations": {"serving.tritonop.dev/promote": "bbbb222222"}}}
+    code, said = run(server, kubeconfig, "promote", "resnet", "--variant", "fp16")
+    assert code == 0 and said.endswith("(revision ffff666666); it acts once the variant has weight and ready pods\n")
+    assert server.patches[-1] == {"metadata": {"annotations": {"serving.tritonop.dev/promote": "ffff666666"}}}
+    assert run(server, kubeconfig, "promote", "resnet")[0] == 0  # without --variant: the canary, as before
+    assert server.patches[-1] == {"metadata": {"annotations": {"serving.tritonop.dev/promote": "bbbb222222"}}}
+
+
+def test_promote_variant_b_removes_a_stale_annotation_first(kubeconfig: Path) -> None:
+    server = FakeServer(experiment_isvc())
+    server.obj["status"]["canary"]["ignoredAnnotations"] = ["promote"]
+    server.obj["metadata"]["annotations"] = {"serving.tritonop.dev/promote": "bbbb222222"}
+
+    def operator_sees_removal(s: FakeServer) -> None:
+        if "serving.tritonop.dev/promote" not in s.obj["metadata"]["annotations"]:
+            s.obj["status"]["canary"].pop("ignoredAnnotations", None)
+
+    server.on_patch = operator_sees_removal
+    assert run(server, kubeconfig, "promote", "resnet", "--variant", "B")[0] == 0
+    assert [p["metadata"]["annotations"]["serving.tritonop.dev/promote"] for p in server.patches] == [
+        None,
+        "bbbb222222",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variant", "message"),
+    [
+        ("int8", 'variant "int8" was stopped (3 failed analyses) and cannot be picked (one of: B, distilled, fp16)'),
+        ("nope", 'inferenceservice "resnet" in namespace "ml" has no variant "nope" to pick (one of: B, distilled, fp16)'),
+        ("A", "A is the stable revision: `kubectl tritonop abort resnet` picks A"),
+    ],
+)  # fmt: skip
+def test_promote_variant_refuses_stopped_unknown_and_a(kubeconfig: Path, variant: str, message: str) -> None:
+    server = FakeServer(experiment_isvc())
+    with pytest.raises(cli.PluginError) as err:
+        run(server, kubeconfig, "promote", "resnet", "--variant", variant)
+    assert str(err.value) == message
+    assert server.patches == []
+
+
+def test_promote_variant_without_an_experiment_is_refused(kubeconfig: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server = FakeServer(canary_isvc())  # a plain canary: no experiment
+    with pytest.raises(cli.PluginError, match=r" runs no experiment to pick a variant of$"):
+        run(server, kubeconfig, "promote", "resnet", "--variant", "B")
+    decided = experiment_isvc()
+    decided["spec"]["rollout"] = {}
+    decided["status"] = {
+        "phase": "Ready",
+        "stableRevision": "dddd444444",
+        "experiment": {"ended": True, "winner": "distilled"},
+    }
+    server = FakeServer(decided)
+    with pytest.raises(cli.PluginError) as err:
+        run(server, kubeconfig, "promote", "resnet", "--variant", "distilled")
+    assert str(err.value) == (
+        'inferenceservice "resnet" in namespace "ml" runs no experiment to pick a variant of '
+        "(the last one ended, winner distilled)"
+    )
+    assert server.patches == []
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["abort", "resnet", "--variant", "B"])  # abort picks A: no --variant
+    assert usage.value.code == 2
