@@ -224,9 +224,7 @@ def variant_of(obj: dict[str, Any], variant: str) -> tuple[str, str]:
     if arm is None:
         raise PluginError(f'{where} has no variant "{variant}" to pick (one of: {choices})')
     if arm.get("stopped"):
-        raise PluginError(
-            f'variant "{variant}" was stopped ({arm["stopped"]}) and cannot be picked (one of: {choices})'
-        )
+        raise PluginError(f'variant "{variant}" cannot be picked: {render.stopped(arm)} (one of: {choices})')
     revision = str(arm["revision"])
     later = "; it acts once the variant has weight and ready pods" if not arm.get("weight") else ""
     return revision, f"variant {variant} (revision {revision}){later}"

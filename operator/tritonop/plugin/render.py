@@ -320,10 +320,16 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def stopped(arm: Obj) -> str:
+    """Why a variant was stopped, as the operator says it ("stopped after 3 failed checks: ...")."""
+    why = str(arm.get("stopped") or "")
+    return why if why.startswith("stopped") else f"stopped ({why})"
+
+
 def variants_line(variants: Iterable[Obj]) -> str:
     """The variants beyond B in one line: weight and failed checks, or why one was stopped."""
     return ", ".join(
-        f"{a.get('name', '')} stopped ({a['stopped']})"
+        f"{a.get('name', '')} {stopped(a)}"
         if a.get("stopped")
         else f"{a.get('name', '')} {a.get('weight', 0)}% ({plural(a.get('failedChecks', 0), 'failed check')})"
         for a in variants

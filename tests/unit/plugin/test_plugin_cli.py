@@ -207,7 +207,13 @@ def experiment_isvc() -> dict[str, Any]:
     obj = canary_isvc(
         variants=[
             {"name": "distilled", "revision": "dddd444444", "weight": 20, "failedChecks": 0},
-            {"name": "int8", "revision": "eeee555555", "weight": 0, "failedChecks": 3, "stopped": "3 failed analyses"},
+            {
+                "name": "int8",
+                "revision": "eeee555555",
+                "weight": 0,
+                "failedChecks": 3,
+                "stopped": "stopped after 3 failed checks: latency 312 > 250",
+            },
             {"name": "fp16", "revision": "ffff666666", "weight": 0},
         ]
     )
@@ -255,7 +261,7 @@ def test_promote_variant_b_removes_a_stale_annotation_first(kubeconfig: Path) ->
 @pytest.mark.parametrize(
     ("variant", "message"),
     [
-        ("int8", 'variant "int8" was stopped (3 failed analyses) and cannot be picked (one of: B, distilled, fp16)'),
+        ("int8", 'variant "int8" cannot be picked: stopped after 3 failed checks: latency 312 > 250 (one of: B, distilled, fp16)'),
         ("nope", 'inferenceservice "resnet" in namespace "ml" has no variant "nope" to pick (one of: B, distilled, fp16)'),
         ("A", "A is the stable revision: `kubectl tritonop abort resnet` picks A"),
     ],
