@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +331,84 @@ async def test_exec_plugin_kubeconfig_authenticates_plugin_and_operator(tmp_path
         assert failed.stderr == (
             f"error: exec plugin {broken} failed with exit code 4: credentials expired: run sso login\n"
         )
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_plugin_shows_and_picks_an_experiments_variants_on_a_real_api_server() -> None:
+    """An A/B/n experiment's status written by hand (no operator: the figures need Prometheus)
+    through the real CRD's schema, which prunes fields it does not know: `get` shows every
+    variant and its figures, `promote --variant` names the picked variant's revision."""
+    a, b, distilled, int8 = "aaaa111111", "bbbb222222", "dddd444444", "eeee555555"
+    now = datetime.now(UTC)
+    obj = copy.deepcopy(ISVC)
+    obj["spec"]["rollout"] = {
+        "strategy": "Experiment",
+        "experiment": {
+            "weight": 20,
+            "duration": "168h",
+            "variants": [
+                {"name": "distilled", "weight": 20, "model": {"storageUri": "s3://models/plug-distilled"}},
+                {"name": "int8", "weight": 10, "model": {"storageUri": "s3://models/plug-int8"}},
+            ],
+        },
+    }
+    status = {
+        "phase": "Progressing",
+        "stableRevision": a,
+        "canaryRevision": b,
+        "traffic": [{"revision": a, "percent": 60}, {"revision": b, "percent": 20}, {"revision": distilled, "percent": 20}],
+        "canary": {
+            "step": 0,
+            "weight": 20,
+            "variants": [
+                {"name": "distilled", "revision": distilled, "weight": 20, "failedChecks": 0},
+                {"name": "int8", "revision": int8, "weight": 0, "failedChecks": 3, "stopped": "stopped after 3 failed checks"},
+            ],
+        },
+        "experiment": {
+            "startedAt": stamp(now - timedelta(hours=1)),
+            "endsAt": stamp(now + timedelta(days=7)),
+            "resultsAt": stamp(now),
+            "message": f"running until {stamp(now + timedelta(days=7))}",
+            "variants": [
+                {"name": "A", "revision": a, "weight": 60, "requests": 6000, "successRate": 0.9995, "meanLatencyMs": 10.0},
+                {"name": "B", "revision": b, "weight": 20, "requests": 2000, "successRate": 0.995, "meanLatencyMs": 14.5},
+                {"name": "distilled", "revision": distilled, "weight": 20, "requests": 2100, "successRate": 1.0,
+                 "meanLatencyMs": 6.25, "metrics": {"click-through": 0.0305}},
+                {"name": "int8", "revision": int8, "weight": 0, "requests": 400, "successRate": 0.97},
+            ],
+            "comparison": [
+                {"variant": "distilled", "metric": "meanLatencyMs", "difference": -3.75, "low": -4.1, "high": -3.4,
+                 "significant": True, "statement": "distilled's mean latency is lower than A's by 3.75 ms"},
+            ],
+        },
+    }  # fmt: skip
+    async with real_cluster() as kube:
+        kc = kube.kubeconfig
+        await kube.apply_isvc(obj)
+        path = f"/apis/serving.tritonop.dev/v1alpha1/namespaces/{NS}/inferenceservices/{NAME}/status"
+        await kube.request("PATCH", path, {"status": status})
+        assert kube.status(NS, NAME)["canary"]["variants"][1]["stopped"] == "stopped after 3 failed checks"
+
+        got = ok(plugin(kc, "get", NAME, "-n", NS))
+        revisions = rows(got[got.index("REVISION") : got.index("Experiment:")])
+        assert revisions[distilled][:4] == [distilled, "variant", "distilled", "20%"]
+        assert b in revisions and int8 not in revisions  # a stopped variant without a Deployment: gone
+        figures = rows(got[got.index("VARIANT") : got.index("- distilled")])
+        assert figures["distilled"] == ["distilled", distilled, "20%", "2100", "100%", "6.25", "ms", "0.0305"]
+        assert figures["int8"][:3] == ["int8", "(stopped)", int8]
+        assert "Experiment:      running, ends in 6d23h" in got
+        assert "- distilled's mean latency is lower than A's by 3.75 ms" in got
+
+        said = ok(plugin(kc, "promote", NAME, "-n", NS, "--variant", "distilled"))
+        assert said == f'inferenceservice "{NAME}" promote requested for variant distilled (revision {distilled})\n'
+        assert (kube.isvc(NS, NAME) or {})["metadata"]["annotations"]["serving.tritonop.dev/promote"] == distilled
+        refused = plugin(kc, "promote", NAME, "-n", NS, "--variant", "int8")
+        assert (refused.returncode, refused.stderr) == (
+            1,
+            'error: variant "int8" cannot be picked: stopped after 3 failed checks (one of: B, distilled)\n',
+        )
+        assert (kube.isvc(NS, NAME) or {})["metadata"]["annotations"]["serving.tritonop.dev/promote"] == distilled
