@@ -3,11 +3,106 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tritonop.api.models import Phase
 
 REGISTRY = CollectorRegistry()
+
+
+class Family(Collector):
+    """A labelled gauge or counter whose series are plain floats in one dict, keyed by their
+    label values. Every InferenceService has several series (its phases, passes, clock, canary
+    weight); a prometheus_client child costs ~700 bytes (an object, a lock, a value holder), a
+    float in this dict ~100. The subset of prometheus_client's API the operator uses:
+    ``labels(...).set/inc``, ``remove``, ``clear``. A counter exports ``NAME_total`` only (no
+    ``_created``)."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], *, counter: bool, registry: CollectorRegistry
+    ) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
+        self.counter = counter
+        self.values: dict[tuple[str, ...], float] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> _Series:
+        if len(values) != len(self.labelnames):
+            raise ValueError(f"{self.name}: {len(self.labelnames)} label values expected, not {len(values)}")
+        return _Series(self, tuple(str(v) for v in values))
+
+    def remove(self, *values: str) -> None:
+        """Forget one series (no error if it is not there)."""
+        self.values.pop(tuple(str(v) for v in values), None)
+
+    def clear(self) -> None:
+        self.values.clear()
+
+    def _family(self) -> GaugeMetricFamily | CounterMetricFamily:
+        if self.counter:
+            return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        return GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def samples(self) -> Iterable[tuple[tuple[str, ...], float]]:
+        return self.values.items()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for values, value in list(self.samples()):
+            family.add_metric(list(values), value)
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+
+class _Series:
+    """One series of a Family: a handle made on each ``labels()`` call, holding nothing itself."""
+
+    __slots__ = ("family", "key")
+
+    def __init__(self, family: Family, key: tuple[str, ...]) -> None:
+        self.family, self.key = family, key
+
+    def set(self, value: float) -> None:
+        if self.family.counter:
+            raise TypeError(f"{self.family.name} is a counter: inc() only")
+        self.family.values[self.key] = float(value)
+
+    def inc(self, amount: float = 1) -> None:
+        if self.family.counter and amount < 0:
+            raise ValueError("counters only go up")
+        self.family.values[self.key] = self.family.values.get(self.key, 0.0) + amount
+
+
+class PhaseFamily(Family):
+    """The phase gauge: 1 for an object's current phase and 0 for each other phase, stored as
+    the one current phase per object (one dict entry instead of a series per phase)."""
+
+    def __init__(self, name: str, documentation: str, phases: Sequence[str], *, registry: CollectorRegistry) -> None:
+        self.phases = tuple(phases)
+        self.current: dict[tuple[str, str], str | None] = {}
+        super().__init__(name, documentation, ("namespace", "name", "phase"), counter=False, registry=registry)
+
+    def set_phase(self, namespace: str, name: str, phase: str | None) -> None:
+        self.current[(namespace, name)] = phase
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.current.pop((namespace, name), None)
+
+    def clear(self) -> None:
+        self.current.clear()
+
+    def samples(self) -> Iterable[tuple[tuple[str, ...], float]]:
+        for (namespace, name), current in list(self.current.items()):
+            for phase in self.phases:
+                yield (namespace, name, phase), 1.0 if phase == current else 0.0
+
 
 RECONCILES = Counter(
     "tritonop_reconciles", "Reconciles by result (success, error, invalid).", ["result"], registry=REGISTRY
@@ -18,18 +113,21 @@ RECONCILE_DURATION = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
-PASSES = Counter(
+# Series every InferenceService has: compact Families (see Family).
+PASSES = Family(
     "tritonop_passes",
     "Passes the operator ran over an InferenceService: reconcile (create, spec change, resume) or tick "
     "(a change to it or its children woke it, or a time-driven step).",
     ["namespace", "name", "pass"],
+    counter=True,
     registry=REGISTRY,
 )
-TIME_DRIVEN = Gauge(
+TIME_DRIVEN = Family(
     "tritonop_time_driven",
     "1 while the InferenceService's ticks run on a clock (a canary, a first revision's unready pod, a retry); "
     "0 while it waits for a change (no requests, no work).",
     ["namespace", "name"],
+    counter=False,
     registry=REGISTRY,
 )
 MANAGED = Gauge(
@@ -37,16 +135,17 @@ MANAGED = Gauge(
     "InferenceServices this operator manages (each counted once, however often its handlers run).",
     registry=REGISTRY,
 )
-CANARY_WEIGHT = Gauge(
+CANARY_WEIGHT = Family(
     "tritonop_canary_weight_percent",
     "Current canary traffic percent (0-100).",
     ["namespace", "name", "revision"],
+    counter=False,
     registry=REGISTRY,
 )
-PHASE = Gauge(
+PHASE = PhaseFamily(
     "tritonop_inferenceservice_phase",
     "1 for the InferenceService's current status.phase, 0 for the other phases.",
-    ["namespace", "name", "phase"],
+    tuple(p.value for p in Phase),
     registry=REGISTRY,
 )
 CHECK_VALUE = Gauge(

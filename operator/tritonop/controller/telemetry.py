@@ -13,6 +13,7 @@ from tritonop.rollout import Event, RolloutState
 
 ROLLBACK_REASONS = ("RolledBack", "RolloutFailed", "Aborted")
 PHASES = tuple(p.value for p in Phase)
+PASS_KINDS = ("reconcile", "tick")  # the kinds of pass every object has: no per-object record of them
 # One side of a check's bound as the analysis writes it (judge.Bound.text): ">= 0.99", "<= 50ms".
 _BOUND_SIDE = re.compile(r"(>=|<=)\s*([-+0-9.eE]+|[-+]?inf)")
 
@@ -31,18 +32,15 @@ def bound_sides(text: str | None) -> dict[str, float]:
 class RolloutTelemetry:
     def __init__(self) -> None:
         self._weight_series: dict[tuple[str, str], str] = {}  # the canary-weight series per object
-        self._phases: set[tuple[str, str]] = set()  # objects with phase series
         # Per object, the check-value series (check) and check-bound series (check, side).
         self._check_values: dict[tuple[str, str], set[str]] = {}
         self._check_bounds: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        self._passes: dict[tuple[str, str], set[str]] = {}  # pass-counter series per object
+        # Pass-counter series of kinds other than PASS_KINDS, per object (none today).
+        self._other_passes: dict[tuple[str, str], set[str]] = {}
 
     def phase(self, namespace: str, name: str, phase: Phase | str | None) -> None:
         """1 for the phase the status now shows, 0 for every other phase (all 0 while unset)."""
-        current = phase.value if isinstance(phase, Phase) else phase
-        for candidate in PHASES:
-            metrics.PHASE.labels(namespace, name, candidate).set(1 if candidate == current else 0)
-        self._phases.add((namespace, name))
+        metrics.PHASE.set_phase(namespace, name, phase.value if isinstance(phase, Phase) else phase)
 
     def analysis(self, ref: IsvcRef, checks: Iterable[CheckResult]) -> None:
         """Each check's value and bound from the analysis that just ran. A check without a value
@@ -86,27 +84,21 @@ class RolloutTelemetry:
             yield
         finally:
             metrics.PASSES.labels(*key, kind).inc()
-            self._passes.setdefault(key, set()).add(kind)
+            if kind not in PASS_KINDS:
+                self._other_passes.setdefault(key, set()).add(kind)
 
     def time_driven(self, key: tuple[str, str], driven: bool) -> None:
         metrics.TIME_DRIVEN.labels(*key).set(1 if driven else 0)
-        self._passes.setdefault(key, set())
 
     def forget(self, namespace: str, name: str) -> None:
         """Remove every series of a deleted object."""
-        kinds = self._passes.pop((namespace, name), None)
-        if kinds is not None:
-            for kind in kinds:
-                metrics.PASSES.remove(namespace, name, kind)
-            with contextlib.suppress(KeyError):
-                metrics.TIME_DRIVEN.remove(namespace, name)
+        for kind in (*PASS_KINDS, *self._other_passes.pop((namespace, name), ())):
+            metrics.PASSES.remove(namespace, name, kind)  # compact families: no error if absent
+        metrics.TIME_DRIVEN.remove(namespace, name)
         revision = self._weight_series.pop((namespace, name), None)
         if revision is not None:
             metrics.CANARY_WEIGHT.remove(namespace, name, revision)
-        if (namespace, name) in self._phases:
-            self._phases.discard((namespace, name))
-            for phase in PHASES:
-                metrics.PHASE.remove(namespace, name, phase)
+        metrics.PHASE.forget(namespace, name)
         for check_name in self._check_values.pop((namespace, name), set()):
             metrics.CHECK_VALUE.remove(namespace, name, check_name)
         for check_name, side in self._check_bounds.pop((namespace, name), set()):

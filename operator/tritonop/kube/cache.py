@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import enum
 import json
 import logging
 import random
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -76,13 +76,33 @@ Key = tuple[str, str]  # apiVersion, kind
 Project = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
+INTERN_MAX = 128  # strings up to this long are interned in projections (names, labels, keys, uids)
+
+
+def compact(value: Any) -> Any:
+    """A copy of parsed JSON whose strings are shared: each watch event is parsed anew, so
+    without this every cached child holds its own copy of every label key and value, of its
+    owner's name and uid and of each annotation key, and keeps its event's dicts alive. With
+    it, the children of one InferenceService and all objects share one of each string, and the
+    projection holds no container of the event (so callers still must not mutate it)."""
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= INTERN_MAX else value
+    if isinstance(value, dict):
+        return {sys.intern(k) if isinstance(k, str) else k: compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    return value
+
+
 def _metadata(obj: Mapping[str, Any], *, managed_fields: bool = False) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     kept = {
-        k: meta[k]
-        for k in ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "ownerReferences")
+        k: compact(meta[k])
+        for k in ("name", "namespace", "uid", "labels", "annotations", "ownerReferences")
         if k in meta
     }
+    if "resourceVersion" in meta:
+        kept["resourceVersion"] = meta["resourceVersion"]  # unique per version: nothing to share
     if "deletionTimestamp" in meta:
         kept["deletionTimestamp"] = meta["deletionTimestamp"]
     if managed_fields:
@@ -91,16 +111,16 @@ def _metadata(obj: Mapping[str, Any], *, managed_fields: bool = False) -> dict[s
         ours = []
         for entry in meta.get("managedFields") or []:
             if entry.get("manager") == APPLY_MANAGER:
-                spec = ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+                spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
                 owned: dict[str, Any] = {"f:spec": {"f:replicas": {}}} if "f:replicas" in spec else {}
-                ours.append({"manager": APPLY_MANAGER, "operation": entry.get("operation"), "fieldsV1": owned})
+                ours.append({"manager": APPLY_MANAGER, "operation": compact(entry.get("operation")), "fieldsV1": owned})
         if ours:
             kept["managedFields"] = ours
     return kept
 
 
 def project_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": _metadata(obj)}
+    return {"apiVersion": compact(obj.get("apiVersion")), "kind": compact(obj.get("kind")), "metadata": _metadata(obj)}
 
 
 def owned_by_isvc(obj: Mapping[str, Any]) -> str | None:
@@ -116,18 +136,18 @@ def project_deployment(obj: Mapping[str, Any]) -> dict[str, Any]:
         return project_metadata(obj)
     spec = obj.get("spec") or {}
     return {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
+        "apiVersion": compact(obj.get("apiVersion")),
+        "kind": compact(obj.get("kind")),
         "metadata": _metadata(obj, managed_fields=True),
         "spec": {"replicas": spec["replicas"]} if "replicas" in spec else {},
-        "status": copy.deepcopy(obj.get("status") or {}),
+        "status": compact(obj.get("status") or {}),
     }
 
 
 def project_pod(obj: Mapping[str, Any]) -> dict[str, Any]:
     status = obj.get("status") or {}
     containers = [
-        {"name": c.get("name"), "ready": c.get("ready"), "state": c.get("state") or {}}
+        {"name": compact(c.get("name")), "ready": c.get("ready"), "state": compact(c.get("state") or {})}
         for c in status.get("containerStatuses") or []
     ]
     return {
@@ -137,8 +157,8 @@ def project_pod(obj: Mapping[str, Any]) -> dict[str, Any]:
         "status": {
             k: v
             for k, v in {
-                "phase": status.get("phase"),
-                "podIP": status.get("podIP"),
+                "phase": compact(status.get("phase")),
+                "podIP": compact(status.get("podIP")),
                 "containerStatuses": containers,
             }.items()
             if v is not None
@@ -210,7 +230,8 @@ class _Store:
 
     def put(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
         meta = obj.get("metadata") or {}
-        namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+        # Interned: the keys of the buckets and index are the projection's own strings.
+        namespace, name = sys.intern(meta.get("namespace") or ""), sys.intern(meta.get("name") or "")
         bucket = self.objects.setdefault(namespace, {})
         held = bucket.get(name)
         if not _newer(obj, held):
@@ -257,7 +278,9 @@ class _Store:
             if isvc is not None
             else list(bucket.values())
         )
-        return [o for o in candidates if selector_matches(label_selector, (o.get("metadata") or {}).get("labels") or {})]
+        return [
+            o for o in candidates if selector_matches(label_selector, (o.get("metadata") or {}).get("labels") or {})
+        ]
 
 
 def _isvc_label(obj: Mapping[str, Any]) -> str | None:
