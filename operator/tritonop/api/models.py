@@ -1453,8 +1453,10 @@ class ExperimentStatus(Model):
         False,
         description="The duration has ended: the split is held until the promote or abort annotation. Default: false.",
     )
-    winner: Literal["A", "B"] | None = Field(
-        None, description="The variant picked: B by the promote annotation, A by the abort annotation."
+    winner: str | None = Field(
+        None,
+        description="The variant picked: B (or a variant beyond it) by the promote annotation naming its revision, "
+        "A by the abort annotation.",
     )
     ended: bool = Field(
         False,

@@ -27,7 +27,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from tests.support.controller_harness import NAME, NAMESPACE, Harness, model_spec
 from tests.support.fake_kube import Crash
+from tests.unit.api.admission import OpenAPIValidator
 from tritonop import API_VERSION, KIND
+from tritonop.api.crd import generate_crd
 from tritonop.api.models import InferenceServiceSpec
 from tritonop.children import revision_of
 from tritonop.kube.client import KubeError
@@ -57,6 +59,12 @@ FOREIGN: tuple[dict[str, Any], ...] = (
         "metadata": {"name": f"{NAME}-canary", "namespace": NAMESPACE},
         "spec": {"rules": []},
     },
+)
+
+
+# What the API server checks of a status write: the CRD's status schema (enums, patterns, types).
+STATUS_SCHEMA = OpenAPIValidator(
+    generate_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
 )
 
 
@@ -320,6 +328,13 @@ class RolloutMachine(RuleBasedStateMachine):
         self.experiment_b = (uid, {experiment["variants"][1]["revision"], *beyond}) if running else None
         self.experiment_b_canary = status.get("canaryRevision")
         self.stable = stable
+
+    @invariant()
+    def status_is_what_the_crd_admits(self) -> None:
+        """The emulated API server stores any status; the real one refuses one its schema does not
+        admit (422), and every later write with it: the rollout would stop there."""
+        errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in STATUS_SCHEMA.iter_errors(self.h.status())]
+        assert not errors, f"status the CRD refuses: {errors[:3]}"
 
     @invariant()
     def the_object_itself_is_never_lost(self) -> None:
