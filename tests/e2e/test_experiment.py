@@ -100,3 +100,81 @@ async def test_an_experiment_whose_b_breaks_the_slo_is_rolled_back_before_its_en
     assert experiment["ended"] and not experiment["concluded"] and "winner" not in experiment
     assert experiment["message"].startswith(f"ended without a decision: rolled back revision {b}: latency ")
     assert "RolledBack" in stack.event_reasons() and "ExperimentConcluded" not in stack.event_reasons()
+
+
+async def test_an_a_b_n_experiment_stops_a_failing_variant_alone_and_the_annotation_picks_another(
+    stack: LocalStack,
+) -> None:
+    """A/B/n: v1 serves (A); v2 is B at 20%, "slow" (120 ms per request) and "flaky" (30% of
+    requests fail) run beside it as variants beyond B at 15% each, every one a real tritonserver
+    pod behind the router's HTTPRoute weights. flaky fails its success-rate check twice and is
+    stopped alone (its share back to A, its pods gone) while the experiment goes on; status
+    reports every variant's real figures; the promote annotation naming slow's revision makes it
+    the stable, with B kept as failed."""
+    a = (await deploy(stack, "v1"))["stableRevision"]
+    isvc = stack.inference_service("v2")
+    rollout = isvc["spec"]["rollout"]
+    del rollout["steps"]
+    rollout["strategy"] = "Experiment"
+    root = stack.models_root
+    rollout["experiment"] = {
+        "weight": 20,
+        "duration": "30s",
+        "variants": [
+            {"name": "slow", "weight": 15, "model": {"storageUri": f"file://{root / 'slow'}"}},
+            {"name": "flaky", "weight": 15, "model": {"storageUri": f"file://{root / 'v3'}"}},
+        ],
+    }
+    rollout["analysis"]["latency"] = {"maxMs": 20 * SLOW_MS}
+    await stack.apply(isvc)
+
+    def flaky_stopped() -> dict | None:
+        variants = ((stack.status().get("canary") or {}).get("variants")) or []
+        return stack.status() if any(v["name"] == "flaky" and v.get("stopped") for v in variants) else None
+
+    status = await stack.wait_until(flaky_stopped, 120, "the flaky variant stopped by its checks")
+    b = status["canaryRevision"]
+    slow, flaky = ({v["name"]: v for v in status["canary"]["variants"]}[n] for n in ("slow", "flaky"))
+    assert flaky["stopped"].startswith("stopped after 2 failed checks: successRate")
+    assert status["phase"] == "Progressing"  # the experiment goes on
+    assert status["traffic"] == [
+        {"revision": a, "percent": 65},
+        {"revision": b, "percent": 20},
+        {"revision": slow["revision"], "percent": 15},
+    ]
+    await stack.wait_until(lambda: "VariantStopped" in stack.event_reasons() or None, 30, "a VariantStopped Event")
+    await stack.wait_until(
+        lambda: stack.deployment(f"{NAME}-{flaky['revision']}") is None or None,
+        60,
+        "the stopped variant's Deployment removed",
+    )
+    # Every variant was served through the router by its own revision.
+    for revision in (a, b, slow["revision"], flaky["revision"]):
+        assert stack.router.traffic(NAMESPACE, NAME, revision).requests > 0, revision
+
+    def concluded() -> dict | None:
+        experiment = stack.status().get("experiment") or {}
+        done = experiment.get("concluded") and experiment.get("resultsAt") == experiment.get("endsAt")
+        return stack.status() if done else None
+
+    status = await stack.wait_until(concluded, 120, "the experiment concluded with its final figures")
+    variants = {v["name"]: v for v in status["experiment"]["variants"]}
+    assert list(variants) == ["A", "B", "slow", "flaky"]
+    assert variants["flaky"]["weight"] == 0 and variants["flaky"]["successRate"] < 0.9
+    for name in ("A", "B", "slow"):
+        assert variants[name]["requests"] >= 10 and variants[name]["successRate"] == 1.0, variants[name]
+    assert variants["A"]["meanLatencyMs"] < SLOW_MS <= variants["slow"]["meanLatencyMs"]
+    comparisons = {(c["variant"], c["metric"]): c for c in status["experiment"]["comparison"]}
+    slower = comparisons[("slow", "meanLatencyMs")]
+    assert slower["significant"] and "Bonferroni for 3 variants" in slower["statement"]
+    assert comparisons[("flaky", "successRate")]["significant"]
+
+    await stack.cluster.annotate(NAMESPACE, NAME, {PROMOTE_ANNOTATION: slow["revision"]})
+    status = await stack.wait_until(
+        lambda: (s := stack.status()).get("stableRevision") == slow["revision"] and "canaryRevision" not in s and s,
+        60,
+        "the slow variant picked by the annotation",
+    )
+    assert status["phase"] == "Ready" and status["failedRevision"] == b
+    assert status["traffic"] == [{"revision": slow["revision"], "percent": 100}]
+    assert (status["experiment"]["winner"], status["experiment"]["ended"]) == ("slow", True)

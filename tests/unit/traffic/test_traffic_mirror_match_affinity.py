@@ -282,3 +282,40 @@ def test_no_provider_points_at_a_revision_the_routing_does_not_name(ref, make_sp
     )
     text = repr(objs)
     assert svc(STABLE) in text and "resnet-b" not in text and "cookie" not in text.lower()
+
+
+# ---------------------------------------------------------------- A/B/n
+
+
+VARIANT = "cccccccccc"
+THREE_WAY = [
+    TrafficTarget(revision=STABLE, percent=50),
+    TrafficTarget(revision=CANARY, percent=20),
+    TrafficTarget(revision=VARIANT, percent=30),
+]
+
+
+def test_gateway_api_splits_an_a_b_n_experiment_and_keeps_clients_on_each_variant(ref, make_spec, config) -> None:
+    spec = make_spec(traffic={**GATEWAY, "sessionAffinity": {}})
+    http, grpc = GatewayApiProvider().build(ref, spec, Routing(THREE_WAY), config)
+    weighted, *sticky = http["spec"]["rules"]
+    assert [(b["name"], b["weight"]) for b in weighted["backendRefs"]] == [
+        (svc(STABLE), 50),
+        (svc(CANARY), 20),
+        (svc(VARIANT), 30),
+    ]
+    assert [rule["backendRefs"][0]["name"] for rule in sticky] == [svc(CANARY), svc(VARIANT)]
+    assert {m["headers"][0]["value"] for m in sticky[1]["matches"]} == {cookie_regex("tritonop-canary", VARIANT)}
+    assert all([b["weight"] for b in rule["backendRefs"]] == [50, 20, 30] for rule in grpc["spec"]["rules"])
+
+
+def test_istio_splits_an_a_b_n_experiment_and_keeps_clients_on_each_variant(ref, make_spec, config) -> None:
+    spec = make_spec(traffic={"provider": "istio", "sessionAffinity": {}})
+    (vs,) = IstioProvider().build(ref, spec, Routing(THREE_WAY), config)
+    by_name = routes(vs)
+    assert [(d["destination"]["host"], d["weight"]) for d in by_name["http"]["route"]] == [
+        (host(STABLE), 50),
+        (host(CANARY), 20),
+        (host(VARIANT), 30),
+    ]
+    assert {f"http-sticky-{CANARY}", f"http-sticky-{VARIANT}"} <= set(by_name)
