@@ -38,6 +38,7 @@ ALL_REASONS: tuple[str, ...] = (
     "ExperimentStarted",
     "ExperimentConcluded",
     "ExperimentDecided",  # the abort annotation picked A (picking B posts Promoted)
+    "VariantStopped",  # A/B/n: a variant beyond B failed its checks; the experiment goes on
 )
 DEFAULT_REASONS: tuple[str, ...] = ("CanaryStarted", "Promoted", "RolledBack", "Aborted", "RolloutFailed")
 SINK_KEYS = {"name", "type", "url", "reasons", "timeoutSeconds", "maxAttempts", "queueSize"}

@@ -40,6 +40,7 @@ _SLACK_EMOJI = {
     "ExperimentStarted": ":test_tube:",
     "ExperimentConcluded": ":bar_chart:",
     "ExperimentDecided": ":ballot_box_with_check:",
+    "VariantStopped": ":no_entry:",
 }
 # Adaptive Card TextBlock colours.
 _TEAMS_COLOR = {"Promoted": "Good", "RolloutFailed": "Attention", "RolledBack": "Warning", "Aborted": "Warning"}

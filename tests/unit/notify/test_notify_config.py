@@ -84,8 +84,8 @@ sinks:
   - name: lab
     type: webhook
     url: https://hooks.example/x
-    reasons: [ShadowStarted, ExperimentConcluded, ExperimentDecided]
+    reasons: [ShadowStarted, ExperimentConcluded, ExperimentDecided, VariantStopped]
 """
     assert parse_config(text).sinks[0].reasons == frozenset(
-        {"ShadowStarted", "ExperimentConcluded", "ExperimentDecided"}
+        {"ShadowStarted", "ExperimentConcluded", "ExperimentDecided", "VariantStopped"}
     )
