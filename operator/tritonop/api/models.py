@@ -1425,6 +1425,9 @@ class ExperimentVariant(Model):
     metrics: dict[str, float] = Field(
         default_factory=dict, description="Each rollout.experiment.metrics query's value for this variant, by name."
     )
+    stopped: str | None = Field(
+        None, description="A variant beyond B its analysis stopped: why (it serves no more; figures up to then)."
+    )
 
 
 class ExperimentComparison(Model):

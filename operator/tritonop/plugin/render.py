@@ -254,7 +254,10 @@ def experiment_lines(status: Obj, now: datetime) -> list[str]:
     for problem in experiment.get("problems") or []:
         lines.append(f"Problem:         {problem}")
     variants = list(experiment.get("variants") or [])
-    stopped = {a.get("name"): a for a in arms(status) if a.get("stopped")}
+    # status.experiment keeps `stopped` after B is gone; status.canary.variants says it while B runs.
+    stopped = {a.get("name") for a in arms(status) if a.get("stopped")} | {
+        v.get("name") for v in variants if v.get("stopped")
+    }
     if variants:
         names = [
             f"{v.get('name', '')} (stopped)" if v.get("name") in stopped else str(v.get("name", "")) for v in variants

@@ -234,14 +234,14 @@ def _variants(record: ExperimentStatus, state: RolloutState) -> list[ExperimentV
     recorded (of a stopped variant too: it stays listed at 0%)."""
     assert state.stable is not None and state.canary is not None
     previous = {(v.name, v.revision): v for v in record.variants}
-    arms = tuple((a.name, a.revision, a.weight) for a in state.arms)
+    arms = tuple((a.name, a.revision, a.weight, a.stopped) for a in state.arms)
     a_share = 100 - state.weight - sum(a.weight for a in state.arms if a.active)
-    sides = (("A", state.stable, a_share), ("B", state.canary, state.weight), *arms)
+    sides = (("A", state.stable, a_share, None), ("B", state.canary, state.weight, None), *arms)
     return [
-        previous[(name, revision)].model_copy(update={"weight": share})
+        previous[(name, revision)].model_copy(update={"weight": share, "stopped": stopped})
         if (name, revision) in previous
-        else ExperimentVariant.model_validate({"name": name, "revision": revision, "weight": share})
-        for name, revision, share in sides
+        else ExperimentVariant(name=name, revision=revision, weight=share, stopped=stopped)
+        for name, revision, share, stopped in sides
     ]
 
 

@@ -265,8 +265,11 @@ def test_get_view_of_a_decided_experiment_and_one_without_comparisons() -> None:
     lines = render.get_lines(decided, [deployment(DISTILLED, 3, 3), deployment(B, 0, 0)], [], NOW)
     assert "Experiment:      ended, winner distilled" in lines and "Winner:          distilled" in lines
     assert [row.split()[:2] for row in block(lines, "REVISION")[1:]] == [[DISTILLED, "stable"], [B, "failed"]]
-    # The last experiment stays on show; with no canary, no variant is marked stopped any more.
+    # The last experiment stays on show; without a canary, only status.experiment says int8 was stopped.
     assert [row.split()[0] for row in block(lines, "VARIANT")[1:]] == ["A", "B", "distilled", "int8"]
+    decided["status"]["experiment"]["variants"][3]["stopped"] = "stopped after 3 failed checks: successRate"
+    lines = render.get_lines(decided, [deployment(DISTILLED, 3, 3), deployment(B, 0, 0)], [], NOW)
+    assert [" ".join(row.split()[:2]) for row in block(lines, "VARIANT")[1:]][3] == "int8 (stopped)"
     assert "No comparison (too little data)." in lines
 
     held = experiment_isvc(concluded=True, endsAt="2026-05-01T09:00:00Z")

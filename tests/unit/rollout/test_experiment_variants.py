@@ -159,6 +159,7 @@ def test_a_failing_variant_is_stopped_alone_and_the_experiment_goes_on() -> None
     run.tick(180, verdict="Pass", arm_verdicts={"int8": "Fail"})  # a stopped variant stays stopped
     assert run.state.arms[0].weight == 0 and run.state.arms[0].failed_checks == 2
     assert run.record is not None and [(v.name, v.weight) for v in run.record.variants][2] == ("int8", 0)
+    assert run.record.variants[2].stopped == int8.stopped  # said in status.experiment too, after B is gone
 
 
 def test_no_data_or_an_error_does_not_count_against_a_variant() -> None:
