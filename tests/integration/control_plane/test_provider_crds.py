@@ -29,6 +29,7 @@ from tests.support.provider_crds import FETCH_SCRIPT, PROVIDER_CRDS, install_pro
 from tritonop import KIND
 from tritonop.api.models import TrafficTarget
 from tritonop.children import IsvcRef, build_entry_service, build_revision, parse_spec, revision_of
+from tritonop.children.variants import variant_specs
 from tritonop.config import OperatorConfig
 from tritonop.render import render
 from tritonop.traffic import provider_for
@@ -77,13 +78,17 @@ def with_provider(isvc: dict[str, Any], provider: str) -> dict[str, Any]:
     obj = copy.deepcopy(isvc)
     if obj["spec"].get("traffic", {}).get("provider", "service") != provider:
         obj["spec"]["traffic"] = copy.deepcopy(PROVIDERS[provider])
+    experiment = obj["spec"].get("rollout", {}).get("experiment") or {}
+    if provider == "nginx" and experiment.get("variants"):
+        del experiment["variants"]  # refused with nginx (one canary Ingress): its A/B stays
     return obj
 
 
 def canary_children(isvc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Mid-canary: a second revision (other Triton args) at 25% beside the first at 75%,
-    the entry Service over both, the provider's weighted routes, and the second revision
-    scaled to 0 as after a rollback."""
+    """Mid-canary: a second revision (other Triton args) at 25% beside the first, and an A/B/n
+    experiment's variants beyond it at their weights (the first gets the rest), the entry
+    Service over all, the provider's weighted routes, and the second revision scaled to 0 as
+    after a rollback."""
     ref = IsvcRef.from_object(isvc)
     spec = parse_spec(isvc)
     stable = revision_of(spec)
@@ -93,10 +98,21 @@ def canary_children(isvc: dict[str, Any]) -> list[dict[str, Any]]:
     canary = revision_of(canary_spec)
     assert canary != stable
     provider = provider_for(spec)
-    targets = [TrafficTarget(revision=stable, percent=75), TrafficTarget(revision=canary, percent=25)]
+    variants = variant_specs(canary_spec, None)
+    weights = (
+        {v.revision: w.weight for v, w in zip(variants, spec.rollout.experiment.variants, strict=True)}
+        if (variants and spec.rollout.experiment is not None)
+        else {}
+    )
+    targets = [
+        TrafficTarget(revision=stable, percent=75 - sum(weights.values())),
+        TrafficTarget(revision=canary, percent=25),
+        *(TrafficTarget(revision=r, percent=w) for r, w in weights.items()),
+    ]
     return [
         *build_revision(ref, canary_spec, canary, CONFIG, replicas=provider.canary_replicas(2, 25)),
-        build_entry_service(ref, spec, CONFIG, revisions=[stable, canary]),
+        *(c for v in variants for c in build_revision(ref, v.spec, v.revision, CONFIG)),
+        build_entry_service(ref, spec, CONFIG, revisions=[t.revision for t in targets]),
         *provider.build(ref, spec, Routing(targets), CONFIG),
         *build_revision(ref, canary_spec, canary, CONFIG, replicas=0),
     ]
