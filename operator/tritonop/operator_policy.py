@@ -2,7 +2,7 @@
 
 Two fields would otherwise reach outside the object's namespace: a per-spec Prometheus URL
 (the operator would send requests anywhere: SSRF) and `file://` storage (a hostPath onto
-any node directory). Both are off unless the operator is told otherwise (flags
+any node directory), an experiment variant's storage included. Both are off unless the operator is told otherwise (flags
 `--allow-prometheus-url` and `--allow-file-path`, docs/security.md). A spec asking for
 more gets Stalled with the reason; no request is sent, no volume mounted.
 """
@@ -27,14 +27,20 @@ def check_spec(spec: InferenceServiceSpec, config: OperatorConfig) -> None:
             f"rollout.analysis.prometheusUrl {redact_uri(url)} is not one the operator may query "
             f"(allowed: {allowed}); ask the operator's administrator to allow it (--allow-prometheus-url)",
         )
-    uri = spec.model.storage_uri
-    if uri.startswith("file://") and not file_path_allowed(uri.removeprefix("file://"), config):
-        allowed = ", ".join(config.allowed_file_paths) or "none"
-        raise BuildError(
-            "FileStorageNotAllowed",
-            f"model.storageUri file:// mounts a node directory, which this operator allows only under "
-            f"its --allow-file-path prefixes (allowed: {allowed})",
-        )
+    experiment = spec.rollout.experiment
+    uris = [("model.storageUri", spec.model.storage_uri)] + [
+        (f"rollout.experiment.variants[{v.name}].model.storageUri", v.model.storage_uri)
+        for v in (experiment.variants if experiment is not None else [])
+        if v.model.storage_uri is not None
+    ]
+    for field, uri in uris:
+        if uri.startswith("file://") and not file_path_allowed(uri.removeprefix("file://"), config):
+            allowed = ", ".join(config.allowed_file_paths) or "none"
+            raise BuildError(
+                "FileStorageNotAllowed",
+                f"{field} file:// mounts a node directory, which this operator allows only under "
+                f"its --allow-file-path prefixes (allowed: {allowed})",
+            )
 
 
 def allowed_prometheus_urls(config: OperatorConfig) -> tuple[str, ...]:

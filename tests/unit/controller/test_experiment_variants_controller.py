@@ -147,3 +147,43 @@ async def test_the_service_provider_sizes_the_variant_by_its_weight() -> None:
     assert {r: h.deployments()[f"{NAME}-{r}"]["spec"]["replicas"] for r in (c,)} == {c: 6}
     b = revision_of(InferenceServiceSpec.model_validate(v2_spec), h.config.triton_image)
     assert h.deployments()[f"{NAME}-{b}"]["spec"]["replicas"] == 4
+
+
+async def test_a_variant_s_file_storage_is_held_to_the_operator_s_allowed_paths() -> None:
+    """A variant's storageUri passes the operator's --allow-file-path policy as the spec's does:
+    refused (Stalled) before any child of it exists."""
+    h = Harness(T0)
+    h.apply(spec_of("s3://models/v1"))
+    await h.reconcile()
+    await h.tick()
+    variant = {"name": "local", "weight": 10, "model": {"storageUri": "file:///etc"}}
+    rollout = {**ROLLOUT, "experiment": {**ROLLOUT["experiment"], "variants": [variant]}}  # type: ignore[dict-item]
+    h.apply(spec_of("s3://models/v2", rollout=rollout))
+    before = set(h.deployments())
+    await h.reconcile()
+    await h.tick()
+    conditions = {c["type"]: c for c in h.status()["conditions"]}
+    assert conditions["Stalled"]["reason"] == "FileStorageNotAllowed"
+    assert conditions["Stalled"]["message"].startswith("rollout.experiment.variants[local].model.storageUri file://")
+    assert set(h.deployments()) == before and h.route_weights() == {f"{NAME}-{next(iter(before))[len(NAME) + 1 :]}": 100}
+
+
+async def test_a_variant_the_builders_refuse_stalls_the_object_and_a_fixed_spec_goes_on() -> None:
+    """Admitted by the CRD, refused when its Deployment is built (a storage Secret on a pvc://
+    variant): Stalled with the reason, the stable keeps serving; fixing the spec resumes."""
+    h, v1, _, c = await experiment_running()
+    broken = {"name": "int8", "weight": 30, "model": {"storageUri": "pvc://claim/models"}}
+    rollout = {**ROLLOUT, "experiment": {**ROLLOUT["experiment"], "variants": [broken]}}  # type: ignore[dict-item]
+    spec = spec_of("s3://models/v2", rollout=rollout)
+    spec["model"]["storageSecretName"] = "s3-credentials"
+    h.apply(spec)
+    await h.reconcile()
+    conditions = {c["type"]: c for c in h.status()["conditions"]}
+    assert conditions["Stalled"]["reason"] == "UnsupportedStorageSecret", conditions
+    assert h.route_weights()[f"{NAME}-{v1}"] > 0  # A still serves
+    h.apply(spec_of("s3://models/v2"))
+    await h.reconcile()
+    await h.tick()
+    conditions = {c["type"]: c for c in h.status()["conditions"]}
+    assert conditions["Stalled"]["status"] == "False"
+    assert f"{NAME}-{c}" in h.deployments()
