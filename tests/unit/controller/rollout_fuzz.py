@@ -114,6 +114,7 @@ class RolloutMachine(RuleBasedStateMachine):
         self.experiment_b: tuple[str, set[str]] | None = None
         self.stable: str | None = None
         self.experiment_b_canary: str | None = None
+        self.validated: tuple[str, str] | None = None  # the object version whose status was last checked
         self.foreign = [self.h.kube.put(copy.deepcopy(obj)) for obj in FOREIGN]
         self.h.apply(spec_for(MODELS[0]))
         self._run(self.h.reconcile())
@@ -333,8 +334,15 @@ class RolloutMachine(RuleBasedStateMachine):
     def status_is_what_the_crd_admits(self) -> None:
         """The emulated API server stores any status; the real one refuses one its schema does not
         admit (422), and every later write with it: the rollout would stop there."""
-        errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in STATUS_SCHEMA.iter_errors(self.h.status())]
+        body = self.h.body()
+        version = (body["metadata"]["uid"], body["metadata"]["resourceVersion"])
+        if version == self.validated:
+            return  # nothing written since the last check (the check is the fuzz's slowest part)
+        errors = [
+            f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in STATUS_SCHEMA.iter_errors(self.h.status())
+        ]
         assert not errors, f"status the CRD refuses: {errors[:3]}"
+        self.validated = version
 
     @invariant()
     def the_object_itself_is_never_lost(self) -> None:
