@@ -19,6 +19,11 @@ run`) through it with a cluster-admin ServiceAccount token, Prometheus and Trito
 closed local port. The script creates N minimal CPU InferenceServices (`service` traffic
 provider) straight at the API server, 32 requests in flight, then waits.
 
+Then every object gets an in-place change (autoscaling.maxReplicas 1 -> 3: no new revision;
+an HPA appears and the Deployment's replicas are handed over to it), 32 patches in flight:
+updated objects per second (first patch -> last status write observing it), per-object
+latency (its patch -> its last status write by then) and the operator's requests per object.
+
 Converged: the operator has written status for the object's current generation
 (status.observedGeneration == metadata.generation) and has written its entry Service (the
 last child a first reconcile writes). With no pods the phase stays Pending: Ready is never
@@ -60,6 +65,7 @@ from tests.support.control_plane import ControlPlane
 from tests.support.fault_proxy import FaultProxy, Recorded
 from tests.support.operator_process import OperatorProcess, free_port
 from tests.support.real_cluster import ADMIN_ACCOUNT, prepare
+from tritonop.children.labels import ISVC_LABEL
 from tritonop.config import OperatorConfig
 
 NS = "bench"
@@ -102,6 +108,12 @@ class Row:
     errors: dict[str, int] = dataclasses.field(default_factory=dict)
     retries: int = 0
     timeouts: int = 0
+    # The in-place update (autoscaling.maxReplicas 1 -> 3 on every object, after the idle window).
+    updated: int = 0
+    update_rate: float = 0.0  # updated objects per second (first patch sent -> last updated)
+    update_p50_s: float | None = None
+    update_p99_s: float | None = None
+    update_by_verb: dict[str, float] = dataclasses.field(default_factory=dict)  # operator client, per object
 
 
 def agent(r: Recorded) -> str:
@@ -210,6 +222,13 @@ async def measure(
                     row.idle_per_object_min = len(idle) / per
                     verbs = collections.Counter(verb(r) for r in idle)
                     row.idle_by_verb = {v: n / per for v, n in sorted(verbs.items())}
+                if done_at is not None:
+                    update_mark = proxy.mark()
+                    patched = await _update(client, sorted(sent), in_flight)
+                    updated_at = await _wait_updated(client, proxy, update_mark, patched, row, timeout)
+                    during = [r for r in proxy.since(update_mark) if updated_at is None or r.at <= updated_at]
+                    verbs = collections.Counter(verb(r) for r in during if agent(r) == "tritonop")
+                    row.update_by_verb = {v: n / count for v, n in sorted(verbs.items())}
                 errors = collections.Counter(
                     f"{agent(r)} {r.method} {r.status}"
                     for r in proxy.since(start_mark)
@@ -263,6 +282,76 @@ async def _create(client: httpx.AsyncClient, count: int, in_flight: int, row: Ro
     await asyncio.gather(*(one(i) for i in range(count)))
     row.create_rate = count / max(time.monotonic() - first, 1e-9)
     return sent
+
+
+# An in-place change: no new revision (autoscaling is not part of it), so the running
+# revision's children change where they stand: an HPA appears (min 1, max 3) and the
+# Deployment's replicas are handed over to it.
+UPDATE = {"spec": {"autoscaling": {"minReplicas": 1, "maxReplicas": 3}}}
+
+
+async def _update(client: httpx.AsyncClient, names: Sequence[str], in_flight: int) -> dict[str, tuple[float, int]]:
+    """Merge-patch every object with UPDATE, ``in_flight`` at a time; name -> (when sent, new generation)."""
+    patched: dict[str, tuple[float, int]] = {}
+    slots = asyncio.Semaphore(in_flight)
+    headers = {"Content-Type": "application/merge-patch+json"}
+
+    async def one(name: str) -> None:
+        async with slots:
+            at = time.monotonic()
+            response = await client.patch(f"{ISVCS}/{name}", content=json.dumps(UPDATE), headers=headers)
+            if response.status_code not in OK:
+                raise RuntimeError(f"update {name}: {response.status_code} {response.text[:300]}")
+            patched[name] = (at, int(response.json()["metadata"]["generation"]))
+
+    await asyncio.gather(*(one(n) for n in names))
+    return patched
+
+
+async def _wait_updated(
+    client: httpx.AsyncClient,
+    proxy: FaultProxy,
+    mark: int,
+    patched: dict[str, tuple[float, int]],
+    row: Row,
+    timeout: float,
+) -> float | None:
+    """Poll (every 2 s) until every object's status observed its new generation (written after
+    its children, so its HPA exists); the monotonic time of the last such status write."""
+    first = min(at for at, _ in patched.values())
+    deadline = first + timeout
+    scanned = mark
+    written: dict[str, float] = {}
+    while True:
+        records = proxy.since(scanned)
+        scanned += len(records)
+        for r in records:
+            plural, name, sub = addressed(r)
+            ours = agent(r) == "tritonop" and r.status in OK and (plural, sub) == ("inferenceservices", "status")
+            if ours and name in patched and r.at >= patched[name][0]:
+                written[name] = r.at  # the last status write so far: the one observing the update
+        listed = (await client.get(ISVCS)).json().get("items") or []
+        done = {
+            o["metadata"]["name"]
+            for o in listed
+            if o["metadata"]["name"] in patched
+            and (o.get("status") or {}).get("observedGeneration") == patched[o["metadata"]["name"]][1]
+        }
+        hpas = (await client.get(f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers")).json()
+        scaled = {(h["metadata"].get("labels") or {}).get(ISVC_LABEL) for h in hpas.get("items") or []}
+        row.updated = len(done & scaled)
+        now = time.monotonic()
+        print(f"  N={len(patched)}: {row.updated} updated after {now - first:.0f}s", file=sys.stderr, flush=True)
+        if row.updated == len(patched) or now > deadline:
+            break
+        await asyncio.sleep(2)
+    latencies = [written[n] - patched[n][0] for n in done & scaled if n in written]
+    row.update_p50_s, row.update_p99_s = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    if row.updated < len(patched):
+        return None
+    last = max(written.get(n, first) for n in patched)
+    row.update_rate = len(patched) / max(last - first, 1e-9)
+    return last
 
 
 async def _wait_converged(
@@ -335,8 +424,9 @@ def table(rows: Sequence[Row], tick: float) -> str:
         f"tick {tick:g}s; converged = status.observedGeneration == generation and the entry Service written",
         "| N | converged | all converged in | creates/s (client) | converged/s | latency p50 / p99 "
         "| operator requests per object at creation (min) | kopf requests per object "
-        "| idle requests per object per minute | peak RSS | errors | retries / timeouts |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| idle requests per object per minute | in-place update: updated, per s, p50 / p99, requests per object "
+        "| peak RSS | errors | retries / timeouts |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         verbs = ", ".join(f"{v} {n:.1f}" for v, n in row.by_verb.items())
@@ -351,10 +441,17 @@ def table(rows: Sequence[Row], tick: float) -> str:
         errors = ", ".join(f"{k}: {n}" for k, n in sorted(row.errors.items())) or "0"
         # Not all converged: the requests are those of the whole wait, and no minimum is known.
         minimum = f"min {row.minimum:.0f}" if row.total_s is not None else "until the timeout"
+        update_verbs = ", ".join(f"{v} {n:.1f}" for v, n in row.update_by_verb.items())
+        update = (
+            "—"
+            if not row.update_by_verb and not row.updated
+            else f"{row.updated}, {row.update_rate:.1f}/s, {_s(row.update_p50_s)} / {_s(row.update_p99_s)}, "
+            f"{sum(row.update_by_verb.values()):.1f}: {update_verbs}"
+        )
         lines.append(
             f"| {row.count} | {row.converged} | {_s(row.total_s)} | {row.create_rate:.0f} | {row.converge_rate:.1f} "
             f"| {_s(row.p50_s)} / {_s(row.p99_s)} | {total:.1f}: {verbs} ({minimum}) "
-            f"| {row.kopf_per_object:.1f} | {idle} | "
+            f"| {row.kopf_per_object:.1f} | {idle} | {update} | "
             f"{'—' if row.rss_mb is None else f'{row.rss_mb:.0f} MB'} | {errors} | {row.retries} / {row.timeouts} |"
         )
     return "\n".join(lines)
