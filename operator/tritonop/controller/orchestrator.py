@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,7 +120,7 @@ class Controller:
             timeout_s=config.prometheus_timeout_seconds, access=PrometheusAccess.from_config(config)
         )
         self.telemetry = RolloutTelemetry()
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._locks: dict[tuple[str, str], _PassLock] = {}  # only while a pass runs or waits
         self._wakers: dict[tuple[str, str], asyncio.Event] = {}
         self._children_changed: set[tuple[str, str]] = set()
         self._forbidden: dict[tuple[str, str], forbidden.Backoff] = {}
@@ -655,8 +655,28 @@ class Controller:
         with contextlib.suppress(KubeError):
             await self.status.write(body, status, new)
 
-    def _lock(self, body: Mapping[str, Any]) -> asyncio.Lock:
-        return self._locks.setdefault(object_key(body), asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def _lock(self, body: Mapping[str, Any]) -> AsyncIterator[None]:
+        """The object's lock for one pass. Dropped when no pass holds or waits for it, so the
+        thousands of settled objects keep no lock (docs/benchmarks.md, memory per object)."""
+        key = object_key(body)
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = _PassLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0 and self._locks.get(key) is entry:
+                del self._locks[key]
+
+
+@dataclass
+class _PassLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # passes holding or waiting for it
 
 
 def _experiment(spec: InferenceServiceSpec) -> Experiment | None:

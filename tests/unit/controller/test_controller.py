@@ -208,3 +208,28 @@ async def test_a_child_the_builders_refuse_stalls_the_object_with_its_reason() -
     assert conditions["Stalled"]["reason"] == "SecurityContextNotRestricted", conditions
     assert "SecurityContextNotRestricted" in h.reasons()
     assert h.deployments() == {}
+
+
+async def test_passes_of_one_object_never_interleave_and_a_settled_object_keeps_no_lock() -> None:
+    import asyncio
+
+    h = Harness(T0)
+    h.apply(model_spec())
+    await h.reconcile()
+    inside, overlaps = 0, 0
+    original = h.controller._tick
+
+    async def slow_tick(body):  # type: ignore[no-untyped-def]
+        nonlocal inside, overlaps
+        inside += 1
+        overlaps += inside > 1
+        await asyncio.sleep(0.01)  # let the other pass try to enter
+        try:
+            await original(body)
+        finally:
+            inside -= 1
+
+    h.controller._tick = slow_tick  # type: ignore[method-assign]
+    await asyncio.gather(h.tick(), h.tick(), h.reconcile(), h.tick())
+    assert overlaps == 0
+    assert h.controller._locks == {}  # dropped once no pass holds or waits for it
