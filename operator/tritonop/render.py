@@ -33,6 +33,6 @@ def render(obj: Mapping[str, Any], config: OperatorConfig) -> list[dict[str, Any
     return [
         *build_revision(ref, spec, revision, config),
         *([build_network_policy(ref, config)] if network_policy_enabled(spec, config) else []),
-        build_entry_service(ref, spec, config, revisions=[revision]),
+        build_entry_service(ref, spec, config, revisions=[revision], stable=revision),
         *provider_for(spec).build(ref, spec, Routing([TrafficTarget(revision=revision, percent=100)]), config),
     ]

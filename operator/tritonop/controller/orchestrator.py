@@ -40,6 +40,7 @@ from tritonop.api.models import (
 )
 from tritonop.children import BuildError, IsvcRef, parse_spec, revision_of, triton_models
 from tritonop.children.labels import REVISION_LABEL
+from tritonop.children.service import STABLE_ANNOTATION
 from tritonop.children.variants import VariantSpec, variant_specs
 from tritonop.config import OperatorConfig
 from tritonop.controller import forbidden
@@ -572,7 +573,12 @@ class Controller:
         if live:  # else nothing to recover (a first deploy): no need to ask which one is routed
             entry = await self.kube.get(*SERVICE.key, ref.namespace, ref.name, fresh=True)  # cached: metadata only
             if entry is not None and owner_uid(entry) == ref.uid:
-                routed = ((entry.get("spec") or {}).get("selector") or {}).get(REVISION_LABEL)
+                # The stable it was last written with; else the one revision it selects (an entry
+                # Service written before the annotation). During a canary of a router provider it
+                # selects every weighted revision, and only the annotation tells the stable apart.
+                noted = ((entry.get("metadata") or {}).get("annotations") or {}).get(STABLE_ANNOTATION)
+                selected = ((entry.get("spec") or {}).get("selector") or {}).get(REVISION_LABEL)
+                routed = noted if noted in live else selected
         state = recovered_state(live, routed)
         if state.stable is None or set(live) == {desired}:
             return state, []

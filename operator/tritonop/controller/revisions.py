@@ -137,7 +137,7 @@ class Children:
             # Resize a replica-split canary as its weight changes (replicas are not part of the revision).
             await self.apply_revision(ref, spec, state.canary, state, stable, force=force)
         serving = [t.revision for t in targets if t.percent > 0] if targets else [state.stable]
-        objs = [build_entry_service(ref, spec, self.config, revisions=serving)]
+        objs = [build_entry_service(ref, spec, self.config, revisions=serving, stable=state.stable)]
         fenced = network_policy_enabled(spec, self.config)
         if fenced:
             # The InferenceService's NetworkPolicy (docs/security.md) goes first, before what exposes the pods.

@@ -300,7 +300,8 @@ def recovered_state(live: Mapping[str, int], routed: str | None) -> RolloutState
     """The state to resume from when status holds none but revisions exist (I3).
 
     ``live`` maps each revision that has a Deployment to its ready pods; ``routed`` is the
-    revision the entry Service selects, if one. The stable is the routed revision, else
+    stable the entry Service names (its stable-revision annotation), else the one revision
+    it selects, if any. The stable is the routed revision, else
     the one with the most ready pods; a spec that hashes elsewhere then starts a canary
     against it (plan), never a "first deploy" that would route 100% to pods not yet up.
     Empty when nothing exists (a true first deploy).

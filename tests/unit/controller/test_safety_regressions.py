@@ -102,6 +102,32 @@ async def test_2_cleared_status_mid_canary_recovers_the_stable_from_the_cluster(
     assert "StatusRecovered" in h.reasons()
 
 
+async def test_2b_cleared_status_with_a_weighted_canary_recovers_the_stable_not_the_canary() -> None:
+    """A gateway canary with weight: the entry Service selects both revisions and both have the
+    same ready pods, so only the stable the entry Service was written with tells them apart.
+    (Before, the tie went to the higher revision name: the canary, made stable unjudged.)"""
+    probe = Harness(T0)
+    # A pair whose canary's revision sorts above the stable's: the old tie-break's pick.
+    stable_spec, canary_spec = next((a, b) for a in (V1, V2, V3) for b in (V1, V2, V3) if rev(b, probe) > rev(a, probe))
+    h = Harness(T0)
+    h.apply(stable_spec)
+    await h.reconcile()
+    await h.tick()
+    h.apply(canary_spec)
+    await h.reconcile()
+    await h.tick()  # gate: 20%
+    assert h.route_weights()[backend(h, canary_spec)] > 0
+    body = h.body()
+    del body["status"]
+    h.kube.put(body)
+    h.controller = h.new_controller()
+    await h.reconcile(force=True)
+    assert h.status()["stableRevision"] == rev(stable_spec, h)
+    assert h.status()["canaryRevision"] == rev(canary_spec, h)
+    assert "StatusRecovered" in h.reasons()
+    assert_serving(h)
+
+
 async def test_3_stale_promote_annotation_does_not_promote_a_canary_without_ready_pods() -> None:
     h = Harness(T0)
     await canary_at_last_step(h)
