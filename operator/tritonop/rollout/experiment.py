@@ -107,7 +107,8 @@ def follow(
 
 def sync_arms(state: RolloutState, experiment: Experiment | None, revisions: Sequence[tuple[str, str]]) -> RolloutState:
     """The state with its arms as the spec's variants say. ``revisions``: each variant's name
-    and revision (the spec with its settings); one that hashes to A or B is not run."""
+    and revision (the spec with its settings); one that hashes to A, B or an earlier variant
+    is not run."""
     if state.canary is None or experiment is None or state.stable is None:
         return replace(state, arms=()) if state.arms else state
     weights = {v.name: v.weight for v in experiment.variants}
@@ -115,7 +116,7 @@ def sync_arms(state: RolloutState, experiment: Experiment | None, revisions: Seq
     weighted = state.step_started_at is not None
     arms = []
     for name, revision in revisions:
-        if revision in (state.stable, state.canary) or name not in weights:
+        if revision in (state.stable, state.canary, *(a.revision for a in arms)) or name not in weights:
             continue
         arm = held.get((name, revision)) or Arm(name, revision)
         arms.append(replace(arm, weight=weights[name] if weighted and arm.active else 0))

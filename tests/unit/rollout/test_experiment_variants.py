@@ -133,6 +133,8 @@ def test_variants_are_named_at_the_canary_s_start_and_weighted_with_b() -> None:
 def test_a_variant_that_hashes_to_a_or_b_is_not_run_and_one_left_out_of_the_spec_goes() -> None:
     state = plan(RolloutState(stable="aaaa", phase=Phase.ready), "bbbb", T0).state
     assert sync_arms(state, EXPERIMENT, (("int8", "aaaa"), ("distilled", "bbbb"))).arms == ()
+    twins = sync_arms(state, EXPERIMENT, (("int8", "cccc"), ("distilled", "cccc"))).arms  # the same settings twice
+    assert [(a.name, a.revision) for a in twins] == [("int8", "cccc")]
     run = Run()
     run.tick(0)
     fewer = Experiment.model_validate({**EXPERIMENT.dump(), "variants": [EXPERIMENT.dump()["variants"][1]]})
