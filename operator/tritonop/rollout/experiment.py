@@ -91,7 +91,8 @@ def follow(
                 if now < ends
                 else f"concluded at {format_time(ends)}; held at {state.weight}% until an annotation names revision "
                 f"{state.canary}: promote picks B, abort picks A"
-            ),
+            )
+            + _not_run(experiment, state),
         }
     )
     if figures is not None:
@@ -114,7 +115,7 @@ def sync_arms(state: RolloutState, experiment: Experiment | None, revisions: Seq
     weights = {v.name: v.weight for v in experiment.variants}
     held = {(a.name, a.revision): a for a in state.arms}
     weighted = state.step_started_at is not None
-    arms = []
+    arms: list[Arm] = []
     for name, revision in revisions:
         if revision in (state.stable, state.canary, *(a.revision for a in arms)) or name not in weights:
             continue
@@ -220,6 +221,15 @@ def _ended(
         state = replace(state, phase=Phase.ready, message=message)
         return replace(decision, state=state, events=events), _closed(record, message, winner="A")
     return decision, _closed(record, f"ended without a decision: {state.message or 'the spec moved on'}")
+
+
+def _not_run(experiment: Experiment, state: RolloutState) -> str:
+    """Say which of the spec's variants beyond B do not run (sync_arms left them out)."""
+    running = {a.name for a in state.arms}
+    names = [v.name for v in experiment.variants if v.name not in running]
+    if not names:
+        return ""
+    return f"; not run: {', '.join(names)} (the same revision as A, B or an earlier variant)"
 
 
 def _closed(record: ExperimentStatus, message: str, *, winner: str | None = None) -> ExperimentStatus:

@@ -136,6 +136,10 @@ def test_a_variant_that_hashes_to_a_or_b_is_not_run_and_one_left_out_of_the_spec
     twins = sync_arms(state, EXPERIMENT, (("int8", "cccc"), ("distilled", "cccc"))).arms  # the same settings twice
     assert [(a.name, a.revision) for a in twins] == [("int8", "cccc")]
     run = Run()
+    run.tick(0, revisions=(("int8", "cccc"), ("distilled", "cccc")))
+    assert run.record is not None and run.record.message is not None
+    assert run.record.message.endswith("; not run: distilled (the same revision as A, B or an earlier variant)")
+    run = Run()
     run.tick(0)
     fewer = Experiment.model_validate({**EXPERIMENT.dump(), "variants": [EXPERIMENT.dump()["variants"][1]]})
     run.tick(30, experiment=fewer, revisions=REVISIONS[1:])
