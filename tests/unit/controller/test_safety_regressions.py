@@ -83,6 +83,15 @@ async def test_1b_crash_after_promotion_resumes_with_both_revisions_or_the_promo
     assert crashes >= 5  # every API call of the promoting pass was a crash point
 
 
+async def status_cleared_then_resumed(h: Harness) -> None:
+    """`kubectl patch --subresource=status -p '{"status": null}'`, then an operator restart."""
+    body = h.body()
+    del body["status"]
+    h.kube.put(body)
+    h.controller = h.new_controller()
+    await h.reconcile(force=True)
+
+
 async def test_2_cleared_status_mid_canary_recovers_the_stable_from_the_cluster() -> None:
     h = Harness(T0)
     h.apply(V1)
@@ -91,11 +100,7 @@ async def test_2_cleared_status_mid_canary_recovers_the_stable_from_the_cluster(
     h.kube.unschedulable.add(backend(h, V2))
     h.apply(V2)
     await h.reconcile()
-    body = h.body()
-    del body["status"]
-    h.kube.put(body)
-    h.controller = h.new_controller()
-    await h.reconcile(force=True)
+    await status_cleared_then_resumed(h)
     assert h.status()["stableRevision"] == rev(V1, h)
     assert h.status()["canaryRevision"] == rev(V2, h)
     assert h.route_weights() == {backend(h, V1): 100}
@@ -117,11 +122,7 @@ async def test_2b_cleared_status_with_a_weighted_canary_recovers_the_stable_not_
     await h.reconcile()
     await h.tick()  # gate: 20%
     assert h.route_weights()[backend(h, canary_spec)] > 0
-    body = h.body()
-    del body["status"]
-    h.kube.put(body)
-    h.controller = h.new_controller()
-    await h.reconcile(force=True)
+    await status_cleared_then_resumed(h)
     assert h.status()["stableRevision"] == rev(stable_spec, h)
     assert h.status()["canaryRevision"] == rev(canary_spec, h)
     assert "StatusRecovered" in h.reasons()
