@@ -8,7 +8,6 @@ empty in each test here.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
@@ -18,7 +17,6 @@ from tritonop import metrics
 from tritonop.api.models import CheckResult
 from tritonop.children import IsvcRef
 from tritonop.controller.telemetry import RolloutTelemetry, bound_sides
-from tritonop.handlers import build_registry
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 GATEWAY = {"provider": "gateway-api", "gateway": {"parentRefs": [{"name": "gw"}]}}
@@ -156,41 +154,6 @@ def test_bound_text_parses_to_numeric_sides() -> None:
     assert bound_sides("<= 20%") == {"max": 20.0}
     assert bound_sides(">= 1e-3ms and <= 1200ms") == {"min": 0.001, "max": 1200.0}
     assert bound_sides("") == bound_sides(None) == {}
-
-
-def _handler(registry: Any, name: str) -> Any:
-    for handler in [*registry._changing.get_all_handlers(), *registry._spawning.get_all_handlers()]:
-        if handler.fn.__name__ == name:
-            return handler.fn
-    raise LookupError(name)
-
-
-def _body(name: str) -> dict[str, Any]:
-    return {"metadata": {"namespace": NAMESPACE, "name": name, "uid": name}}
-
-
-async def test_managed_count_is_a_set_across_handler_retries_and_deletes() -> None:
-    from tritonop.config import OperatorConfig
-
-    registry = build_registry(OperatorConfig())
-    create, resume, delete = (_handler(registry, n) for n in ("create", "resume", "delete"))
-    before = sample("tritonop_managed_inferenceservices") or 0.0
-    for _ in range(3):  # kopf retries a create handler that failed (here: no controller yet)
-        with pytest.raises(KeyError):
-            await create(body=_body("managed-a"))
-    with pytest.raises(KeyError):
-        await resume(body=_body("managed-a"))
-    assert sample("tritonop_managed_inferenceservices") == before + 1
-    with pytest.raises(KeyError):
-        await create(body=_body("managed-b"))
-    assert sample("tritonop_managed_inferenceservices") == before + 2
-    for _ in range(2):  # a retried delete
-        await delete(body=_body("managed-a"))
-    assert sample("tritonop_managed_inferenceservices") == before + 1
-    await delete(body=_body("never-seen"))
-    assert sample("tritonop_managed_inferenceservices") == before + 1
-    await delete(body=_body("managed-b"))
-    assert sample("tritonop_managed_inferenceservices") == before
 
 
 def test_managed_set_never_goes_negative() -> None:

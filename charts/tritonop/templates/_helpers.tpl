@@ -66,7 +66,8 @@ What the operator does inside each namespace it serves. Shared by the ClusterRol
 the same verbs. Keep in sync with tests/contract/chart/test_rbac.py.
 */}}
 {{- define "tritonop.namespacedRules" -}}
-# Watched by kopf, which patches finalizers and its own annotations; status written by tritonop.
+# Watched by kopf; status written by tritonop; patched only to remove the finalizer that
+# versions before the operator's own object loops added (kopf does that once per object).
 - apiGroups: ["serving.tritonop.dev"]
   resources: ["inferenceservices"]
   verbs: ["list", "watch", "patch"]

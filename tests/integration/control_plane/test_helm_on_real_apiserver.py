@@ -25,8 +25,8 @@ The tests run in order and share one release:
    the RBAC objects (a Role in `ml` instead of the all-namespaces ClusterRole) and the
    revision change; the InferenceService stays Ready, and serves a spec change under the
    namespaced Role;
-4. uninstall: every chart object goes; the CRDs, the InferenceService (with the operator's
-   finalizer) and its children stay.
+4. uninstall: every chart object goes; the CRDs, the InferenceService and its children stay
+   (the operator adds no finalizer, so deleting it later needs no operator).
 
 Skipped when helm or the control-plane binaries are missing, failed instead with
 TRITONOP_REQUIRE_TOOLS=1.
@@ -57,7 +57,6 @@ NS = "ml"
 NAME = "cpu"
 CRDS = ("inferenceservices.serving.tritonop.dev", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev")
 ISVC_PATH = f"/apis/serving.tritonop.dev/v1alpha1/namespaces/{NS}/inferenceservices"
-FINALIZER = "serving.tritonop.dev/finalizer"
 CLOSED = "http://127.0.0.1:9"  # nothing listens: no canary, no analysis, no Triton call here
 OTHER_PROMETHEUS = "http://127.0.0.1:19090"  # allowed by the upgrade
 VALUES: dict[str, Any] = {
@@ -437,16 +436,12 @@ def test_uninstall_removes_every_chart_object_and_leaves_crds_and_inference_serv
         assert live_crd["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep", crd
     assert cluster.find(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}") is not None  # --create-namespace's namespace
     obj = isvc(cluster)
-    assert obj is not None and FINALIZER in obj["metadata"].get("finalizers", [])
+    assert obj is not None and not obj["metadata"].get("finalizers")
     deployment_path = f"/apis/apps/v1/namespaces/{NS}/deployments/{NAME}-{revision}"
     assert cluster.find(deployment_path) is not None  # the children keep serving, unmanaged
 
-    # With no operator, the finalizer holds a deleted InferenceService; removing it by hand
-    # (docs/install.md) lets it go, and the garbage collector takes its children.
+    # With no operator, a deleted InferenceService goes at once (nothing holds it), and the
+    # garbage collector takes its children.
     cluster.kubectl("delete", "inferenceservice", NAME, "-n", NS, "--wait=false")
-    held = isvc(cluster)
-    assert held is not None and held["metadata"].get("deletionTimestamp")
-    cluster.kubectl("patch", "inferenceservice", NAME, "-n", NS, "--type=merge",
-                    "-p", '{"metadata":{"finalizers":null}}')  # fmt: skip
     eventually(lambda: isvc(cluster) is None, "the InferenceService gone")
     eventually(lambda: cluster.find(deployment_path) is None, "its Deployment garbage-collected", timeout=90)

@@ -301,7 +301,7 @@ def test_deleting_the_inference_service_lets_the_garbage_collector_delete_the_ch
 ) -> None:
     assert labelled(cluster, "Deployment") and labelled(cluster, "Pod")
     cluster.kubectl("delete", "inferenceservice", NAME, "-n", NS, "--wait=false")
-    eventually(lambda: cluster.find(f"{ISVC_PATH}/{NAME}") is None, "the InferenceService gone (kopf's finalizer off)")
+    eventually(lambda: cluster.find(f"{ISVC_PATH}/{NAME}") is None, "the InferenceService gone (no finalizer holds it)")
 
     def leftovers() -> dict[str, list[str]]:
         return {

@@ -1,0 +1,175 @@
+"""One loop per InferenceService, owned by the operator and fed by the object's watch events.
+
+kopf delivers the watch events (handlers.py, `on.event`); everything else is ours. An
+object's loop starts at its first event and, on each turn:
+- reconciles on its first turn (forced when the object already has a status: a restart
+  re-applies every child once, repairing drift made while the operator was away), when its
+  spec changed (`metadata.generation`), or when one of its children changed;
+- then ticks, and sleeps until a watch event wakes it or the tick's delay passes (a delay
+  only while something is time-driven: a settled object sleeps until an event).
+Deletion (a `deletionTimestamp`, or the DELETED event) stops it; the children go through
+their ownerReferences.
+
+Why not kopf's create/update/resume handlers and a daemon: they cost every object two writes
+of itself (kopf's finalizer, which a daemon requires, and its last-handled annotation) and
+kopf's per-event cause detection and JSON patching (docs/benchmarks.md, "kopf's two writes").
+Which spec was handled is `metadata.generation` here, the same fact the status reports as
+`observedGeneration`; nothing needs writing to remember it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tritonop import metrics
+from tritonop.controller.status_store import Key, object_key
+from tritonop.kube.client import KubeError
+from tritonop.rollout import Event
+
+log = logging.getLogger("tritonop")
+
+CONFLICT_RETRY_S = 1.0  # a 409: the object changed under a decision; re-read and re-decide promptly
+API_RETRY_S = 10.0  # other API trouble (5xx, timeouts) is temporary
+FAILURE_RETRY_S = (10.0, 300.0)  # an unexpected error (a bug): first and longest retry, doubling
+
+
+class Passes(Protocol):
+    """What a loop asks of the Controller (orchestrator.py)."""
+
+    async def reconcile(self, body: Mapping[str, Any], *, force: bool = False) -> None: ...
+    async def tick(self, body: Mapping[str, Any]) -> float | None: ...
+    def changed(self, body: Mapping[str, Any]) -> None: ...
+    def waker(self, body: Mapping[str, Any]) -> asyncio.Event: ...
+    def take_child_change(self, body: Mapping[str, Any]) -> bool: ...
+    def forget(self, body: Mapping[str, Any]) -> None: ...
+    def post_event(self, body: Mapping[str, Any], event: Event) -> None: ...
+
+
+@dataclass(eq=False)
+class _Loop:
+    body: Mapping[str, Any]  # the newest the watch delivered
+    task: asyncio.Task[None] | None = None
+    stopped: bool = False
+    previous: _Loop | None = field(default=None, repr=False)  # an object of the same name, deleted
+
+
+class ObjectLoops:
+    def __init__(self, passes: Passes, *, retry_scale: float = 1.0) -> None:
+        self.passes = passes
+        self._retry_scale = retry_scale  # tests shorten the retry delays
+        self._loops: dict[Key, _Loop] = {}
+        self._stopping: dict[Key, _Loop] = {}  # stopped, its task not ended yet
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._context: contextvars.Context | None = None
+
+    def __len__(self) -> int:
+        return len(self._loops)
+
+    def event(self, kind: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event of an InferenceService (``kind`` ADDED, MODIFIED, DELETED, or None
+        for the initial listing)."""
+        if self._context is None:
+            # Our tasks run in the context of the first event: kopf's Event posting (kopf.event)
+            # reads its queue from a context variable set there. Each loop gets a copy.
+            self._context = contextvars.copy_context()
+        key = object_key(body)
+        loop = self._loops.get(key)
+        if loop is not None and _uid(loop.body) != _uid(body):
+            self._stop(key)  # deleted and created again while a DELETED event was missed
+            loop = None
+        if kind == "DELETED" or (body.get("metadata") or {}).get("deletionTimestamp"):
+            if loop is not None:
+                self._stop(key)
+            return
+        if loop is None:
+            self._start(key, body)
+            return
+        loop.body = body
+        self.passes.changed(body)
+
+    async def aclose(self) -> None:
+        loops = list(self._loops)
+        for key in loops:
+            self._stop(key)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _start(self, key: Key, body: Mapping[str, Any]) -> None:
+        loop = self._loops[key] = _Loop(body, previous=self._stopping.pop(key, None))
+        metrics.MANAGED_OBJECTS.add(*key)
+        context = (self._context or contextvars.copy_context()).copy()
+        loop.task = asyncio.get_running_loop().create_task(self._run(key, loop), context=context)
+        self._tasks.add(loop.task)
+        loop.task.add_done_callback(self._tasks.discard)
+
+    def _stop(self, key: Key) -> None:
+        loop = self._loops.pop(key)
+        loop.stopped = True
+        metrics.MANAGED_OBJECTS.discard(*key)
+        self.passes.forget(loop.body)  # also wakes it, to see it is stopped
+        if loop.task is not None and not loop.task.done():
+            loop.task.cancel()  # a pass under way for a deleted object has nothing left to do
+            self._stopping[key] = loop
+            loop.task.add_done_callback(lambda _: self._ended(key, loop))
+
+    def _ended(self, key: Key, loop: _Loop) -> None:
+        if self._stopping.get(key) is loop:
+            del self._stopping[key]
+
+    async def _run(self, key: Key, loop: _Loop) -> None:
+        if loop.previous is not None and loop.previous.task is not None:
+            # The same name deleted moments ago: let its last pass end, then forget what it
+            # left, so nothing of it (its status writes above all) is taken for this object's.
+            await asyncio.wait({loop.previous.task})
+            self.passes.forget(loop.body)
+        loop.previous = None
+        waker = self.passes.waker(loop.body)
+        handled: int | None = None  # the generation last reconciled
+        first = True
+        failures = 0
+        while not loop.stopped:
+            waker.clear()
+            body = loop.body
+            delay: float | None
+            try:
+                child_changed = self.passes.take_child_change(body)
+                if first or child_changed or _generation(body) != handled:
+                    await self.passes.reconcile(body, force=first and bool(body.get("status")))
+                    first, handled = False, _generation(body)
+                delay = await self.passes.tick(body)
+                failures = 0
+            except KubeError as err:
+                delay = (CONFLICT_RETRY_S if err.status == 409 else API_RETRY_S) * self._retry_scale
+                log.warning("%s/%s: pass failed, retrying in %.0f s: %s", *key, delay, err)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # a bug: say so where the user looks, and retry; never end the loop
+                first_delay, longest = FAILURE_RETRY_S
+                delay = min(longest, first_delay * 2**failures) * self._retry_scale
+                failures += 1
+                log.exception("%s/%s: pass failed unexpectedly, retrying in %.0f s", *key, delay)
+                self.passes.post_event(body, Event("Warning", "PassFailed", f"{type(err).__name__}: {err}"))
+            await _sleep(waker, delay)
+
+
+async def _sleep(waker: asyncio.Event, delay: float | None) -> None:
+    """Until ``waker`` is set or ``delay`` seconds pass (None: no limit), with no task of its
+    own: a sleeping object holds its loop's frame only (docs/benchmarks.md, memory per object)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(delay):
+            await waker.wait()
+
+
+def _generation(body: Mapping[str, Any]) -> int | None:
+    generation = (body.get("metadata") or {}).get("generation")
+    return int(generation) if generation is not None else None
+
+
+def _uid(body: Mapping[str, Any]) -> str | None:
+    uid = (body.get("metadata") or {}).get("uid")
+    return str(uid) if uid is not None else None
