@@ -36,7 +36,7 @@ and kopf's (kopf/) requests from the operator start until all N converged, divid
 the minimum is one write per child the operator created and one status write. Idle
 requests are counted over --idle-seconds once everything converged (after one tick's
 settling). Peak RSS is the operator process's VmHWM. Errors: every non-2xx answer except
-GET 404s (counted separately), plus the operator log's "failed temporarily" retries and
+GET 404s (counted separately), plus the operator log's retried passes ("pass failed", controller/loops.py) and
 HTTP timeouts. See docs/benchmarks.md for recorded figures.
 """
 
@@ -244,7 +244,7 @@ async def measure(
         finally:
             await operator.astop()
         text = operator.output.split("Signal SIGINT is received")[0]  # not what shutting down cancels
-        row.retries = text.count("failed temporarily")
+        row.retries = text.count("pass failed")  # controller/loops.py: each is retried
         row.timeouts = len(re.findall(r"(Read|Write|Connect|Pool)Timeout", text))
     return row
 

@@ -13,7 +13,9 @@ something is time-driven). A settled object therefore costs no request and no wo
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -60,10 +62,46 @@ def connection_info(credentials: Credentials) -> kopf.ConnectionInfo:
     )
 
 
+def _follow_pauses(state: dict[str, Any]) -> None:
+    """Pause the object loops whenever kopf pauses the operator (HA: a peer with a higher
+    priority is active), and resume them with it, as kopf does with its own daemons.
+
+    kopf has no public hook for this: its pause is a toggle set handed to the root task that
+    stops daemons (`daemons.daemon_killer`), so that task is wrapped to follow the same toggles.
+    tests/integration/operator/test_peering.py fails if a kopf upgrade changes it."""
+    from kopf._core.engines import daemons  # kopf's internals: here only
+
+    original = getattr(daemons.daemon_killer, "__wrapped__", daemons.daemon_killer)
+
+    @functools.wraps(original)
+    async def daemon_killer(*, operator_paused: Any, **kwargs: Any) -> None:
+        follower = asyncio.ensure_future(_follow(state, operator_paused))
+        try:
+            await original(operator_paused=operator_paused, **kwargs)
+        finally:
+            follower.cancel()
+
+    daemons.daemon_killer = daemon_killer
+
+
+async def _follow(state: dict[str, Any], paused: Any) -> None:
+    while True:
+        await paused.wait_for(True)
+        state["paused"] = True
+        if "loops" in state:
+            log.info("paused by kopf peering: every object loop stops until the operator resumes")
+            await state["loops"].pause()
+        await paused.wait_for(False)
+        state["paused"] = False
+        if "loops" in state:
+            state["loops"].resume()  # kopf lists every object again: their loops start anew
+
+
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     state: dict[str, Any] = {}
     resource = (GROUP, VERSION, PLURAL)
+    _follow_pauses(state)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -101,7 +139,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         connection = discover_connection()
         kube = KubeClient(connection, concurrency=config.api_concurrency)
         running = state["controller"] = Controller(kube, config, post_event=post_event)
-        state["loops"] = ObjectLoops(running)
+        loops = state["loops"] = ObjectLoops(running)
+        if state.get("paused"):
+            await loops.pause()
         cache = state["cache"] = watch_cache(connection, config.namespaces or None, on_change=running.child_changed)
         kube.use_cache(cache)
         cache.start()

@@ -67,6 +67,7 @@ class ObjectLoops:
         self._stopping: dict[Key, _Loop] = {}  # stopped, its task not ended yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._context: contextvars.Context | None = None
+        self._paused = False
 
     def __len__(self) -> int:
         return len(self._loops)
@@ -78,6 +79,8 @@ class ObjectLoops:
             # Our tasks run in the context of the first event: kopf's Event posting (kopf.event)
             # reads its queue from a context variable set there. Each loop gets a copy.
             self._context = contextvars.copy_context()
+        if self._paused:
+            return  # another operator is active; kopf lists everything again on resuming
         key = object_key(body)
         loop = self._loops.get(key)
         if loop is not None and _uid(loop.body) != _uid(body):
@@ -93,11 +96,19 @@ class ObjectLoops:
         loop.body = body
         self.passes.changed(body)
 
-    async def aclose(self) -> None:
-        loops = list(self._loops)
-        for key in loops:
+    async def pause(self) -> None:
+        """Stop every loop (a pass under way is cancelled) and ignore events until ``resume``:
+        another operator is active (handlers.py, kopf peering). Returns once all have ended."""
+        self._paused = True
+        for key in list(self._loops):
             self._stop(key)
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def resume(self) -> None:
+        self._paused = False
+
+    async def aclose(self) -> None:
+        await self.pause()
 
     def _start(self, key: Key, body: Mapping[str, Any]) -> None:
         loop = self._loops[key] = _Loop(body, previous=self._stopping.pop(key, None))

@@ -235,3 +235,20 @@ async def test_the_managed_count_follows_the_loops() -> None:
     finally:
         await running.aclose()
     assert managed() == 0
+
+
+async def test_paused_loops_stop_ignore_events_and_start_anew_on_resume(loops: Any) -> None:
+    passes, running = loops
+    passes.delay = 0.01  # time-driven: a loop left running would keep ticking
+    running.event("ADDED", body("k", status=True))
+    await settled(passes, running, lambda: passes.of("k", "tick"), "a tick")
+    await running.pause()  # another operator is active (kopf peering)
+    assert len(running) == 0 and not running._tasks and passes.forgotten == ["k"]
+    calls = len(passes.of("k"))
+    running.event("MODIFIED", body("k", generation=2, status=True))
+    await asyncio.sleep(0.05)  # several of its delays: a loop started by the event would have ticked
+    assert len(passes.of("k")) == calls and len(running) == 0
+    running.resume()
+    running.event(None, body("k", generation=2, status=True))  # kopf lists everything again
+    await settled(passes, running, lambda: len(passes.of("k")) >= calls + 2, "a reconcile and a tick after resuming")
+    assert passes.of("k")[calls] == ("reconcile", "k", ("force", 2))  # a first sight again: forced
