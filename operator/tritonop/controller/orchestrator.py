@@ -657,7 +657,7 @@ class Controller:
             invalid_message=message,
             now=now,
         )
-        # Refused too (status is RBAC-guarded as well), or a 409: the log line and kopf's retry remain.
+        # Refused too (status is RBAC-guarded as well), or a 409: the log line and the loop's retry remain.
         with contextlib.suppress(KubeError):
             await self.status.write(body, status, new)
 

@@ -38,7 +38,7 @@ RETRY_AFTER_ATTEMPTS = 3
 # At most this many requests in flight per client (--api-concurrency): the rest wait their
 # turn before httpx sees them, so a burst (thousands of objects created at once) queues in
 # order instead of piling into httpx's pool, whose timeout would count the wait in line and
-# time requests out into kopf's retries (issue 13). The pool has a connection per slot.
+# time requests out into retried passes (issue 13). The pool has a connection per slot.
 DEFAULT_CONCURRENCY = 32
 CONNECT_TIMEOUT_S = 5.0
 

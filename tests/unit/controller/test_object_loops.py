@@ -252,3 +252,21 @@ async def test_paused_loops_stop_ignore_events_and_start_anew_on_resume(loops: A
     running.event(None, body("k", generation=2, status=True))  # kopf lists everything again
     await settled(passes, running, lambda: len(passes.of("k")) >= calls + 2, "a reconcile and a tick after resuming")
     assert passes.of("k")[calls] == ("reconcile", "k", ("force", 2))  # a first sight again: forced
+
+
+async def test_the_kept_body_leaves_managed_fields_out(loops: Any) -> None:
+    passes, running = loops
+    seen: list[Mapping[str, Any]] = []
+    original = passes.reconcile
+
+    async def reconcile(body: Mapping[str, Any], *, force: bool = False) -> None:
+        seen.append(body)
+        await original(body, force=force)
+
+    passes.reconcile = reconcile  # type: ignore[method-assign]
+    obj = body("m", managedFields=[{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}], labels={"a": "b"})
+    running.event("ADDED", obj)
+    await settled(passes, running, lambda: seen, "the first reconcile")
+    assert "managedFields" not in seen[0]["metadata"]
+    assert seen[0]["metadata"]["labels"] == {"a": "b"} and seen[0]["metadata"]["uid"] == "uid-m"
+    assert "managedFields" in obj["metadata"]  # the event's own body is left as it was
