@@ -25,7 +25,7 @@ import kopf
 from tritonop import GROUP, PLURAL, VERSION, metrics
 from tritonop.config import OperatorConfig
 from tritonop.controller import Controller
-from tritonop.controller.loops import ObjectLoops
+from tritonop.controller.loops import PASSES_PER_API_SLOT, ObjectLoops
 from tritonop.kube.client import KubeClient, discover_connection, watch_cache
 from tritonop.kube.credentials import Credentials, discover
 from tritonop.notify import Notifier
@@ -139,7 +139,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         connection = discover_connection()
         kube = KubeClient(connection, concurrency=config.api_concurrency)
         running = state["controller"] = Controller(kube, config, post_event=post_event)
-        loops = state["loops"] = ObjectLoops(running)
+        loops = state["loops"] = ObjectLoops(running, concurrency=PASSES_PER_API_SLOT * config.api_concurrency)
         if state.get("paused"):
             await loops.pause()
         cache = state["cache"] = watch_cache(connection, config.namespaces or None, on_change=running.child_changed)

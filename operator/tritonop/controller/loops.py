@@ -37,6 +37,10 @@ log = logging.getLogger("tritonop")
 CONFLICT_RETRY_S = 1.0  # a 409: the object changed under a decision; re-read and re-decide promptly
 API_RETRY_S = 10.0  # other API trouble (5xx, timeouts) is temporary
 FAILURE_RETRY_S = (10.0, 300.0)  # an unexpected error (a bug): first and longest retry, doubling
+# Passes under way at once, per API request slot (--api-concurrency). The API slots bound the
+# throughput already; this bounds the memory of a burst: without it, 10,000 objects created at
+# once all build their children and wait for a slot holding them (docs/benchmarks.md).
+PASSES_PER_API_SLOT = 8
 
 
 class Passes(Protocol):
@@ -60,8 +64,9 @@ class _Loop:
 
 
 class ObjectLoops:
-    def __init__(self, passes: Passes, *, retry_scale: float = 1.0) -> None:
+    def __init__(self, passes: Passes, *, concurrency: int = 256, retry_scale: float = 1.0) -> None:
         self.passes = passes
+        self._slots = asyncio.Semaphore(concurrency)  # passes under way at once
         self._retry_scale = retry_scale  # tests shorten the retry delays
         self._loops: dict[Key, _Loop] = {}
         self._stopping: dict[Key, _Loop] = {}  # stopped, its task not ended yet
@@ -149,11 +154,13 @@ class ObjectLoops:
             body = loop.body
             delay: float | None
             try:
-                child_changed = self.passes.take_child_change(body)
-                if first or child_changed or _generation(body) != handled:
-                    await self.passes.reconcile(body, force=first and bool(body.get("status")))
-                    first, handled = False, _generation(body)
-                delay = await self.passes.tick(body)
+                async with self._slots:
+                    body = loop.body  # the newest, after waiting for a slot
+                    child_changed = self.passes.take_child_change(body)
+                    if first or child_changed or _generation(body) != handled:
+                        await self.passes.reconcile(body, force=first and bool(body.get("status")))
+                        first, handled = False, _generation(body)
+                    delay = await self.passes.tick(body)
                 failures = 0
             except KubeError as err:
                 delay = (CONFLICT_RETRY_S if err.status == 409 else API_RETRY_S) * self._retry_scale

@@ -270,3 +270,20 @@ async def test_the_kept_body_leaves_managed_fields_out(loops: Any) -> None:
     assert "managedFields" not in seen[0]["metadata"]
     assert seen[0]["metadata"]["labels"] == {"a": "b"} and seen[0]["metadata"]["uid"] == "uid-m"
     assert "managedFields" in obj["metadata"]  # the event's own body is left as it was
+
+
+async def test_passes_under_way_are_bounded_and_the_rest_wait_their_turn() -> None:
+    passes = Passes()
+    passes.hold = asyncio.Event()
+    running = ObjectLoops(passes, concurrency=2)
+    try:
+        for name in "vwxyz":
+            running.event("ADDED", body(name))
+        await settled(passes, running, lambda: len(passes.calls) == 2, "two passes started")
+        assert len(passes.calls) == 2  # the other three wait for a slot, having built nothing
+        passes.hold.set()
+        await settled(passes, running, lambda: len(passes.of("z", "tick")) == 1, "every object ticked")
+        assert {c[1] for c in passes.calls} == set("vwxyz")
+        assert [c[1] for c in passes.calls if c[0] == "reconcile"][:2] == ["v", "w"]  # in arrival order
+    finally:
+        await running.aclose()
