@@ -267,8 +267,8 @@ class Controller:
                 state, recovered = await self._recover(ref, revision)
             annotations = (body.get("metadata") or {}).get("annotations") or {}
             decision = plan(state, revision, now, manual_at_start=manual_actions(annotations, revision))
-            arms = sync_arms(decision.state, _experiment(spec), [(v.name, v.revision) for v in variants])
-            decision = replace(decision, state=arms, events=(*recovered, *decision.events))
+            with_arms = sync_arms(decision.state, _experiment(spec), [(v.name, v.revision) for v in variants])
+            decision = replace(decision, state=with_arms, events=(*recovered, *decision.events))
             await self._converge(body, ref, spec, revision, decision, status, now, force=force, variants=variants)
             await self.children.remove_other_providers(ref, spec)
         except ChildConflict as err:
