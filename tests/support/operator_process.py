@@ -239,3 +239,11 @@ async def wait_for_passes(
         what=f"{count} passes over {namespace}/{name} (from {since})",
     )
     return int(seen)
+
+
+def reconciled(kube: RealCluster, namespace: str, name: str, spec: dict[str, Any]) -> bool:
+    """The operator has reconciled ``spec``: the object holds it and its status reports the
+    object's generation as observed."""
+    obj = kube.isvc(namespace, name) or {}
+    status = obj.get("status") or {}
+    return obj.get("spec") == spec and status.get("observedGeneration") == obj["metadata"]["generation"]

@@ -24,7 +24,7 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tritonop import metrics
@@ -60,7 +60,7 @@ class _Loop:
     body: Mapping[str, Any]  # the newest the watch delivered
     task: asyncio.Task[None] | None = None
     stopped: bool = False
-    previous: _Loop | None = field(default=None, repr=False)  # an object of the same name, deleted
+    previous: asyncio.Task[None] | None = None  # the loop of a deleted object of the same name
 
 
 class ObjectLoops:
@@ -69,7 +69,7 @@ class ObjectLoops:
         self._slots = asyncio.Semaphore(concurrency)  # passes under way at once
         self._retry_scale = retry_scale  # tests shorten the retry delays
         self._loops: dict[Key, _Loop] = {}
-        self._stopping: dict[Key, _Loop] = {}  # stopped, its task not ended yet
+        self._stopping: dict[Key, asyncio.Task[None]] = {}  # stopped loops' tasks, not ended yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._context: contextvars.Context | None = None
         self._paused = False
@@ -80,10 +80,6 @@ class ObjectLoops:
     def event(self, kind: str | None, body: Mapping[str, Any]) -> None:
         """A watch event of an InferenceService (``kind`` ADDED, MODIFIED, DELETED, or None
         for the initial listing)."""
-        if self._context is None:
-            # Our tasks run in the context of the first event: kopf's Event posting (kopf.event)
-            # reads its queue from a context variable set there. Each loop gets a copy.
-            self._context = contextvars.copy_context()
         if self._paused:
             return  # another operator is active; kopf lists everything again on resuming
         body = _kept(body)
@@ -119,8 +115,11 @@ class ObjectLoops:
     def _start(self, key: Key, body: Mapping[str, Any]) -> None:
         loop = self._loops[key] = _Loop(body, previous=self._stopping.pop(key, None))
         metrics.MANAGED_OBJECTS.add(*key)
-        context = (self._context or contextvars.copy_context()).copy()
-        loop.task = asyncio.get_running_loop().create_task(self._run(key, loop), context=context)
+        if self._context is None:
+            # Our tasks run in the context of the first event: kopf's Event posting (kopf.event)
+            # reads its queue from a context variable set there. Each loop gets a copy.
+            self._context = contextvars.copy_context()
+        loop.task = asyncio.get_running_loop().create_task(self._run(key, loop), context=self._context.copy())
         self._tasks.add(loop.task)
         loop.task.add_done_callback(self._tasks.discard)
 
@@ -131,35 +130,33 @@ class ObjectLoops:
         self.passes.forget(loop.body)  # also wakes it, to see it is stopped
         if loop.task is not None and not loop.task.done():
             loop.task.cancel()  # a pass under way for a deleted object has nothing left to do
-            self._stopping[key] = loop
-            loop.task.add_done_callback(lambda _: self._ended(key, loop))
+            self._stopping[key] = loop.task
+            loop.task.add_done_callback(lambda task: self._ended(key, task))
 
-    def _ended(self, key: Key, loop: _Loop) -> None:
-        if self._stopping.get(key) is loop:
+    def _ended(self, key: Key, task: asyncio.Task[None]) -> None:
+        if self._stopping.get(key) is task:
             del self._stopping[key]
 
     async def _run(self, key: Key, loop: _Loop) -> None:
-        if loop.previous is not None and loop.previous.task is not None:
+        if loop.previous is not None:
             # The same name deleted moments ago: let its last pass end, then forget what it
             # left, so nothing of it (its status writes above all) is taken for this object's.
-            await asyncio.wait({loop.previous.task})
+            await asyncio.wait({loop.previous})
             self.passes.forget(loop.body)
-        loop.previous = None
+            loop.previous = None
         waker = self.passes.waker(loop.body)
-        handled: int | None = None  # the generation last reconciled
-        first = True
+        handled: int | None = None  # the generation last reconciled; None: not yet this process
         failures = 0
         while not loop.stopped:
             waker.clear()
-            body = loop.body
             delay: float | None
             try:
                 async with self._slots:
                     body = loop.body  # the newest, after waiting for a slot
                     child_changed = self.passes.take_child_change(body)
-                    if first or child_changed or _generation(body) != handled:
-                        await self.passes.reconcile(body, force=first and bool(body.get("status")))
-                        first, handled = False, _generation(body)
+                    if handled is None or child_changed or _generation(body) != handled:
+                        await self.passes.reconcile(body, force=handled is None and bool(body.get("status")))
+                        handled = _generation(body)
                     delay = await self.passes.tick(body)
                 failures = 0
             except KubeError as err:
@@ -194,9 +191,8 @@ def _kept(body: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
-def _generation(body: Mapping[str, Any]) -> int | None:
-    generation = (body.get("metadata") or {}).get("generation")
-    return int(generation) if generation is not None else None
+def _generation(body: Mapping[str, Any]) -> int:
+    return int((body.get("metadata") or {}).get("generation") or 0)
 
 
 def _uid(body: Mapping[str, Any]) -> str | None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.helm import helm_template
-from tests.support.operator_process import eventually
+from tests.support.operator_process import eventually, reconciled
 from tests.support.rbac import is_allowed, load_rules
 from tests.support.real_cluster import RealCluster, real_cluster
 from tritonop.handlers import LEGACY_FINALIZER
@@ -80,12 +80,6 @@ def operator_requests(kube: RealCluster) -> set[tuple[str, str, str, str | None,
         for verb in verbs_of(r):
             seen.add((verb, r.resource.group or "", r.resource.plural, r.subresource, r.namespace))
     return seen
-
-
-def handled(kube: RealCluster, spec: dict) -> bool:
-    """The operator has reconciled `spec`: the object holds it and status reports its generation."""
-    obj = kube.isvc(NS, "rbac") or {}
-    return obj.get("spec") == spec and obj.get("status", {}).get("observedGeneration") == obj["metadata"]["generation"]
 
 
 def reapplied(kube: RealCluster, mark: int, plural: str) -> bool:
@@ -159,7 +153,7 @@ async def test_chart_rbac_is_sufficient_and_minimal(kube: RealCluster, run_opera
     for traffic, applied_last in TRAFFIC:
         isvc["spec"]["traffic"] = traffic
         await kube.replace_spec(NS, "rbac", isvc["spec"])
-        await eventually(lambda: handled(kube, isvc["spec"]), timeout=30, what="the change handled")
+        await eventually(lambda: reconciled(kube, NS, "rbac", isvc["spec"]), timeout=30, what="the change handled")
         # A restart re-applies every child once (server-side apply: PATCH) to repair drift.
         operator = await restart(kube, operator, run_operator, applied_last)
     # The NetworkPolicy (on by default) switched off: deleted; the next change brings it back.
@@ -182,7 +176,7 @@ async def test_chart_rbac_is_sufficient_and_minimal(kube: RealCluster, run_opera
     )
     # The canary gets a ScaledObject; the stable keeps its HPA until the canary is promoted.
     await eventually(lambda: kube.api.live("keda.sh/v1alpha1/scaledobjects"), timeout=30, what="KEDA")
-    await eventually(lambda: handled(kube, isvc["spec"]), timeout=30, what="the change handled")
+    await eventually(lambda: reconciled(kube, NS, "rbac", isvc["spec"]), timeout=30, what="the change handled")
     operator = await restart(kube, operator, run_operator, "scaledobjects")
     isvc["spec"]["triton"].pop("image")  # back to stable: the canary is deleted
     await kube.replace_spec(NS, "rbac", isvc["spec"])

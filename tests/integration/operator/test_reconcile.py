@@ -21,6 +21,7 @@ from tests.support.operator_process import (
     operator_metric,
     operator_requests,
     passes,
+    reconciled,
     wait_for_event,
     wait_for_passes,
 )
@@ -76,12 +77,6 @@ def _admits(kube: RealCluster, obj: dict) -> bool:
 
 def deployment_names(kube: RealCluster) -> set[str]:
     return {d["metadata"]["name"] for d in kube.api.live(DEPLOYMENTS)}
-
-
-def handled(kube: RealCluster, spec: dict) -> bool:
-    """The operator has reconciled `spec`: the object holds it and status reports its generation."""
-    obj = kube.isvc(NS, "resnet") or {}
-    return obj.get("spec") == spec and obj.get("status", {}).get("observedGeneration") == obj["metadata"]["generation"]
 
 
 async def settled(op: OperatorProcess, name: str) -> None:
@@ -352,7 +347,7 @@ async def test_restart_resumes_without_duplicates_and_delete_collects_children(k
     started_at = kube.status(NS, "resnet")["canary"]["startedAt"]
     # The change reconciled before the crash; the next operator's first pass over the object
     # re-applies every child (status present: forced).
-    await eventually(lambda: handled(kube, changed["spec"]), timeout=30, what="the change recorded as handled")
+    await eventually(lambda: reconciled(kube, NS, "resnet", changed["spec"]), timeout=30, what="the change reconciled")
     first.kill()  # a crash, mid-canary
 
     mark = len(kube.api.all_requests)  # from here on, every operator request is the new one's
