@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,10 +58,22 @@ class Passes(Protocol):
 
 @dataclass(eq=False, slots=True)
 class _Loop:
-    body: Mapping[str, Any]  # the newest the watch delivered
+    kept: bytes  # the newest body the watch delivered, as JSON (see `body`)
+    uid: str | None
     task: asyncio.Task[None] | None = None
     stopped: bool = False
     previous: asyncio.Task[None] | None = None  # the loop of a deleted object of the same name
+
+    @property
+    def body(self) -> Mapping[str, Any]:
+        """The newest body, parsed anew: each sleeping object keeps its body as JSON, a third of
+        its parsed size (docs/benchmarks.md, "Memory at 10,000"), and a pass parses it once."""
+        body: Mapping[str, Any] = json.loads(self.kept)
+        return body
+
+    @body.setter
+    def body(self, body: Mapping[str, Any]) -> None:
+        self.kept, self.uid = _kept(body), _uid(body)
 
 
 class ObjectLoops:
@@ -82,10 +95,9 @@ class ObjectLoops:
         for the initial listing)."""
         if self._paused:
             return  # another operator is active; kopf lists everything again on resuming
-        body = _kept(body)
         key = object_key(body)
         loop = self._loops.get(key)
-        if loop is not None and _uid(loop.body) != _uid(body):
+        if loop is not None and loop.uid != _uid(body):
             self._stop(key)  # deleted and created again while a DELETED event was missed
             loop = None
         if kind == "DELETED" or (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -113,7 +125,7 @@ class ObjectLoops:
         await self.pause()
 
     def _start(self, key: Key, body: Mapping[str, Any]) -> None:
-        loop = self._loops[key] = _Loop(body, previous=self._stopping.pop(key, None))
+        loop = self._loops[key] = _Loop(_kept(body), _uid(body), previous=self._stopping.pop(key, None))
         metrics.MANAGED_OBJECTS.add(*key)
         if self._context is None:
             # Our tasks run in the context of the first event: kopf's Event posting (kopf.event)
@@ -181,14 +193,13 @@ async def _sleep(waker: asyncio.Event, delay: float | None) -> None:
             await waker.wait()
 
 
-def _kept(body: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The object as a loop keeps it: without `metadata.managedFields`, which no pass reads and
-    which, parsed (a dict per field path), is a large part of each kept body at 10,000
-    objects (docs/benchmarks.md, "Object loops")."""
+def _kept(body: Mapping[str, Any]) -> bytes:
+    """The object as a loop keeps it: JSON, without `metadata.managedFields`, which no pass reads
+    and which is a large part of each body (docs/benchmarks.md, "Object loops")."""
     meta = body.get("metadata") or {}
-    if "managedFields" not in meta:
-        return body
-    return {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    if "managedFields" in meta:
+        body = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return json.dumps(dict(body), separators=(",", ":")).encode()
 
 
 def _generation(body: Mapping[str, Any]) -> int:

@@ -7,6 +7,8 @@ is taken as it is.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -30,16 +32,19 @@ class UnreadableStatus(Exception):
 class StatusStore:
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
-        # Per object, the statuses we wrote (newest last), after the one we first saw: a body
-        # showing one of them but the newest is stale (the watch lags our own writes). A status
-        # none of them matches was written by someone else and is taken as it is.
-        self._written: dict[Key, deque[dict[str, Any]]] = {}
+        # Per object, the statuses we wrote (newest last), after the one we first saw, each as
+        # its digest: a body showing one of them but the newest is stale (the watch lags our own
+        # writes). A status none of them matches was written by someone else and is taken as it
+        # is. Digests, and the newest alone as JSON, because this is kept for every object:
+        # the statuses themselves cost ~5 KB per object at 10,000 (docs/benchmarks.md).
+        self._written: dict[Key, deque[bytes]] = {}
+        self._newest: dict[Key, bytes] = {}  # our newest write, as JSON
         self._written_version: dict[Key, str] = {}  # resourceVersion our newest write produced
 
     def read(self, body: Mapping[str, Any]) -> InferenceServiceStatus:
         raw = dict(body.get("status") or {})
         if self._lags_our_write(body):
-            raw = self._written[object_key(body)][-1]
+            raw = json.loads(self._newest[object_key(body)])
         try:
             return InferenceServiceStatus.model_validate(raw)
         except ValidationError as err:
@@ -55,14 +60,15 @@ class StatusStore:
         key = object_key(body)
         old_raw, new_raw = old.dump(), new.dump()
         version = self._written_version[key] if self._lags_our_write(body) else _version(body)
-        history = self._written.setdefault(key, deque([dict(body.get("status") or {})], maxlen=STATUS_HISTORY))
+        history = self._written.setdefault(key, deque([digest(body.get("status") or {})], maxlen=STATUS_HISTORY))
         if new_raw == old_raw:
             return
         patch: dict[str, Any] = {"status": replacing_merge_patch(old_raw, new_raw)}
         if version is not None:
             patch["metadata"] = {"resourceVersion": version}
         written = await self._patch(body, patch)
-        history.append(new_raw)
+        history.append(digest(new_raw))
+        self._newest[key] = json.dumps(new_raw, separators=(",", ":")).encode()
         self._written_version[key] = _version(written) or ""
 
     async def write_conditions(self, body: Mapping[str, Any], conditions: list[dict[str, Any]]) -> None:
@@ -77,13 +83,16 @@ class StatusStore:
 
     def forget(self, body: Mapping[str, Any]) -> None:
         self._written.pop(object_key(body), None)
+        self._newest.pop(object_key(body), None)
         self._written_version.pop(object_key(body), None)
 
     def _lags_our_write(self, body: Mapping[str, Any]) -> bool:
         """The body shows one of our earlier writes, not our newest: the watch lags behind us."""
-        raw = dict(body.get("status") or {})
         ours = self._written.get(object_key(body))
-        return ours is not None and raw != ours[-1] and raw in ours and object_key(body) in self._written_version
+        if ours is None or object_key(body) not in self._written_version:
+            return False
+        shown = digest(body.get("status") or {})
+        return shown != ours[-1] and shown in ours
 
     async def _patch(self, body: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]
@@ -102,6 +111,23 @@ def rollout_state(status: InferenceServiceStatus) -> RolloutState:
 def object_key(body: Mapping[str, Any]) -> Key:
     meta = body.get("metadata") or {}
     return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+def digest(status: Mapping[str, Any]) -> bytes:
+    """A status's fingerprint: equal for statuses that compare equal as parsed JSON. Floats that
+    are whole numbers count as the integers they equal (the API server writes 1.0 back as 1)."""
+    canonical = json.dumps(_whole_floats_as_ints(status), sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
+
+
+def _whole_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _whole_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats_as_ints(v) for v in value]
+    return value
 
 
 def _one_line(err: ValidationError) -> str:

@@ -270,6 +270,11 @@ async def test_the_kept_body_leaves_managed_fields_out(loops: Any) -> None:
     assert "managedFields" not in seen[0]["metadata"]
     assert seen[0]["metadata"]["labels"] == {"a": "b"} and seen[0]["metadata"]["uid"] == "uid-m"
     assert "managedFields" in obj["metadata"]  # the event's own body is left as it was
+    # Kept as JSON, not as the parsed event: each pass gets its own copy, equal to the event's.
+    kept = running._loops[(NS, "m")].kept
+    assert isinstance(kept, bytes) and b"managedFields" not in kept
+    assert seen[0] == {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
+    assert seen[0]["metadata"]["labels"] is not obj["metadata"]["labels"]
 
 
 async def test_passes_under_way_are_bounded_and_the_rest_wait_their_turn() -> None:
