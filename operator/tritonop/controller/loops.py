@@ -133,7 +133,9 @@ class ObjectLoops:
             self._context = contextvars.copy_context()
         loop.task = asyncio.get_running_loop().create_task(self._run(key, loop), context=self._context.copy())
         self._tasks.add(loop.task)
-        loop.task.add_done_callback(self._tasks.discard)
+        # With our context: a callback added without one keeps a copy of the current context,
+        # here kopf's handler context, which holds the event's whole body for the loop's life.
+        loop.task.add_done_callback(self._tasks.discard, context=self._context)
 
     def _stop(self, key: Key) -> None:
         loop = self._loops.pop(key)
@@ -143,7 +145,7 @@ class ObjectLoops:
         if loop.task is not None and not loop.task.done():
             loop.task.cancel()  # a pass under way for a deleted object has nothing left to do
             self._stopping[key] = loop.task
-            loop.task.add_done_callback(lambda task: self._ended(key, task))
+            loop.task.add_done_callback(lambda task: self._ended(key, task), context=self._context)
 
     def _ended(self, key: Key, task: asyncio.Task[None]) -> None:
         if self._stopping.get(key) is task:

@@ -9,6 +9,9 @@ kopf in tests/integration/operator.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -275,6 +278,33 @@ async def test_the_kept_body_leaves_managed_fields_out(loops: Any) -> None:
     assert isinstance(kept, bytes) and b"managedFields" not in kept
     assert seen[0] == {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
     assert seen[0]["metadata"]["labels"] is not obj["metadata"]["labels"]
+
+
+HANDLER_STATE: contextvars.ContextVar[object] = contextvars.ContextVar("handler_state")
+
+
+class EventCause:
+    """Stands in for what kopf's handler context holds per event (its cause: the whole body)."""
+
+
+async def test_a_sleeping_loop_keeps_nothing_of_the_event_handler_context(loops: Any) -> None:
+    passes, running = loops
+
+    async def handler(name: str) -> weakref.ref[EventCause]:
+        # Run as kopf runs our on.event handler: in a task whose context holds the event's cause.
+        cause = EventCause()
+        HANDLER_STATE.set(cause)
+        running.event("ADDED", body(name))
+        return weakref.ref(cause)
+
+    first = await asyncio.create_task(handler("a"))
+    later = [await asyncio.create_task(handler(name)) for name in ("b", "c")]
+    await settled(passes, running, lambda: passes.of("c", "tick"), "the loops to sleep")
+    gc.collect()
+    # The first event's context is the one every loop runs in (kopf.event reads its queue from
+    # it); no later event's context may stay alive with its loop.
+    assert first() is not None
+    assert [ref() for ref in later] == [None, None]
 
 
 async def test_passes_under_way_are_bounded_and_the_rest_wait_their_turn() -> None:
