@@ -3,7 +3,12 @@ API server.
 
     python -m bench.scale --count 100 --count 1000 [--tick-seconds 5] [--timeout 300]
                           [--idle-seconds 60] [--operator-arg=--api-concurrency=32]
+                          [--apiserver-profile SECONDS]
     python -m bench.scale --ceiling [6000]
+
+--apiserver-profile also takes the API server's CPU profile (Go pprof, the server started
+with --profiling) over the first SECONDS of creation and prints `go tool pprof -top` of it,
+by own and by cumulative time: where the test bed's busiest process spends its time.
 
 --ceiling measures the test bed instead, on the same control plane and proxy with no
 operator: ConfigMap writes (POST creates, then server-side apply PATCHes that create) with
@@ -105,6 +110,7 @@ class Row:
     idle_per_object_min: float | None = None
     idle_by_verb: dict[str, float] = dataclasses.field(default_factory=dict)
     rss_mb: float | None = None
+    apiserver_profile: str = ""  # `go tool pprof -top` of the API server during creation
     errors: dict[str, int] = dataclasses.field(default_factory=dict)
     retries: int = 0
     timeouts: int = 0
@@ -170,14 +176,14 @@ def admin_tls(cp: ControlPlane) -> ssl.SSLContext:
 
 
 @contextlib.contextmanager
-def cluster(workdir: Path) -> Iterator[tuple[ControlPlane, FaultProxy, Path, str]]:
+def cluster(workdir: Path, *, profiling: bool = False) -> Iterator[tuple[ControlPlane, FaultProxy, Path, str]]:
     # Two Services per object: the test bed's /24 service range holds 125 objects; a /16
     # (given after it, so it wins) holds 32,000, and still contains the `kubernetes` Service IP.
     cp = ControlPlane(
         controllers=True,
         scheduler=False,
         controller_names=CONTROLLERS,
-        extra_apiserver_args=("--service-cluster-ip-range=10.0.0.0/16",),
+        extra_apiserver_args=("--service-cluster-ip-range=10.0.0.0/16", f"--profiling={str(profiling).lower()}"),
     )
     try:
         cp.start()
@@ -198,9 +204,10 @@ async def measure(
     in_flight: int,
     operator_args: Sequence[str],
     workdir: Path,
+    apiserver_profile_s: float = 0,
 ) -> Row:
     row = Row(count)
-    with cluster(workdir) as (cp, proxy, kubeconfig, _):
+    with cluster(workdir, profiling=apiserver_profile_s > 0) as (cp, proxy, kubeconfig, _):
         log = workdir / f"operator-{count}.log"
         args = ["-n", NS, "--tick-seconds", str(tick), "--metrics-port", str(free_port())]
         args += ["--prometheus-url", CLOSED, "--triton-url-template", CLOSED, *operator_args]
@@ -209,8 +216,13 @@ async def measure(
             async with httpx.AsyncClient(base_url=cp.url, verify=admin_tls(cp), timeout=60) as client:
                 await _wait_watching(proxy, operator)
                 start_mark = proxy.mark()
+                profile = None
+                if apiserver_profile_s > 0:
+                    profile = asyncio.create_task(_apiserver_profile(client, apiserver_profile_s, workdir, count))
                 sent = await _create(client, count, in_flight, row)
                 done_at = await _wait_converged(client, proxy, sent, row, timeout)
+                if profile is not None:
+                    row.apiserver_profile = await profile
                 creation = [r for r in proxy.since(start_mark) if done_at is None or r.at <= done_at]
                 _count_creation(row, creation, count)
                 if done_at is not None and idle_s > 0:
@@ -247,6 +259,33 @@ async def measure(
         row.retries = text.count("pass failed")  # controller/loops.py: each is retried
         row.timeouts = len(re.findall(r"(Read|Write|Connect|Pool)Timeout", text))
     return row
+
+
+async def _apiserver_profile(client: httpx.AsyncClient, seconds: float, workdir: Path, count: int) -> str:
+    """The API server's CPU profile over the first ``seconds`` of creation (Go's pprof, served
+    with --profiling), summarised by `go tool pprof -top`: where its time goes."""
+    answer = await client.get("/debug/pprof/profile", params={"seconds": int(seconds)}, timeout=seconds + 60)
+    answer.raise_for_status()
+    path = workdir / f"apiserver-cpu-{count}.pb.gz"
+    path.write_bytes(answer.content)
+    flat = await _pprof_top(path, "-nodecount=25")
+    cumulative = await _pprof_top(path, "-cum", "-nodecount=40")
+    return f"{flat}\n-- by cumulative time --\n{cumulative}"
+
+
+async def _pprof_top(path: Path, *flags: str) -> str:
+    pprof = await asyncio.create_subprocess_exec(
+        "go",
+        "tool",
+        "pprof",
+        "-top",
+        *flags,
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await pprof.communicate()
+    return out.decode()
 
 
 async def _wait_watching(proxy: FaultProxy, operator: OperatorProcess, timeout: float = 60) -> None:
@@ -582,6 +621,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--operator-arg", action="append", default=[], help="extra `tritonop run` argument (repeat)")
     parser.add_argument("--keep", type=Path, help="keep operator logs in this folder")
     parser.add_argument(
+        "--apiserver-profile",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="also take the API server's CPU profile over the first SECONDS of creation and print its top functions",
+    )
+    parser.add_argument(
         "--ceiling",
         type=int,
         nargs="?",
@@ -612,10 +658,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     in_flight=args.in_flight,
                     operator_args=args.operator_arg,
                     workdir=workdir,
+                    apiserver_profile_s=args.apiserver_profile,
                 )
             )
             rows.append(row)
-            print(json.dumps(dataclasses.asdict(row)), file=sys.stderr, flush=True)
+            if row.apiserver_profile:
+                print(f"N={count}: the API server's CPU during creation:\n{row.apiserver_profile}", file=sys.stderr)
+            print(
+                json.dumps({k: v for k, v in dataclasses.asdict(row).items() if k != "apiserver_profile"}),
+                file=sys.stderr,
+                flush=True,
+            )
     print(table(rows, args.tick_seconds))
     return 0
 
