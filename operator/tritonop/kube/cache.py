@@ -27,7 +27,8 @@ API server issues; one that does not parse is taken as newer.
 
 Each change to an object an InferenceService owns (its controller ownerReference, or for
 pods its label) calls ``on_change(namespace, name)`` of that InferenceService: a deleted
-child wakes its owner, which puts it back (tests/integration/operator/test_watch_caches.py).
+child wakes its owner, which puts it back (tests/integration/operator/test_reconcile.py,
+`test_deleted_child_is_restored_from_its_watch_event`).
 """
 
 from __future__ import annotations
@@ -225,7 +226,9 @@ class _Store:
         self.namespace = namespace  # None: every namespace
         self.state = State.SYNCING
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}
-        self.by_isvc: dict[tuple[str, str], set[str]] = {}  # (namespace, ISVC label) -> names
+        # (namespace, ISVC label) -> names; a tuple, not a set: an object has 1-3 children of a
+        # kind, and a set costs 4x a tuple that small, for every object (docs/benchmarks.md).
+        self.by_isvc: dict[tuple[str, str], tuple[str, ...]] = {}
         self.synced = asyncio.Event()
 
     def put(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -242,7 +245,9 @@ class _Store:
         bucket[name] = projected
         label = _isvc_label(projected)
         if label is not None:
-            self.by_isvc.setdefault((namespace, label), set()).add(name)
+            names = self.by_isvc.get((namespace, label), ())
+            if name not in names:
+                self.by_isvc[(namespace, label)] = (*names, name)
         return projected
 
     def remove(self, namespace: str, name: str, version_of_deletion: Mapping[str, Any] | None = None) -> None:
@@ -258,11 +263,11 @@ class _Store:
     def _unindex(self, namespace: str, name: str, held: Mapping[str, Any]) -> None:
         label = _isvc_label(held)
         if label is not None:
-            names = self.by_isvc.get((namespace, label))
-            if names is not None:
-                names.discard(name)
-                if not names:
-                    del self.by_isvc[(namespace, label)]
+            left = tuple(n for n in self.by_isvc.get((namespace, label), ()) if n != name)
+            if left:
+                self.by_isvc[(namespace, label)] = left
+            else:
+                self.by_isvc.pop((namespace, label), None)
 
     def replace(self, objs: Iterable[Mapping[str, Any]]) -> None:
         self.objects = {}

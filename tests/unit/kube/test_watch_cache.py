@@ -15,7 +15,16 @@ import pytest
 
 from tritonop import API_VERSION, KIND
 from tritonop.kinds import DEPLOYMENT, HTTP_ROUTE, POD, SERVICE
-from tritonop.kube.cache import METADATA_LIST, ObjectCache, State, project_deployment, selector_matches
+from tritonop.kube.cache import (
+    METADATA_LIST,
+    ObjectCache,
+    State,
+    Watched,
+    _Store,
+    project_deployment,
+    project_metadata,
+    selector_matches,
+)
 from tritonop.kube.client import Connection, KubeClient
 
 NS = "ml"
@@ -255,3 +264,18 @@ def test_selectors() -> None:
     labels = {"a": "1", "b": "2"}
     assert selector_matches("a=1,b=2", labels) and selector_matches("a", labels) and selector_matches("", labels)
     assert not selector_matches("a=2", labels) and not selector_matches("c", labels)
+
+
+def test_the_per_inferenceservice_index_follows_puts_and_removals() -> None:
+    store = _Store(Watched(SERVICE, project_metadata), NS)
+    for name, owner in (("a-entry", "a"), ("a-rev", "a"), ("b-entry", "b")):
+        store.put(owned("Service", name, 1, owner=owner))
+    store.put(owned("Service", "a-rev", 2, owner="a"))  # an update is indexed once
+    label = "serving.tritonop.dev/inferenceservice"
+    assert sorted(o["metadata"]["name"] for o in store.matching(NS, f"{label}=a")) == ["a-entry", "a-rev"]
+    assert store.by_isvc[(NS, "a")] == ("a-entry", "a-rev")
+    store.remove(NS, "a-entry")
+    assert [o["metadata"]["name"] for o in store.matching(NS, f"{label}=a")] == ["a-rev"]
+    store.remove(NS, "a-rev")
+    assert store.matching(NS, f"{label}=a") == [] and (NS, "a") not in store.by_isvc
+    assert [o["metadata"]["name"] for o in store.matching(NS, f"{label}=b")] == ["b-entry"]
