@@ -58,8 +58,8 @@ class Passes(Protocol):
 
 @dataclass(eq=False, slots=True)
 class _Loop:
-    kept: bytes  # the newest body the watch delivered, as JSON (see `body`)
-    uid: str | None
+    kept: bytes = b""  # the newest body the watch delivered, as JSON (see `body`)
+    uid: str | None = None
     task: asyncio.Task[None] | None = None
     stopped: bool = False
     previous: asyncio.Task[None] | None = None  # the loop of a deleted object of the same name
@@ -71,8 +71,7 @@ class _Loop:
         body: Mapping[str, Any] = json.loads(self.kept)
         return body
 
-    @body.setter
-    def body(self, body: Mapping[str, Any]) -> None:
+    def keep(self, body: Mapping[str, Any]) -> None:
         self.kept, self.uid = _kept(body), _uid(body)
 
 
@@ -107,7 +106,7 @@ class ObjectLoops:
         if loop is None:
             self._start(key, body)
             return
-        loop.body = body
+        loop.keep(body)
         self.passes.changed(body)
 
     async def pause(self) -> None:
@@ -125,7 +124,8 @@ class ObjectLoops:
         await self.pause()
 
     def _start(self, key: Key, body: Mapping[str, Any]) -> None:
-        loop = self._loops[key] = _Loop(_kept(body), _uid(body), previous=self._stopping.pop(key, None))
+        loop = self._loops[key] = _Loop(previous=self._stopping.pop(key, None))
+        loop.keep(body)
         metrics.MANAGED_OBJECTS.add(*key)
         if self._context is None:
             # Our tasks run in the context of the first event: kopf's Event posting (kopf.event)
