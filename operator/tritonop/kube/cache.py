@@ -14,6 +14,9 @@ server is asked only for writes. What is kept per kind (``WATCHED``):
   only (PartialObjectMetadata watches): owner, labels and the applied-hash annotation are
   all apply and prune compare.
 
+Each object is kept as a projection of just those fields, packed (tritonop/packing.py): a
+read unpacks a fresh copy, so a reader may change what it gets.
+
 A kind the API server does not serve (a provider's CRD not installed) is known to have no
 objects: list and prune answer from that knowledge, while a create still asks the server
 (the CRD may have been installed since; it is listed again every ``ABSENT_RELIST_S``). A kind
@@ -46,8 +49,8 @@ from typing import Any
 
 import httpx
 
-from tritonop import API_VERSION, KIND
-from tritonop.children.labels import ISVC_LABEL
+from tritonop import API_VERSION, GROUP, KIND
+from tritonop.children.labels import APP_NAME, ISVC_LABEL, MANAGED_BY, OPERATOR_NAME, PART_OF, REVISION_LABEL
 from tritonop.kinds import (
     DEPLOYMENT,
     GRPC_ROUTE,
@@ -62,6 +65,7 @@ from tritonop.kinds import (
     VIRTUAL_SERVICE,
     Kind,
 )
+from tritonop.packing import Packer
 
 log = logging.getLogger("tritonop")
 
@@ -77,35 +81,22 @@ Key = tuple[str, str]  # apiVersion, kind
 Project = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
-INTERN_MAX = 128  # strings up to this long are interned in projections (names, labels, keys, uids)
-
-
-def compact(value: Any) -> Any:
-    """A copy of parsed JSON whose strings are shared: each watch event is parsed anew, so
-    without this every cached child holds its own copy of every label key and value, of its
-    owner's name and uid and of each annotation key, and keeps its event's dicts alive. With
-    it, the children of one InferenceService and all objects share one of each string, and the
-    projection holds no container of the event (so callers still must not mutate it)."""
-    if isinstance(value, str):
-        return sys.intern(value) if len(value) <= INTERN_MAX else value
-    if isinstance(value, dict):
-        return {sys.intern(k) if isinstance(k, str) else k: compact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [compact(v) for v in value]
-    return value
-
-
 def _metadata(obj: Mapping[str, Any], *, managed_fields: bool = False) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     kept = {
-        k: compact(meta[k])
-        for k in ("name", "namespace", "uid", "labels", "annotations", "ownerReferences")
+        k: meta[k]
+        for k in (
+            "name",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "labels",
+            "annotations",
+            "ownerReferences",
+            "deletionTimestamp",
+        )
         if k in meta
     }
-    if "resourceVersion" in meta:
-        kept["resourceVersion"] = meta["resourceVersion"]  # unique per version: nothing to share
-    if "deletionTimestamp" in meta:
-        kept["deletionTimestamp"] = meta["deletionTimestamp"]
     if managed_fields:
         # Of tritonop's own entries, only whether they own spec.replicas (kube/apply.py hands the
         # count over to the HPA when an apply stops setting it); the rest is large and unread.
@@ -114,14 +105,14 @@ def _metadata(obj: Mapping[str, Any], *, managed_fields: bool = False) -> dict[s
             if entry.get("manager") == APPLY_MANAGER:
                 spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
                 owned: dict[str, Any] = {"f:spec": {"f:replicas": {}}} if "f:replicas" in spec else {}
-                ours.append({"manager": APPLY_MANAGER, "operation": compact(entry.get("operation")), "fieldsV1": owned})
+                ours.append({"manager": APPLY_MANAGER, "operation": entry.get("operation"), "fieldsV1": owned})
         if ours:
             kept["managedFields"] = ours
     return kept
 
 
 def project_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": compact(obj.get("apiVersion")), "kind": compact(obj.get("kind")), "metadata": _metadata(obj)}
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": _metadata(obj)}
 
 
 def owned_by_isvc(obj: Mapping[str, Any]) -> str | None:
@@ -133,22 +124,30 @@ def owned_by_isvc(obj: Mapping[str, Any]) -> str | None:
 
 
 def project_deployment(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Ours: what readiness (status.py `DeploymentReadiness`) and apply read; anyone else's:
+    metadata. Conditions keep their type and status, and their message while not True."""
     if owned_by_isvc(obj) is None:
         return project_metadata(obj)
-    spec = obj.get("spec") or {}
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    kept: dict[str, Any] = {k: status[k] for k in ("replicas", "readyReplicas") if k in status}
+    if "conditions" in status:
+        kept["conditions"] = [
+            {k: c[k] for k in ("type", "status", "message") if k in c and (k != "message" or c.get("status") != "True")}
+            for c in status["conditions"] or []
+        ]
     return {
-        "apiVersion": compact(obj.get("apiVersion")),
-        "kind": compact(obj.get("kind")),
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
         "metadata": _metadata(obj, managed_fields=True),
         "spec": {"replicas": spec["replicas"]} if "replicas" in spec else {},
-        "status": compact(obj.get("status") or {}),
+        "status": kept,
     }
 
 
 def project_pod(obj: Mapping[str, Any]) -> dict[str, Any]:
     status = obj.get("status") or {}
     containers = [
-        {"name": compact(c.get("name")), "ready": c.get("ready"), "state": compact(c.get("state") or {})}
+        {"name": c.get("name"), "ready": c.get("ready"), "state": c.get("state") or {}}
         for c in status.get("containerStatuses") or []
     ]
     return {
@@ -158,13 +157,47 @@ def project_pod(obj: Mapping[str, Any]) -> dict[str, Any]:
         "status": {
             k: v
             for k, v in {
-                "phase": compact(status.get("phase")),
-                "podIP": compact(status.get("podIP")),
+                "phase": status.get("phase"),
+                "podIP": status.get("podIP"),
                 "containerStatuses": containers,
             }.items()
             if v is not None
         },
     }
+
+
+# What every projection repeats, for zlib to refer back to: a child's packed projection is then
+# ~130 bytes (a Service) to ~300 (a Deployment), against 1-2 KB as dicts (docs/benchmarks.md).
+_ZDICT = json.dumps(
+    {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "labels": {MANAGED_BY: OPERATOR_NAME, PART_OF: "", ISVC_LABEL: "", REVISION_LABEL: "", APP_NAME: ""},
+            "annotations": {f"{GROUP}/applied-hash": ""},
+            "ownerReferences": [
+                {"apiVersion": API_VERSION, "kind": KIND, "name": "", "uid": "", "controller": True},
+                {"blockOwnerDeletion": True},
+            ],
+            "managedFields": [
+                {"manager": APPLY_MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+            ],
+        },
+        "spec": {"replicas": 1},
+        "status": {
+            "phase": "Running",
+            "podIP": "",
+            "containerStatuses": [{"name": "triton", "ready": True, "state": {"running": {"startedAt": ""}}}],
+            "replicas": 1,
+            "readyReplicas": 1,
+            "conditions": [{"type": "Available", "status": "True"}, {"type": "Progressing", "status": "True"}],
+        },
+    },
+    separators=(",", ":"),
+).encode()
+
+
+CHILDREN = Packer(_ZDICT)
 
 
 @dataclass(frozen=True)
@@ -200,11 +233,8 @@ def _version(obj: Mapping[str, Any]) -> int | None:
         return None
 
 
-def _newer(incoming: Mapping[str, Any], held: Mapping[str, Any] | None) -> bool:
-    """Whether ``incoming`` is a later state than ``held`` (the same version is not)."""
-    if held is None:
-        return True
-    new, old = _version(incoming), _version(held)
+def _newer(new: int | None, old: int | None) -> bool:
+    """Whether version ``new`` is a later state than ``old`` (the same version is not)."""
     return new is None or old is None or new > old
 
 
@@ -217,6 +247,11 @@ def selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
     return True
 
 
+# What the cache holds of one object: its resourceVersion (None: not an integer), its
+# InferenceService label (for the index) and its packed projection (``pack``).
+Held = tuple[int | None, str | None, bytes]
+
+
 class _Store:
     """One kind's objects in one scope, by namespace and name, indexed by InferenceService label
     (the operator lists by it: a list costs the object's own children, not the namespace's)."""
@@ -225,43 +260,50 @@ class _Store:
         self.watched = watched
         self.namespace = namespace  # None: every namespace
         self.state = State.SYNCING
-        self.objects: dict[str, dict[str, dict[str, Any]]] = {}
+        self.objects: dict[str, dict[str, Held]] = {}
         # (namespace, ISVC label) -> names; a tuple, not a set: an object has 1-3 children of a
         # kind, and a set costs 4x a tuple that small, for every object (docs/benchmarks.md).
         self.by_isvc: dict[tuple[str, str], tuple[str, ...]] = {}
         self.synced = asyncio.Event()
 
-    def put(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    def put(self, obj: Mapping[str, Any]) -> bool:
+        """Keep ``obj`` unless a later version of it is held; whether it was kept."""
         meta = obj.get("metadata") or {}
-        # Interned: the keys of the buckets and index are the projection's own strings.
+        # Interned: the buckets' and the index's keys are then one string per name.
         namespace, name = sys.intern(meta.get("namespace") or ""), sys.intern(meta.get("name") or "")
         bucket = self.objects.setdefault(namespace, {})
         held = bucket.get(name)
-        if not _newer(obj, held):
-            return None
+        version = _version(obj)
+        if held is not None and not _newer(version, held[0]):
+            return False
         if held is not None:
             self._unindex(namespace, name, held)
         projected = self.watched.project(obj)
-        bucket[name] = projected
-        label = _isvc_label(projected)
+        label = ((projected.get("metadata") or {}).get("labels") or {}).get(ISVC_LABEL)
+        label = sys.intern(label) if isinstance(label, str) else None
+        bucket[name] = (version, label, CHILDREN.pack(projected))
         if label is not None:
             names = self.by_isvc.get((namespace, label), ())
             if name not in names:
                 self.by_isvc[(namespace, label)] = (*names, name)
-        return projected
+        return True
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        held = (self.objects.get(namespace) or {}).get(name)
+        return CHILDREN.unpack(held[2]) if held is not None else None
 
     def remove(self, namespace: str, name: str, version_of_deletion: Mapping[str, Any] | None = None) -> None:
         bucket = self.objects.get(namespace) or {}
         held = bucket.get(name)
         if held is None:
             return
-        if version_of_deletion is not None and not _newer(version_of_deletion, held):
+        if version_of_deletion is not None and not _newer(_version(version_of_deletion), held[0]):
             return  # the deletion of an earlier object of that name (ours has been written since)
         del bucket[name]
         self._unindex(namespace, name, held)
 
-    def _unindex(self, namespace: str, name: str, held: Mapping[str, Any]) -> None:
-        label = _isvc_label(held)
+    def _unindex(self, namespace: str, name: str, held: Held) -> None:
+        label = held[1]
         if label is not None:
             left = tuple(n for n in self.by_isvc.get((namespace, label), ()) if n != name)
             if left:
@@ -278,18 +320,17 @@ class _Store:
     def matching(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         bucket = self.objects.get(namespace) or {}
         isvc = _term(label_selector, ISVC_LABEL)
-        candidates = (
-            [bucket[n] for n in self.by_isvc.get((namespace, isvc), ()) if n in bucket]
-            if isvc is not None
-            else list(bucket.values())
-        )
+        names = self.by_isvc.get((namespace, isvc), ()) if isvc is not None else tuple(bucket)
+        candidates = (CHILDREN.unpack(bucket[n][2]) for n in names if n in bucket)
         return [
             o for o in candidates if selector_matches(label_selector, (o.get("metadata") or {}).get("labels") or {})
         ]
 
-
-def _isvc_label(obj: Mapping[str, Any]) -> str | None:
-    return ((obj.get("metadata") or {}).get("labels") or {}).get(ISVC_LABEL)
+    def items(self) -> Iterable[tuple[str, str, dict[str, Any]]]:
+        """(namespace, name, projection) of every object held."""
+        for namespace, bucket in self.objects.items():
+            for name, held in bucket.items():
+                yield namespace, name, CHILDREN.unpack(held[2])
 
 
 def _term(selector: str, key: str) -> str | None:
@@ -354,13 +395,13 @@ class ObjectCache:
         return store.state if store is not None else State.UNSERVED
 
     def lookup(self, key: Key, namespace: str, name: str) -> dict[str, Any] | None:
-        """The cached projection: shared, read it only (copying would cost more than the read)."""
+        """The cached projection (a fresh copy: the caller may change it)."""
         store = self._store(key, namespace)
         assert store is not None and store.state in (State.SYNCED, State.ABSENT)
-        return (store.objects.get(namespace) or {}).get(name)
+        return store.get(namespace, name)
 
     def select(self, key: Key, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        """The cached projections the selector matches (shared: read them only)."""
+        """The cached projections the selector matches (fresh copies)."""
         store = self._store(key, namespace)
         assert store is not None and store.state in (State.SYNCED, State.ABSENT)
         return store.matching(namespace, label_selector)
@@ -459,11 +500,10 @@ class ObjectCache:
     def _owners(self, store: _Store) -> dict[tuple[str, str], tuple[str, str]]:
         """(namespace, name) -> (owner, resourceVersion) for the objects an InferenceService owns."""
         found = {}
-        for namespace, bucket in store.objects.items():
-            for name, obj in bucket.items():
-                owner = self._owner(store, obj)
-                if owner:
-                    found[(namespace, name)] = (owner, str((obj.get("metadata") or {}).get("resourceVersion")))
+        for namespace, name, obj in store.items():
+            owner = self._owner(store, obj)
+            if owner:
+                found[(namespace, name)] = (owner, str((obj.get("metadata") or {}).get("resourceVersion")))
         return found
 
     async def _watch(self, store: _Store, version: str) -> str | None:
@@ -500,7 +540,7 @@ class ObjectCache:
                 namespace, name = meta.get("namespace") or "", meta.get("name") or ""
                 if kind == "DELETED":
                     store.remove(namespace, name, obj)
-                elif store.put(obj) is None:
+                elif not store.put(obj):
                     continue  # the echo of our own write (already written through), or older
                 self._notify(store, namespace, obj)
         return version
