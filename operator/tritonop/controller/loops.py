@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any, Protocol
 from tritonop import metrics
 from tritonop.controller.status_store import Key, object_key
 from tritonop.kube.client import KubeError
+from tritonop.packing import INFERENCE_SERVICES
 from tritonop.rollout import Event
 
 log = logging.getLogger("tritonop")
@@ -44,13 +44,46 @@ FAILURE_RETRY_S = (10.0, 300.0)  # an unexpected error (a bug): first and longes
 PASSES_PER_API_SLOT = 8
 
 
+class Waker:
+    """What wakes one object's sleeping loop: asyncio.Event's set, clear and wait for a single
+    waiter, in a fraction of its memory (an Event and its deque of waiters are ~1.1 KB, and
+    every object has one; this holds a future only while its loop sleeps)."""
+
+    __slots__ = ("_future", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._future: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        assert self._future is None, "a Waker has one waiter: its object's loop"
+        self._future = asyncio.get_running_loop().create_future()
+        try:
+            await self._future
+        finally:
+            self._future = None
+
+
 class Passes(Protocol):
     """What a loop asks of the Controller (orchestrator.py)."""
 
     async def reconcile(self, body: Mapping[str, Any], *, force: bool = False) -> None: ...
     async def tick(self, body: Mapping[str, Any]) -> float | None: ...
     def changed(self, body: Mapping[str, Any]) -> None: ...
-    def waker(self, body: Mapping[str, Any]) -> asyncio.Event: ...
+    def waker(self, body: Mapping[str, Any]) -> Waker: ...
     def take_child_change(self, body: Mapping[str, Any]) -> bool: ...
     def forget(self, body: Mapping[str, Any]) -> None: ...
     def post_event(self, body: Mapping[str, Any], event: Event) -> None: ...
@@ -58,7 +91,7 @@ class Passes(Protocol):
 
 @dataclass(eq=False, slots=True)
 class _Loop:
-    kept: bytes = b""  # the newest body the watch delivered, as JSON (see `body`)
+    kept: bytes = b""  # the newest body the watch delivered, packed (see `body`)
     uid: str | None = None
     task: asyncio.Task[None] | None = None
     stopped: bool = False
@@ -66,9 +99,9 @@ class _Loop:
 
     @property
     def body(self) -> Mapping[str, Any]:
-        """The newest body, parsed anew: each sleeping object keeps its body as JSON, a third of
-        its parsed size (docs/benchmarks.md, "Memory at 10,000"), and a pass parses it once."""
-        body: Mapping[str, Any] = json.loads(self.kept)
+        """The newest body, unpacked anew: each sleeping object keeps its body packed, a tenth of
+        its parsed size (docs/benchmarks.md, "Memory at 10,000"), and a pass unpacks it once."""
+        body: Mapping[str, Any] = INFERENCE_SERVICES.unpack(self.kept)
         return body
 
     def keep(self, body: Mapping[str, Any]) -> None:
@@ -163,45 +196,56 @@ class ObjectLoops:
         failures = 0
         while not loop.stopped:
             waker.clear()
-            delay: float | None
-            try:
-                async with self._slots:
-                    body = loop.body  # the newest, after waiting for a slot
-                    child_changed = self.passes.take_child_change(body)
-                    if handled is None or child_changed or _generation(body) != handled:
-                        await self.passes.reconcile(body, force=handled is None and bool(body.get("status")))
-                        handled = _generation(body)
-                    delay = await self.passes.tick(body)
-                failures = 0
-            except KubeError as err:
-                delay = (CONFLICT_RETRY_S if err.status == 409 else API_RETRY_S) * self._retry_scale
-                log.warning("%s/%s: pass failed, retrying in %.0f s: %s", *key, delay, err)
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # a bug: say so where the user looks, and retry; never end the loop
-                first_delay, longest = FAILURE_RETRY_S
-                delay = min(longest, first_delay * 2**failures) * self._retry_scale
-                failures += 1
-                log.exception("%s/%s: pass failed unexpectedly, retrying in %.0f s", *key, delay)
-                self.passes.post_event(body, Event("Warning", "PassFailed", f"{type(err).__name__}: {err}"))
+            handled, delay, failures = await self._pass(key, loop, handled, failures)
             await _sleep(waker, delay)
 
+    async def _pass(
+        self, key: Key, loop: _Loop, handled: int | None, failures: int
+    ) -> tuple[int | None, float | None, int]:
+        """One turn: (the generation handled, how long to sleep, failures in a row). Its own
+        coroutine so the parsed body is gone before the loop sleeps: a sleeping object keeps its
+        body packed only (docs/benchmarks.md, "Memory at 10,000")."""
+        body: Mapping[str, Any] = {}
+        try:
+            async with self._slots:
+                body = loop.body  # the newest, after waiting for a slot
+                child_changed = self.passes.take_child_change(body)
+                if handled is None or child_changed or _generation(body) != handled:
+                    await self.passes.reconcile(body, force=handled is None and bool(body.get("status")))
+                    handled = _generation(body)
+                return handled, await self.passes.tick(body), 0
+        except KubeError as err:
+            delay = (CONFLICT_RETRY_S if err.status == 409 else API_RETRY_S) * self._retry_scale
+            log.warning("%s/%s: pass failed, retrying in %.0f s: %s", *key, delay, err)
+            return handled, delay, failures
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a bug: say so where the user looks, and retry; never end the loop
+            first_delay, longest = FAILURE_RETRY_S
+            delay = min(longest, first_delay * 2**failures) * self._retry_scale
+            log.exception("%s/%s: pass failed unexpectedly, retrying in %.0f s", *key, delay)
+            self.passes.post_event(body or loop.body, Event("Warning", "PassFailed", f"{type(err).__name__}: {err}"))
+            return handled, delay, failures + 1
 
-async def _sleep(waker: asyncio.Event, delay: float | None) -> None:
+
+async def _sleep(waker: Waker, delay: float | None) -> None:
     """Until ``waker`` is set or ``delay`` seconds pass (None: no limit), with no task of its
     own: a sleeping object holds its loop's frame only (docs/benchmarks.md, memory per object)."""
+    if delay is None:
+        await waker.wait()  # no timeout object to keep: most objects sleep like this
+        return
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(delay):
             await waker.wait()
 
 
 def _kept(body: Mapping[str, Any]) -> bytes:
-    """The object as a loop keeps it: JSON, without `metadata.managedFields`, which no pass reads
-    and which is a large part of each body (docs/benchmarks.md, "Object loops")."""
+    """The object as a loop keeps it: packed, without `metadata.managedFields`, which no pass
+    reads and which is a large part of each body (docs/benchmarks.md, "Object loops")."""
     meta = body.get("metadata") or {}
     if "managedFields" in meta:
         body = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
-    return json.dumps(dict(body), separators=(",", ":")).encode()
+    return INFERENCE_SERVICES.pack(dict(body))
 
 
 def _generation(body: Mapping[str, Any]) -> int:

@@ -47,6 +47,7 @@ from tritonop.controller import forbidden
 from tritonop.controller.direct_metrics import DirectMetrics
 from tritonop.controller.experiment import Experiments, ExperimentTick
 from tritonop.controller.in_place import InPlaceSwitches, Switch
+from tritonop.controller.loops import Waker
 from tritonop.controller.revisions import Children
 from tritonop.controller.status_store import StatusStore, UnreadableStatus, object_key, rollout_state
 from tritonop.controller.telemetry import RolloutTelemetry
@@ -122,7 +123,7 @@ class Controller:
         )
         self.telemetry = RolloutTelemetry()
         self._locks: dict[tuple[str, str], _PassLock] = {}  # only while a pass runs or waits
-        self._wakers: dict[tuple[str, str], asyncio.Event] = {}
+        self._wakers: dict[tuple[str, str], Waker] = {}
         self._children_changed: set[tuple[str, str]] = set()
         self._forbidden: dict[tuple[str, str], forbidden.Backoff] = {}
 
@@ -222,9 +223,13 @@ class Controller:
         self._children_changed.discard(key)
         return changed
 
-    def waker(self, body: Mapping[str, Any]) -> asyncio.Event:
-        """What wakes this object's tick loop (handlers.py): set by ``wake``."""
-        return self._wakers.setdefault(object_key(body), asyncio.Event())
+    def waker(self, body: Mapping[str, Any]) -> Waker:
+        """What wakes this object's loop (loops.py): set by ``wake``."""
+        key = object_key(body)
+        waker = self._wakers.get(key)
+        if waker is None:
+            waker = self._wakers[key] = Waker()
+        return waker
 
     def forget(self, body: Mapping[str, Any]) -> None:
         key = object_key(body)

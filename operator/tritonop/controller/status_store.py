@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from tritonop.api.models import InferenceServiceStatus
 from tritonop.kinds import INFERENCE_SERVICE
 from tritonop.kube.apply import replacing_merge_patch
 from tritonop.kube.client import KubeClient
+from tritonop.packing import INFERENCE_SERVICES
 from tritonop.rollout import RolloutState
 
 STATUS_HISTORY = 8
@@ -29,22 +30,43 @@ class UnreadableStatus(Exception):
     """The stored status does not parse (edited by hand, or by a tool that does not know it)."""
 
 
+@dataclass(slots=True)
+class _Ours:
+    """What the store keeps of one object's status: kept for every object, so packed
+    (docs/benchmarks.md, "Memory at 10,000")."""
+
+    # Digests (DIGEST_SIZE bytes each, oldest first) of the status we first saw and of each we
+    # wrote since, the last STATUS_HISTORY: a body showing one of them but the newest is stale
+    # (the watch lags our own writes). A status none of them matches was written by someone
+    # else and is taken as it is.
+    history: bytes
+    newest: bytes = b""  # our newest write, packed
+    version: str | None = None  # resourceVersion our newest write produced; None: none yet
+
+    def wrote(self, status: Mapping[str, Any], version: str) -> None:
+        self.history = (self.history + digest(status))[-STATUS_HISTORY * DIGEST_SIZE :]
+        self.newest = INFERENCE_SERVICES.pack(status)
+        self.version = version
+
+    def shows_earlier_write(self, status: Mapping[str, Any]) -> bool:
+        """``status`` is one of our writes before the newest: the watch lags behind us."""
+        if self.version is None:
+            return False
+        shown = digest(status)
+        earlier = (self.history[i : i + DIGEST_SIZE] for i in range(0, len(self.history) - DIGEST_SIZE, DIGEST_SIZE))
+        return shown != self.history[-DIGEST_SIZE:] and shown in earlier
+
+
 class StatusStore:
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
-        # Per object, the statuses we wrote (newest last), after the one we first saw, each as
-        # its digest: a body showing one of them but the newest is stale (the watch lags our own
-        # writes). A status none of them matches was written by someone else and is taken as it
-        # is. Digests, and the newest alone as JSON, because this is kept for every object:
-        # the statuses themselves cost ~5 KB per object at 10,000 (docs/benchmarks.md).
-        self._written: dict[Key, deque[bytes]] = {}
-        self._newest: dict[Key, bytes] = {}  # our newest write, as JSON
-        self._written_version: dict[Key, str] = {}  # resourceVersion our newest write produced
+        self._ours: dict[Key, _Ours] = {}
 
     def read(self, body: Mapping[str, Any]) -> InferenceServiceStatus:
         raw = dict(body.get("status") or {})
-        if self._lags_our_write(body):
-            raw = json.loads(self._newest[object_key(body)])
+        ours = self._ours.get(object_key(body))
+        if ours is not None and ours.shows_earlier_write(raw):
+            raw = INFERENCE_SERVICES.unpack(ours.newest)
         try:
             return InferenceServiceStatus.model_validate(raw)
         except ValidationError as err:
@@ -59,17 +81,17 @@ class StatusStore:
         """
         key = object_key(body)
         old_raw, new_raw = old.dump(), new.dump()
-        version = self._written_version[key] if self._lags_our_write(body) else _version(body)
-        history = self._written.setdefault(key, deque([digest(body.get("status") or {})], maxlen=STATUS_HISTORY))
+        ours = self._ours.get(key)
+        if ours is None:
+            ours = self._ours[key] = _Ours(digest(body.get("status") or {}))
+        version = ours.version if ours.shows_earlier_write(body.get("status") or {}) else _version(body)
         if new_raw == old_raw:
             return
         patch: dict[str, Any] = {"status": replacing_merge_patch(old_raw, new_raw)}
         if version is not None:
             patch["metadata"] = {"resourceVersion": version}
         written = await self._patch(body, patch)
-        history.append(digest(new_raw))
-        self._newest[key] = json.dumps(new_raw, separators=(",", ":")).encode()
-        self._written_version[key] = _version(written) or ""
+        ours.wrote(new_raw, _version(written) or "")
 
     async def write_conditions(self, body: Mapping[str, Any], conditions: list[dict[str, Any]]) -> None:
         """Overwrite conditions only (the rest of an unreadable status is left for the user)."""
@@ -78,21 +100,11 @@ class StatusStore:
 
     def is_our_write(self, body: Mapping[str, Any]) -> bool:
         """The body is the object as our newest status write left it (its watch echo)."""
-        version = self._written_version.get(object_key(body))
-        return version is not None and version == _version(body)
+        ours = self._ours.get(object_key(body))
+        return ours is not None and ours.version is not None and ours.version == _version(body)
 
     def forget(self, body: Mapping[str, Any]) -> None:
-        self._written.pop(object_key(body), None)
-        self._newest.pop(object_key(body), None)
-        self._written_version.pop(object_key(body), None)
-
-    def _lags_our_write(self, body: Mapping[str, Any]) -> bool:
-        """The body shows one of our earlier writes, not our newest: the watch lags behind us."""
-        ours = self._written.get(object_key(body))
-        if ours is None or object_key(body) not in self._written_version:
-            return False
-        shown = digest(body.get("status") or {})
-        return shown != ours[-1] and shown in ours
+        self._ours.pop(object_key(body), None)
 
     async def _patch(self, body: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]
@@ -113,11 +125,14 @@ def object_key(body: Mapping[str, Any]) -> Key:
     return (meta.get("namespace") or "", meta.get("name") or "")
 
 
+DIGEST_SIZE = 16
+
+
 def digest(status: Mapping[str, Any]) -> bytes:
     """A status's fingerprint: equal for statuses that compare equal as parsed JSON. Floats that
     are whole numbers count as the integers they equal (the API server writes 1.0 back as 1)."""
     canonical = json.dumps(_whole_floats_as_ints(status), sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2b(canonical.encode(), digest_size=16).digest()
+    return hashlib.blake2b(canonical.encode(), digest_size=DIGEST_SIZE).digest()
 
 
 def _whole_floats_as_ints(value: Any) -> Any:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import json
+import sys
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,8 +21,9 @@ import pytest
 
 from tests.support.operator_process import eventually
 from tritonop import metrics
-from tritonop.controller.loops import ObjectLoops
+from tritonop.controller.loops import ObjectLoops, Waker
 from tritonop.kube.client import KubeError
+from tritonop.packing import INFERENCE_SERVICES
 from tritonop.rollout import Event
 
 NS = "ml"
@@ -37,7 +40,7 @@ class Passes:
         self.fail_next: list[BaseException] = []
         self.hold: asyncio.Event | None = None  # a pass waits on it when set
         self.children_changed: set[str] = set()
-        self.wakers: dict[str, asyncio.Event] = {}
+        self.wakers: dict[str, Waker] = {}
 
     async def _pass(self) -> None:
         if self.hold is not None:
@@ -61,8 +64,8 @@ class Passes:
         if name in self.wakers:
             self.wakers[name].set()
 
-    def waker(self, body: Mapping[str, Any]) -> asyncio.Event:
-        return self.wakers.setdefault(_name(body), asyncio.Event())
+    def waker(self, body: Mapping[str, Any]) -> Waker:
+        return self.wakers.setdefault(_name(body), Waker())
 
     def take_child_change(self, body: Mapping[str, Any]) -> bool:
         changed = _name(body) in self.children_changed
@@ -273,9 +276,10 @@ async def test_the_kept_body_leaves_managed_fields_out(loops: Any) -> None:
     assert "managedFields" not in seen[0]["metadata"]
     assert seen[0]["metadata"]["labels"] == {"a": "b"} and seen[0]["metadata"]["uid"] == "uid-m"
     assert "managedFields" in obj["metadata"]  # the event's own body is left as it was
-    # Kept as JSON, not as the parsed event: each pass gets its own copy, equal to the event's.
+    # Kept packed, not as the parsed event: each pass gets its own copy, equal to the event's.
     kept = running._loops[(NS, "m")].kept
-    assert isinstance(kept, bytes) and b"managedFields" not in kept
+    assert isinstance(kept, bytes) and len(kept) < len(json.dumps(seen[0]))
+    assert "managedFields" not in INFERENCE_SERVICES.unpack(kept)["metadata"]
     assert seen[0] == {**obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
     assert seen[0]["metadata"]["labels"] is not obj["metadata"]["labels"]
 
@@ -307,6 +311,29 @@ async def test_a_sleeping_loop_keeps_nothing_of_the_event_handler_context(loops:
     assert [ref() for ref in later] == [None, None]
 
 
+def _frame_locals(task: asyncio.Task[None]) -> list[Any]:
+    """The local variables of every coroutine the task is suspended in."""
+    found: list[Any] = []
+    coro: Any = task.get_coro()
+    while coro is not None and getattr(coro, "cr_frame", None) is not None:
+        found.extend(coro.cr_frame.f_locals.values())
+        coro = coro.cr_await
+    return found
+
+
+async def test_a_sleeping_loop_holds_its_body_packed_only(loops: Any) -> None:
+    passes, running = loops
+    running.event("ADDED", body("a", labels={"team": "vision"}))
+    await settled(passes, running, lambda: passes.of("a", "tick"), "the loop to sleep")
+    task = running._loops[(NS, "a")].task
+    assert task is not None and not task.done()
+    held = _frame_locals(task)
+    assert held, "the sleeping loop's frames were not found"
+    # A parsed body left in the sleeping frame would cost its full size per object at rest.
+    assert not [v for v in held if isinstance(v, Mapping) and "metadata" in v]
+    assert running._loops[(NS, "a")].body["metadata"]["labels"] == {"team": "vision"}
+
+
 async def test_passes_under_way_are_bounded_and_the_rest_wait_their_turn() -> None:
     passes = Passes()
     passes.hold = asyncio.Event()
@@ -322,3 +349,31 @@ async def test_passes_under_way_are_bounded_and_the_rest_wait_their_turn() -> No
         assert [c[1] for c in passes.calls if c[0] == "reconcile"][:2] == ["v", "w"]  # in arrival order
     finally:
         await running.aclose()
+
+
+async def test_a_waker_wakes_its_one_waiter_as_an_event_would() -> None:
+    waker = Waker()
+    waker.set()
+    await asyncio.wait_for(waker.wait(), 1)  # set before the wait: returns at once
+    waker.clear()
+    assert not waker.is_set()
+    sleeping = asyncio.create_task(waker.wait())
+    await asyncio.sleep(0)
+    assert not sleeping.done()
+    waker.set()
+    await asyncio.wait_for(sleeping, 1)
+    # A wait that times out leaves it ready for the next sleep.
+    waker.clear()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await waker.wait()
+    again = asyncio.create_task(waker.wait())
+    await asyncio.sleep(0)
+    waker.set()
+    await asyncio.wait_for(again, 1)
+
+
+def test_a_waker_is_a_fraction_of_an_event() -> None:
+    event = asyncio.Event()
+    as_event = sys.getsizeof(event) + sys.getsizeof(event.__dict__) + sys.getsizeof(event._waiters)
+    assert sys.getsizeof(Waker()) * 5 < as_event and not hasattr(Waker(), "__dict__")

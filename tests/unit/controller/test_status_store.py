@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tritonop.api.models import InferenceServiceStatus
-from tritonop.controller.status_store import STATUS_HISTORY, StatusStore, digest
+from tritonop.controller.status_store import DIGEST_SIZE, STATUS_HISTORY, StatusStore, digest
 
 
 class RecordingKube:
@@ -52,7 +52,7 @@ async def write_chain(store: StatusStore, weights: list[int]) -> list[dict[str, 
         await store.write(seen, old, new)
         raw = new.dump()
         written.append(raw)
-        seen, old = body(raw, store._written_version[("ns", "m")]), new
+        seen, old = body(raw, store._ours[("ns", "m")].version), new
     return written
 
 
@@ -75,7 +75,7 @@ async def test_a_status_someone_else_wrote_is_taken_as_it_is() -> None:
 async def test_the_echo_of_our_newest_write_is_ours_and_current() -> None:
     store = StatusStore(RecordingKube())  # type: ignore[arg-type]
     written = await write_chain(store, [10, 20])
-    echo = body(written[-1], store._written_version[("ns", "m")])
+    echo = body(written[-1], store._ours[("ns", "m")].version)
     assert store.is_our_write(echo)
     assert store.read(echo).canary.weight == 20  # type: ignore[union-attr]
 
@@ -93,7 +93,7 @@ async def test_whole_floats_written_back_as_integers_still_match_our_write() -> 
 async def test_history_is_bounded_and_an_evicted_write_reads_as_written() -> None:
     store = StatusStore(RecordingKube())  # type: ignore[arg-type]
     written = await write_chain(store, list(range(1, STATUS_HISTORY + 4)))
-    assert len(store._written[("ns", "m")]) == STATUS_HISTORY
+    assert len(store._ours[("ns", "m")].history) == STATUS_HISTORY * DIGEST_SIZE
     oldest = body(written[0], "2")  # no longer remembered: taken as someone else's
     assert store.read(oldest).canary.weight == 1  # type: ignore[union-attr]
     recent = body(written[-3], "3")
