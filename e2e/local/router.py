@@ -72,6 +72,7 @@ class RevisionTraffic:
     mirrored: int = 0  # copies a RequestMirror filter sent here (answers discarded)
     mirror_failures: int = 0  # of those, copies that failed or found no ready pod
     recent: deque[Outcome] = field(default_factory=deque)
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))  # the last failures, why
 
     @property
     def requests(self) -> int:
@@ -270,7 +271,8 @@ class Router:
             counts = self._traffic.setdefault((namespace, name, revision), RevisionTraffic())
             url = self._pick_pod(namespace, backend)
             start = self.clock()
-            ok = url is not None and await self._infer(url, model, headers)
+            error = await self._infer(url, model, headers) if url is not None else "no ready pod"
+            ok = error is None
             if mirrored:
                 counts.mirrored += 1
                 counts.mirror_failures += not ok
@@ -285,9 +287,11 @@ class Router:
                 counts.successes += 1
             else:
                 counts.failures += 1
+                counts.errors.append(f"{start:.3f} {url}: {error}")
             counts.record(Outcome(start, "ok" if ok else "failed", latency_ms))
 
-    async def _infer(self, url: str, model: str, headers: Mapping[str, str]) -> bool:
+    async def _infer(self, url: str, model: str, headers: Mapping[str, str]) -> str | None:
+        """None when Triton answered, else why not."""
         client = self._clients.get(url)
         if client is None:
             address = url.removeprefix("http://")
@@ -299,8 +303,8 @@ class Router:
             await asyncio.wait_for(client.infer(model, [tensor], headers=dict(headers) or None), self.timeout_s)
         except (InferenceServerException, aiohttp.ClientError, OSError, TimeoutError) as err:
             log.debug("request to %s failed: %s", url, err)
-            return False
-        return True
+            return f"{type(err).__name__}: {err}"
+        return None
 
 
 def choose_rule(

@@ -70,7 +70,8 @@ async def test_version_switches_in_place_without_a_failed_request_and_a_failing_
     await stack.apply(in_place(stack, "2"))
     promoted = await stack.wait_until(lambda: pods_on(stack, "2"), 120, "every pod on version 2")
     ok_after, failed_after, unavailable = sent(stack, revision)
-    assert failed_after == failed_before, stack.operator_log()  # not one client request failed
+    failures = list(stack.router.traffic(NAMESPACE, NAME, revision).errors)
+    assert failed_after == failed_before, (failures, stack.operator_log())  # not one client request failed
     assert ok_after - ok_before >= 50 and unavailable == unavailable_before
     # The same pods of the same revision: nothing was created, nothing restarted.
     assert promoted["stableRevision"] == revision and promoted.get("canaryRevision") is None
