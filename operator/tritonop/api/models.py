@@ -787,7 +787,10 @@ class RolloutStrategy(str, Enum):
 
 class Shadow(Model):
     percent: int = Field(
-        ..., ge=1, le=100, description="Share of live requests copied to the canary, 1..100; clients get the stable's answers."
+        ...,
+        ge=1,
+        le=100,
+        description="Share of live requests copied to the canary, 1..100; clients get the stable's answers.",
     )
     duration: IntervalDuration = Field(
         ..., description="How long the canary is judged on mirrored requests alone, a duration; 1s..24h."
@@ -1399,6 +1402,12 @@ class ArmStatus(Model):
     weight: int = Field(0, description="Its traffic weight in percent; 0 before B gets its weight and once stopped.")
     failed_checks: int = Field(0, description="Failed analyses so far; rollout.failureThreshold of them stop it.")
     stopped: str | None = Field(None, description="Why it was stopped (its analysis failed); it serves no more.")
+    ignored_annotations: list[Literal["promote"]] | None = Field(
+        None,
+        max_length=1,
+        description="The promote annotation already named this revision when the variant started (set for an "
+        "earlier experiment): ignored while it stays; remove it and set it again to pick this variant.",
+    )
 
 
 class PodVersions(Model):

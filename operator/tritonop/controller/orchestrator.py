@@ -272,8 +272,10 @@ class Controller:
                 state, recovered = await self._recover(ref, revision)
             annotations = (body.get("metadata") or {}).get("annotations") or {}
             decision = plan(state, revision, now, manual_at_start=manual_actions(annotations, revision))
-            with_arms = sync_arms(decision.state, _experiment(spec), [(v.name, v.revision) for v in variants])
-            decision = replace(decision, state=with_arms, events=(*recovered, *decision.events))
+            with_arms, ignored = sync_arms(
+                decision.state, _experiment(spec), [(v.name, v.revision) for v in variants], _promote(annotations)
+            )
+            decision = replace(decision, state=with_arms, events=(*recovered, *decision.events, *ignored))
             await self._converge(body, ref, spec, revision, decision, status, now, force=force, variants=variants)
             await self.children.remove_other_providers(ref, spec)
         except ChildConflict as err:
@@ -317,7 +319,8 @@ class Controller:
         decision = Decision(state)
         if state.canary is not None:
             decision = await self._advance(body, ref, spec, state, state.canary, now)
-        decision = await self._arms(ref, spec, state, decision, variants, now)
+        promote = _promote((body.get("metadata") or {}).get("annotations") or {})
+        decision = await self._arms(ref, spec, state, decision, variants, promote, now)
         experiment = await self.experiments.decide(ref, spec, state, decision, status.experiment, self.prometheus, now)
         if experiment is not None:
             decision = experiment.decision
@@ -359,7 +362,7 @@ class Controller:
         """One tick of a running canary: a manual action, else its gate, else its analysis when due."""
         policy = RolloutPolicy.from_spec(spec.rollout)
         annotations = (body.get("metadata") or {}).get("annotations") or {}
-        arm = armed(state, annotations.get(PROMOTE_ANNOTATION, "").strip() or None)
+        arm = armed(state, _promote(annotations))
         if arm is not None and arm.weight > 0 and await self._serves(ref, arm.revision):
             return pick_arm(state, arm)  # an Experiment's variant beyond B picked (rollout/experiment.py)
         named = manual_actions(annotations, canary)
@@ -466,11 +469,13 @@ class Controller:
         before: RolloutState,
         decision: Decision,
         variants: list[VariantSpec],
+        promote: str | None,
         now: datetime,
     ) -> Decision:
         """An Experiment's variants beyond B (rollout/experiment.py): in step with the spec, and
         judged when B's analysis was this tick (B's interval restarted at ``now``)."""
-        state = sync_arms(decision.state, _experiment(spec), [(v.name, v.revision) for v in variants])
+        state, ignored = sync_arms(decision.state, _experiment(spec), [(v.name, v.revision) for v in variants], promote)
+        decision = replace(decision, events=(*decision.events, *ignored))
         judged_b = (
             before.step_started_at is not None
             and before.step_started_at != now
@@ -688,6 +693,11 @@ class Controller:
 class _PassLock:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0  # passes holding or waiting for it
+
+
+def _promote(annotations: Mapping[str, str]) -> str | None:
+    """The revision the promote annotation names, if any."""
+    return annotations.get(PROMOTE_ANNOTATION, "").strip() or None
 
 
 def _experiment(spec: InferenceServiceSpec) -> Experiment | None:

@@ -106,22 +106,40 @@ def follow(
     return decided, record
 
 
-def sync_arms(state: RolloutState, experiment: Experiment | None, revisions: Sequence[tuple[str, str]]) -> RolloutState:
+def sync_arms(
+    state: RolloutState,
+    experiment: Experiment | None,
+    revisions: Sequence[tuple[str, str]],
+    promote: str | None = None,
+) -> tuple[RolloutState, tuple[Event, ...]]:
     """The state with its arms as the spec's variants say. ``revisions``: each variant's name
     and revision (the spec with its settings); one that hashes to A, B or an earlier variant
-    is not run."""
+    is not run. ``promote``: the promote annotation's revision. One that already names a
+    variant when it starts was set for an earlier experiment: it is ignored (I6), with a
+    Warning, until it no longer names the variant; set again, it picks it."""
     if state.canary is None or experiment is None or state.stable is None:
-        return replace(state, arms=()) if state.arms else state
+        return (replace(state, arms=()) if state.arms else state), ()
     weights = {v.name: v.weight for v in experiment.variants}
     held = {(a.name, a.revision): a for a in state.arms}
     weighted = state.step_started_at is not None
     arms: list[Arm] = []
+    events: list[Event] = []
     for name, revision in revisions:
         if revision in (state.stable, state.canary, *(a.revision for a in arms)) or name not in weights:
             continue
-        arm = held.get((name, revision)) or Arm(name, revision)
+        arm = held.get((name, revision))
+        if arm is None:
+            arm = Arm(name, revision, stale_promote=promote == revision)
+            if arm.stale_promote:
+                message = (
+                    f"promote annotation already named revision {revision} (variant {name}) before this "
+                    "experiment started: ignored as stale; remove it and set it again to pick the variant"
+                )
+                events.append(Event("Warning", "AnnotationIgnored", message))
+        elif arm.stale_promote and promote != revision:
+            arm = replace(arm, stale_promote=False)  # removed or changed: set again, it acts
         arms.append(replace(arm, weight=weights[name] if weighted and arm.active else 0))
-    return replace(state, arms=tuple(arms))
+    return replace(state, arms=tuple(arms)), tuple(events)
 
 
 def judge_arms(
@@ -154,8 +172,9 @@ def judge_arms(
 
 
 def armed(state: RolloutState, revision: str | None) -> Arm | None:
-    """The running variant beyond B whose revision this is."""
-    return next((a for a in state.arms if a.active and a.revision == revision), None)
+    """The running variant beyond B whose revision this is, unless the annotation naming it is
+    stale (it named the revision before the variant started, I6)."""
+    return next((a for a in state.arms if a.active and a.revision == revision and not a.stale_promote), None)
 
 
 def pick_arm(state: RolloutState, arm: Arm) -> Decision:

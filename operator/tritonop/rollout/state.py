@@ -33,6 +33,7 @@ class Arm:
     weight: int = 0
     failed_checks: int = 0
     stopped: str | None = None  # why its analysis stopped it: no weight, no pods, never picked
+    stale_promote: bool = False  # the promote annotation named it before it started (I6): ignored
 
     @property
     def active(self) -> bool:
@@ -102,7 +103,12 @@ class RolloutState:
             waiting_for=canary.waiting_for,
             last_analysis=tuple(canary.last_analysis),
             ignored_manual=tuple(canary.ignored_annotations or ()),
-            arms=tuple(Arm(v.name, v.revision, v.weight, v.failed_checks, v.stopped) for v in canary.variants or ()),
+            arms=tuple(
+                Arm(
+                    v.name, v.revision, v.weight, v.failed_checks, v.stopped, "promote" in (v.ignored_annotations or ())
+                )
+                for v in canary.variants or ()
+            ),
         )
 
     def apply_to(self, status: InferenceServiceStatus, policy: RolloutPolicy, now: datetime) -> InferenceServiceStatus:
@@ -131,6 +137,7 @@ class RolloutState:
                         weight=a.weight,
                         failed_checks=a.failed_checks,
                         stopped=a.stopped,
+                        ignored_annotations=["promote"] if a.stale_promote else None,
                     )
                     for a in self.arms
                 ]

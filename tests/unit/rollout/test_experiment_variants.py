@@ -63,7 +63,7 @@ class Run:
     state: RolloutState = field(
         default_factory=lambda: sync_arms(
             plan(RolloutState(stable="aaaa", phase=Phase.ready), "bbbb", T0).state, EXPERIMENT, REVISIONS
-        )
+        )[0]
     )
     record: ExperimentStatus | None = None
     reasons: list[str] = field(default_factory=list)
@@ -96,10 +96,10 @@ class Run:
                 checks=checks,
                 manual=manual,  # type: ignore[arg-type]
             )
-        state = sync_arms(decision.state, experiment, revisions)
+        state, ignored = sync_arms(decision.state, experiment, revisions, pick)  # pick: the annotation now
         verdicts = {name: (v, PASS if v == "Pass" else FAIL) for name, v in (arm_verdicts or {}).items()}
         state, events = judge_arms(state, self.policy, verdicts)  # type: ignore[arg-type]
-        decision = Decision(state, decision.actions, (*decision.events, *events))
+        decision = Decision(state, decision.actions, (*decision.events, *ignored, *events))
         decision, self.record = follow(self.record, before, decision, experiment, at(seconds), figures=figures)
         stored = decision.state.apply_to(InferenceServiceStatus(), self.policy, at(seconds))
         self.state = RolloutState.from_status(stored)
@@ -132,8 +132,8 @@ def test_variants_are_named_at_the_canary_s_start_and_weighted_with_b() -> None:
 
 def test_a_variant_that_hashes_to_a_or_b_is_not_run_and_one_left_out_of_the_spec_goes() -> None:
     state = plan(RolloutState(stable="aaaa", phase=Phase.ready), "bbbb", T0).state
-    assert sync_arms(state, EXPERIMENT, (("int8", "aaaa"), ("distilled", "bbbb"))).arms == ()
-    twins = sync_arms(state, EXPERIMENT, (("int8", "cccc"), ("distilled", "cccc"))).arms  # the same settings twice
+    assert sync_arms(state, EXPERIMENT, (("int8", "aaaa"), ("distilled", "bbbb")))[0].arms == ()
+    twins = sync_arms(state, EXPERIMENT, (("int8", "cccc"), ("distilled", "cccc")))[0].arms  # the same settings twice
     assert [(a.name, a.revision) for a in twins] == [("int8", "cccc")]
     run = Run()
     run.tick(0, revisions=(("int8", "cccc"), ("distilled", "cccc")))
@@ -192,6 +192,29 @@ def test_the_promote_annotation_on_a_variant_makes_it_the_stable_and_keeps_b_as_
     assert removable_revisions(run.state, {"aaaa": 2, "bbbb": 0, "cccc": 1, "dddd": 1}) == ["aaaa", "dddd"]
     # The spec still hashes to B, which is failed: nothing starts again.
     assert plan(run.state, "bbbb", at(400)).actions == ()
+
+
+def test_a_promote_annotation_naming_a_variant_before_it_started_is_stale_until_set_again() -> None:
+    # Left from an earlier experiment whose variant had the same settings (a Git revert back to them).
+    start = plan(RolloutState(stable="aaaa", phase=Phase.ready), "bbbb", T0).state
+    started, ignored = sync_arms(start, EXPERIMENT, REVISIONS, "cccc")
+    assert [e.reason for e in ignored] == ["AnnotationIgnored"] and "revision cccc (variant int8)" in ignored[0].message
+    assert [a.stale_promote for a in started.arms] == [True, False]
+    assert armed(started, "cccc") is None
+    run = Run(state=started)
+    run.tick(0, pick="cccc")
+    run.tick(300, pick="cccc")  # still there, after a status round trip: still ignored
+    assert (run.state.stable, run.state.canary) == ("aaaa", "bbbb") and run.state.arms[0].stale_promote
+    assert "AnnotationIgnored" not in run.reasons  # said once, when the variant started
+    run.tick(310)  # removed
+    assert not run.state.arms[0].stale_promote
+    run.tick(320, pick="cccc")  # set again: it picks the variant
+    assert (run.state.stable, run.state.failed) == ("cccc", "bbbb")
+    # An annotation set after the variant started acts at once (the usual case).
+    fresh = Run()
+    fresh.tick(0)
+    fresh.tick(60, pick="dddd")
+    assert fresh.state.stable == "dddd"
 
 
 def test_a_stopped_variant_cannot_be_picked() -> None:
