@@ -43,7 +43,7 @@ from tritonop.children.labels import REVISION_LABEL
 from tritonop.children.service import STABLE_ANNOTATION
 from tritonop.children.variants import VariantSpec, variant_specs
 from tritonop.config import OperatorConfig
-from tritonop.controller import forbidden
+from tritonop.controller import refusals
 from tritonop.controller.direct_metrics import DirectMetrics
 from tritonop.controller.experiment import Experiments, ExperimentTick
 from tritonop.controller.in_place import InPlaceSwitches, Switch
@@ -81,9 +81,9 @@ from tritonop.traffic import status_url
 
 log = logging.getLogger("tritonop")
 
-# Reasons a change outside the spec can fix (reconcile retried on every tick; a Forbidden one
-# with back-off, see `forbidden.Backoff`).
-RETRYABLE_REASONS = {"ChildConflict", forbidden.REASON}
+# Reasons a change outside the spec can fix (reconcile retried on every tick; a refused one,
+# Forbidden or Rejected, with back-off, see `refusals.Backoff`).
+RETRYABLE_REASONS = {"ChildConflict", *refusals.REASONS}
 # How often a canary with traffic is sampled for sequential analysis (Triton's counters read
 # directly), when --tick-seconds is longer.
 DIRECT_SAMPLE_SECONDS = 1.0
@@ -125,7 +125,7 @@ class Controller:
         self._locks: dict[tuple[str, str], _PassLock] = {}  # only while a pass runs or waits
         self._wakers: dict[tuple[str, str], Waker] = {}
         self._children_changed: set[tuple[str, str]] = set()
-        self._forbidden: dict[tuple[str, str], forbidden.Backoff] = {}
+        self._refused: dict[tuple[str, str], refusals.Backoff] = {}
 
     # ------------------------------------------------------------------ entry points
 
@@ -137,11 +137,10 @@ class Controller:
                 except UnreadableStatus as err:
                     await self._report_unreadable(body, err)
                 except KubeError as err:
-                    if forbidden.is_forbidden(err):
-                        await self._report_forbidden(body, err)
+                    await self._report_refused(body, err)
                     raise
                 else:
-                    self._forbidden.pop(object_key(body), None)
+                    self._refused.pop(object_key(body), None)
 
     async def tick(self, body: Mapping[str, Any]) -> float | None:
         """One pass; the seconds until time next drives this object, or None when only a change can."""
@@ -154,8 +153,7 @@ class Controller:
                     self.telemetry.time_driven(object_key(body), False)
                     return None  # stopped until someone restores or clears status
                 except KubeError as err:
-                    if forbidden.is_forbidden(err):
-                        await self._report_forbidden(body, err)
+                    await self._report_refused(body, err)
                     raise
                 delay = await self._next_tick(body)
                 self.telemetry.time_driven(object_key(body), delay is not None)
@@ -169,7 +167,7 @@ class Controller:
             return None
         ready = next((c for c in status.conditions if c.type == "Ready"), None)
         if ready is not None and ready.reason in RETRYABLE_REASONS:
-            return self.config.tick_seconds  # a retry (Forbidden ones wait out their back-off within)
+            return self.config.tick_seconds  # a retry (refused ones wait out their back-off within)
         if ready is not None and ready.status == "False" and state.stable is None:
             return None  # an invalid spec: only a spec change helps
         if state.canary is not None and (state.weight > 0 or in_shadow(state)) and self._samples_directly(body):
@@ -239,7 +237,7 @@ class Controller:
         if waker is not None:
             waker.set()  # the tick loop sees it is stopped
         self._children_changed.discard(key)
-        self._forbidden.pop(key, None)
+        self._refused.pop(key, None)
         self.telemetry.forget(*key)
         self.children.forget(*key)
         self.direct.forget(*key)
@@ -296,11 +294,11 @@ class Controller:
         status = self.status.read(body)
         ready = next((c for c in status.conditions if c.type == "Ready"), None)
         if ready is not None and ready.reason in RETRYABLE_REASONS:
-            backoff = self._forbidden.get(object_key(body))
-            if ready.reason == forbidden.REASON and backoff is not None and not backoff.due(self.clock()):
+            backoff = self._refused.get(object_key(body))
+            if ready.reason in refusals.REASONS and backoff is not None and not backoff.due(self.clock()):
                 return  # refused moments ago: wait before asking the API server again
             await self._reconcile(body, force=False)
-            self._forbidden.pop(object_key(body), None)
+            self._refused.pop(object_key(body), None)
             return
         try:
             spec = parse_spec(body)
@@ -641,29 +639,33 @@ class Controller:
             stopped = set_condition(stopped, condition, self.clock())
         await self.status.write_conditions(body, [c.dump() for c in stopped])
 
-    async def _report_forbidden(self, body: Mapping[str, Any], err: KubeError) -> None:
-        """RBAC refused a request this pass needed: say which, where a user looks (Ready=False and
-        Stalled=True with reason Forbidden, a Warning Event when the message is new), and retry
-        with back-off (the caller re-raises for kopf; the timer waits out `forbidden.Backoff`).
-        Only conditions change: the rollout state in status stays as it was. The next pass that
-        gets through computes the conditions afresh, which clears the report."""
+    async def _report_refused(self, body: Mapping[str, Any], err: KubeError) -> None:
+        """The API server refused a write this pass needed (controller/refusals.py): say which and
+        why, where a user looks (Ready=False and Stalled=True with reason Forbidden or Rejected, a
+        Warning Event when the message is new), and retry with back-off (the caller re-raises;
+        the next tick waits out `refusals.Backoff`). Only conditions change: the rollout state
+        in status stays as it was. The next pass that gets through computes the conditions
+        afresh, which clears the report. Any other API error is only re-raised."""
+        reason = refusals.reason(err)
+        if reason is None:
+            return
         now = self.clock()
-        self._forbidden.setdefault(object_key(body), forbidden.Backoff()).failed(now)
-        message = forbidden.describe(err, (body.get("metadata") or {}).get("namespace") or "")
+        self._refused.setdefault(object_key(body), refusals.Backoff()).failed(now)
+        message = refusals.describe(err, (body.get("metadata") or {}).get("namespace") or "")
         log.warning("%s/%s: %s", *object_key(body), message)
         try:
             status = self.status.read(body)
         except UnreadableStatus:
             return
         previous = next((c for c in status.conditions if c.type == "Ready"), None)
-        if previous is None or previous.reason != forbidden.REASON or previous.message != message:
-            self.post_event(body, Event("Warning", forbidden.REASON, message))
+        if previous is None or previous.reason != reason or previous.message != message:
+            self.post_event(body, Event("Warning", reason, message))
         new = status.model_copy(deep=True)
         new.conditions = conditions_for(
             new,
             generation=_generation(body),
             stable=None,
-            invalid_reason=forbidden.REASON,
+            invalid_reason=reason,
             invalid_message=message,
             now=now,
         )

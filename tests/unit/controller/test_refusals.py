@@ -1,6 +1,8 @@
-"""A 403 from the API server (a permission missing from the chart's RBAC) is visible on the
-InferenceService: Ready=False and Stalled=True with reason Forbidden, naming the verb and
-resource, one Warning Event; retried with back-off, and cleared once the permission is back."""
+"""A write the API server refuses is visible on the InferenceService: a 403 from RBAC (a
+permission missing from the chart's) as reason Forbidden, naming the verb and resource; a child
+or status the server finds invalid (422, 400) or an admission webhook denies as reason
+Rejected, with the server's words. Ready=False and Stalled=True, one Warning Event; retried
+with back-off, and cleared once the write goes through."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.controller_harness import NAMESPACE, Harness, model_spec
-from tritonop.controller.forbidden import Backoff, describe
+from tritonop.controller.refusals import Backoff, describe, reason
 from tritonop.kube.client import KubeError
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -27,15 +29,16 @@ def condition(h: Harness, type_: str) -> dict[str, Any]:
     return next(c for c in h.status().get("conditions") or [] if c["type"] == type_)
 
 
-def refuse_deployment_applies(h: Harness) -> list[bool]:
-    """RBAC without `patch` on deployments: every apply of a Deployment gets 403. Returns a switch."""
+def refuse_deployment_applies(h: Harness, status: int = 403, refusal: str = REFUSAL) -> list[bool]:
+    """RBAC without `patch` on deployments: every apply of a Deployment gets 403 (or ``status``
+    with ``refusal``). Returns a switch."""
     refusing = [True]
     apply = h.kube.server_side_apply
 
     async def guarded(obj: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
         if refusing[0] and obj["kind"] == "Deployment":
             name = obj["metadata"]["name"]
-            raise KubeError(403, REFUSAL.replace("/x:", f"/{name}:").replace('"x"', f'"{name}"'))
+            raise KubeError(status, refusal.replace("/x:", f"/{name}:").replace('"x"', f'"{name}"'))
         return await apply(obj, **kwargs)
 
     h.kube.server_side_apply = guarded  # type: ignore[method-assign]
@@ -86,6 +89,61 @@ async def test_a_forbidden_child_write_is_a_condition_and_an_event_and_clears_wh
     assert condition(h, "Ready")["reason"] != "Forbidden"
     assert condition(h, "Stalled")["status"] == "False"
     assert h.reasons().count("Forbidden") == 1
+
+
+INVALID = (
+    'PATCH /apis/apps/v1/namespaces/ml/deployments/x: Deployment.apps "x" is invalid: '
+    'spec.template.spec.containers[0].resources.requests: Invalid value: "8": must be less than or equal to '
+    "cpu limit of 4"
+)
+DENIED = (
+    'PATCH /apis/apps/v1/namespaces/ml/deployments/x: admission webhook "validation.gatekeeper.sh" denied '
+    "the request: [registry-allowlist] image tritonserver:test is not from an allowed registry"
+)
+
+
+@pytest.mark.parametrize(("status", "refusal", "said"), [(422, INVALID, "must be less than or equal to cpu limit of 4"),
+                                                          (403, DENIED, "is not from an allowed registry")])  # fmt: skip
+async def test_a_child_the_api_server_rejects_is_a_condition_and_an_event_and_clears_when_accepted(
+    status: int, refusal: str, said: str
+) -> None:
+    v1, v2 = model_spec(traffic=GATEWAY), model_spec("s3://models/v2", traffic=GATEWAY)
+    h = Harness(T0)
+    h.apply(v1)
+    await h.reconcile()
+    await h.tick()
+    assert condition(h, "Ready")["status"] == "True"
+    stable = h.status()["stableRevision"]
+    refusing = refuse_deployment_applies(h, status, refusal)
+    h.apply(v2)
+    with pytest.raises(KubeError):
+        await h.reconcile()
+    ready, stalled = condition(h, "Ready"), condition(h, "Stalled")
+    assert (ready["status"], ready["reason"], stalled["status"], stalled["reason"]) == (
+        "False",
+        "Rejected",
+        "True",
+        "Rejected",
+    )
+    assert ready["message"].startswith(
+        f"rejected: the API server refused to patch deployments.apps in namespace {NAMESPACE}"
+    )
+    assert said in ready["message"] and "ClusterRole" not in ready["message"]
+    assert h.reasons().count("Rejected") == 1 and "Forbidden" not in h.reasons()
+    assert h.status()["stableRevision"] == stable and not h.status().get("canaryRevision")
+    calls = len(h.kube.calls)
+    await h.tick()  # within the back-off: nothing asked
+    assert len(h.kube.calls) == calls
+    refusing[0] = False  # the spec or the policy fixed
+    h.advance(1)
+    await h.tick()
+    assert h.status()["canaryRevision"] and condition(h, "Stalled")["status"] == "False"
+
+
+def test_other_api_errors_are_not_refusals() -> None:
+    assert reason(KubeError(409, "conflict")) is None and reason(KubeError(500, "etcd")) is None
+    assert reason(KubeError(404, "not found")) is None and reason(ValueError("x")) is None
+    assert reason(KubeError(403, REFUSAL)) == "Forbidden" and reason(KubeError(400, "bad")) == "Rejected"
 
 
 def test_the_message_names_verb_resource_and_namespace() -> None:

@@ -1,9 +1,14 @@
-"""A 403 from the API server, said to the user: which verb on which resource RBAC refused.
+"""A write the API server refuses, said to the user: which verb on which resource, and why.
 
-The operator's permissions come from the chart's ClusterRole (or, with watchNamespaces, a
-Role per namespace). When one is missing, every pass that needs it fails the same way; the
-InferenceService says so in its conditions (reason `Forbidden`) and in a Warning Event,
-instead of only in the operator's log.
+- **Forbidden** (403 from RBAC): the operator's permissions come from the chart's ClusterRole
+  (or, with watchNamespaces, a Role per namespace); one is missing.
+- **Rejected** (400 or 422, or a 403 from an admission webhook): the server or a policy of
+  the cluster refuses the object itself: a child the API server finds invalid although the
+  CRD admitted the spec, a status the CRD's schema refuses, a webhook's denial.
+
+Every pass that needs the write fails the same way until someone acts; the InferenceService
+says so in its conditions (the reason above) and in a Warning Event, instead of only in the
+operator's log, and the pass is retried with back-off.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from datetime import datetime, timedelta
 from tritonop.kube.client import KubeError
 
 REASON = "Forbidden"
+REJECTED = "Rejected"
+REASONS = (REASON, REJECTED)
 # Back-off between the timer's retries of a forbidden pass: 1 s, 2 s, 4 s ... at most this.
 MAX_BACKOFF_S = 60.0
 
@@ -25,17 +32,28 @@ _REFUSAL = re.compile(
     r'(?: in the namespace "(?P<namespace>[^"]+)")?'
 )
 _VERB_OF_METHOD = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+# How the API server words an admission webhook's denial (a 403 that RBAC did not cause).
+_ADMISSION = "admission webhook"
 # Our own client's message: "<METHOD> <path>: <server message>".
 _REQUEST = re.compile(r"^(?P<method>[A-Z]+) (?P<path>/\S+?):")
 
 
-def is_forbidden(err: BaseException) -> bool:
-    return isinstance(err, KubeError) and err.status == 403
+def reason(err: BaseException) -> str | None:
+    """REASON or REJECTED for a refused request; None for any other error (retried as it is)."""
+    if not isinstance(err, KubeError):
+        return None
+    if err.status == 403:
+        return REJECTED if _ADMISSION in err.message else REASON
+    return REJECTED if err.status in (400, 422) else None
 
 
 def describe(err: KubeError, namespace: str) -> str:
-    """One line: what was refused and where to grant it."""
+    """One line: what was refused, and where to grant it or why it was refused."""
     verb, resource, where = _refused(err.message, namespace)
+    if reason(err) == REJECTED:
+        return (
+            f"rejected: the API server refused to {verb} {resource} in namespace {where}; it said: {_server_said(err)}"
+        )
     return (
         f"forbidden: tritonop cannot {verb} {resource} in namespace {where}: grant it in the chart's "
         f"ClusterRole (or the Role in this namespace with watchNamespaces); the API server said: {_server_said(err)}"
@@ -68,7 +86,7 @@ def _server_said(err: KubeError) -> str:
 
 @dataclass
 class Backoff:
-    """When a forbidden object's next retry may run: doubling from 1 s up to MAX_BACKOFF_S."""
+    """When a refused object's next retry may run: doubling from 1 s up to MAX_BACKOFF_S."""
 
     failures: int = 0
     not_before: datetime | None = None
