@@ -2,7 +2,7 @@
 
 - **Forbidden** (403 from RBAC): the operator's permissions come from the chart's ClusterRole
   (or, with watchNamespaces, a Role per namespace); one is missing.
-- **Rejected** (400 or 422, or a 403 from an admission webhook): the server or a policy of
+- **Rejected** (400 or 422, or a 403 from admission control): the server or a policy of
   the cluster refuses the object itself: a child the API server finds invalid although the
   CRD admitted the spec, a status the CRD's schema refuses, a webhook's denial.
 
@@ -32,8 +32,9 @@ _REFUSAL = re.compile(
     r'(?: in the namespace "(?P<namespace>[^"]+)")?'
 )
 _VERB_OF_METHOD = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-# How the API server words an admission webhook's denial (a 403 that RBAC did not cause).
-_ADMISSION = "admission webhook"
+# How the API server words an admission denial, a 403 that RBAC did not cause: a webhook's, or
+# a ValidatingAdmissionPolicy's whose validation says reason Forbidden (Invalid is a 422).
+_ADMISSION = ("admission webhook", "ValidatingAdmissionPolicy")
 # Our own client's message: "<METHOD> <path>: <server message>".
 _REQUEST = re.compile(r"^(?P<method>[A-Z]+) (?P<path>/\S+?):")
 
@@ -43,7 +44,7 @@ def reason(err: BaseException) -> str | None:
     if not isinstance(err, KubeError):
         return None
     if err.status == 403:
-        return REJECTED if _ADMISSION in err.message else REASON
+        return REJECTED if any(words in err.message for words in _ADMISSION) else REASON
     return REJECTED if err.status in (400, 422) else None
 
 

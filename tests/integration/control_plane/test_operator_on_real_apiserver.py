@@ -20,6 +20,8 @@ Checked here, on the real server:
   deleted;
 - GitOps: a server-side dry-run apply of each desired child changes nothing;
 - deleting the InferenceService lets the real garbage collector delete every child;
+- a Deployment a cluster policy refuses (a ValidatingAdmissionPolicy, 422) is reported as
+  reason Rejected with the policy's words and a Warning Event, and applied once it is lifted;
 - and why creation is an apply (no operator): a field a POST wrote outlives a later apply
   that drops it (kubernetes#99003), where a field an apply-on-create wrote does not.
 
@@ -316,6 +318,76 @@ def test_deleting_the_inference_service_lets_the_garbage_collector_delete_the_ch
 def test_the_operator_needed_no_more_than_the_charts_rbac(operator: OperatorProcess, served: dict[str, Any]) -> None:
     forbidden = [line for line in operator.output.splitlines() if " 403: " in line or "forbidden" in line]
     assert not forbidden, "the chart's RBAC refused the operator:\n" + "\n".join(forbidden[:5])
+
+
+def test_a_child_a_cluster_policy_rejects_is_reported_and_retried(
+    cluster: ControlPlane, operator: OperatorProcess
+) -> None:
+    """A ValidatingAdmissionPolicy (in-tree CEL admission) refuses the Deployments of
+    InferenceService `denied` (422 Invalid): it reports reason Rejected with the policy's words
+    and a Warning Event, and goes on once the policy's binding is gone. After the RBAC check
+    above, which reads the operator's log for refusals."""
+    name, label = "denied", ISVC_LABEL
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "no-denied-deployments"},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                                 "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}]},
+            "validations": [{
+                "expression": f"!has(object.metadata.labels) || !('{label}' in object.metadata.labels) "
+                              f"|| object.metadata.labels['{label}'] != '{name}'",
+                "message": "this cluster takes no Deployment of InferenceService denied",
+                "reason": "Invalid",
+            }],
+        },
+    }  # fmt: skip
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "no-denied-deployments"},
+        "spec": {"policyName": "no-denied-deployments", "validationActions": ["Deny"]},
+    }
+    apply_json(cluster, policy)
+    apply_json(cluster, binding)
+    probe = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "probe", "namespace": NS,
+             "labels": {label: name}}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+             "metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}  # fmt: skip
+
+    def enforced() -> bool:  # the policy takes effect once the server has loaded it
+        dry = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False)
+        return dry.returncode != 0 and "takes no Deployment" in dry.stderr
+
+    eventually(enforced, "the admission policy enforced", timeout=30)
+    isvc = inference_service({"minReplicas": 1, "maxReplicas": 1})
+    isvc["metadata"]["name"] = name
+    apply_json(cluster, isvc)
+
+    def rejected() -> dict[str, Any] | None:
+        conditions = ((cluster.find(f"{ISVC_PATH}/{name}") or {}).get("status") or {}).get("conditions") or []
+        ready = next((c for c in conditions if c["type"] == "Ready"), None)
+        return ready if ready and ready.get("reason") == "Rejected" else None
+
+    ready = eventually(rejected, "Ready=False with reason Rejected", timeout=60)
+    assert ready["status"] == "False"
+    assert ready["message"].startswith(f"rejected: the API server refused to patch deployments.apps in namespace {NS}")
+    assert "takes no Deployment of InferenceService denied" in ready["message"]
+    events = cluster.request_json("GET", f"/api/v1/namespaces/{NS}/events")["items"]
+    assert [e for e in events if e["involvedObject"]["name"] == name and e["reason"] == "Rejected"
+            and e["type"] == "Warning"], "no Warning Event Rejected"  # fmt: skip
+
+    cluster.kubectl("delete", "validatingadmissionpolicybinding", "no-denied-deployments")
+    eventually(lambda: labelled_as(cluster, name), "the Deployment applied once the policy is gone", timeout=90)
+    eventually(lambda: rejected() is None, "the Rejected report cleared", timeout=60)
+    cluster.kubectl("delete", "validatingadmissionpolicy", "no-denied-deployments")
+    cluster.kubectl("delete", "inferenceservice", name, "-n", NS, "--wait=false")
+
+
+def labelled_as(cp: ControlPlane, isvc: str) -> bool:
+    path = COLLECTIONS["Deployment"].format(ns=NS)
+    return bool(cp.request_json("GET", path, params={"labelSelector": f"{ISVC_LABEL}={isvc}"})["items"])
 
 
 # ------------------------------------------------------------------ why creation is an apply

@@ -144,6 +144,11 @@ def test_other_api_errors_are_not_refusals() -> None:
     assert reason(KubeError(409, "conflict")) is None and reason(KubeError(500, "etcd")) is None
     assert reason(KubeError(404, "not found")) is None and reason(ValueError("x")) is None
     assert reason(KubeError(403, REFUSAL)) == "Forbidden" and reason(KubeError(400, "bad")) == "Rejected"
+    policy = (  # a ValidatingAdmissionPolicy whose validation's reason is Forbidden
+        'PATCH /apis/apps/v1/namespaces/ml/deployments/x: deployments.apps "x" is forbidden: '
+        "ValidatingAdmissionPolicy 'p' with binding 'b' denied request: no"
+    )
+    assert reason(KubeError(403, policy)) == "Rejected"
 
 
 def test_the_message_names_verb_resource_and_namespace() -> None:
