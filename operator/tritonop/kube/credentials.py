@@ -4,8 +4,12 @@ Kubeconfig: ``--kubeconfig`` (that one file), else every file in ``KUBECONFIG`` 
 first file to name a cluster, user or context wins, and the first ``current-context`` set
 wins), else ``~/.kube/config``; ``--context`` overrides current-context. Relative paths in a
 file are relative to that file. A user may have a token, a tokenFile, a client certificate
-(file or data) or an exec plugin (client.authentication.k8s.io v1 or v1beta1
-ExecCredential), which is run again once the credential it printed has expired. With no
+(file or data), an exec plugin (client.authentication.k8s.io v1 or v1beta1
+ExecCredential), which is run again once the credential it printed has expired, or the
+`oidc` auth-provider: its id-token is sent while the token's `exp` is ahead, then refreshed
+with the refresh-token at the identity provider's token endpoint (found through its
+discovery document), as client-go does; the refreshed tokens are kept in memory, not written
+back to the kubeconfig (the operator never writes a user's files). With no
 kubeconfig at all, the in-cluster service account, whose token file is read again whenever
 it changes (kubelet rotates it).
 
@@ -26,7 +30,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,6 +96,84 @@ class ExecConfig:
             provide_cluster_info=bool(raw.get("provideClusterInfo", False)),
             install_hint=str(raw.get("installHint") or ""),
         )
+
+
+OIDC_EXPIRY_SKEW_S = 10.0  # an id-token this close to its exp counts as expired (client-go's)
+
+
+@dataclass(frozen=True)
+class OidcConfig:
+    """A kubeconfig user's ``auth-provider: {name: oidc, config: {...}}``."""
+
+    issuer: str
+    client_id: str
+    client_secret: str | None = None
+    id_token: str | None = None
+    refresh_token: str | None = None
+    ca_pem: bytes | None = None  # idp-certificate-authority(-data): verifies the identity provider
+
+    @classmethod
+    def from_kubeconfig(cls, raw: Mapping[str, Any], base: Path | None) -> OidcConfig:
+        config = raw.get("config") or {}
+        issuer, client_id = str(config.get("idp-issuer-url") or ""), str(config.get("client-id") or "")
+        if not config.get("id-token") and not (issuer and client_id and config.get("refresh-token")):
+            raise CredentialError(
+                "oidc auth-provider: no id-token, and no idp-issuer-url, client-id and refresh-token to get one"
+            )
+        ca_pem = (
+            _b64(config["idp-certificate-authority-data"]) if config.get("idp-certificate-authority-data") else None
+        )
+        if ca_pem is None and config.get("idp-certificate-authority"):
+            path = Path(os.path.expanduser(str(config["idp-certificate-authority"])))
+            ca_pem = Credentials._read(str(path if path.is_absolute() or base is None else base / path))
+        return cls(
+            issuer=issuer.rstrip("/"),
+            client_id=client_id,
+            client_secret=config.get("client-secret") or None,
+            id_token=config.get("id-token") or None,
+            refresh_token=config.get("refresh-token") or None,
+            ca_pem=ca_pem,
+        )
+
+
+def jwt_expiry(token: str) -> datetime | None:
+    """The `exp` of a JWT, read without verifying it (the API server verifies); None if absent."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return datetime.fromtimestamp(float(claims["exp"]), UTC) if "exp" in claims else None
+    except (IndexError, ValueError, TypeError, KeyError) as err:
+        raise CredentialError(f"oidc auth-provider: the id-token is not a JWT ({err})") from err
+
+
+def refresh_oidc(config: OidcConfig) -> tuple[str, str]:
+    """A new (id_token, refresh_token) from the identity provider's token endpoint."""
+    if not (config.refresh_token and config.issuer and config.client_id):
+        raise CredentialError(
+            "oidc auth-provider: the id-token expired and there is no refresh-token, idp-issuer-url and client-id "
+            "to refresh it; log in again"
+        )
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=config.ca_pem.decode()) if config.ca_pem else True
+    form = {"grant_type": "refresh_token", "refresh_token": config.refresh_token, "client_id": config.client_id}
+    # client_secret_basic (OIDC's default) for a confidential client; a public one names itself in the form.
+    auth = httpx.BasicAuth(config.client_id, config.client_secret) if config.client_secret else None
+    try:
+        with httpx.Client(verify=verify, timeout=30.0) as http:
+            discovery = http.get(f"{config.issuer}/.well-known/openid-configuration")
+            discovery.raise_for_status()
+            endpoint = str(discovery.json()["token_endpoint"])
+            answer = http.post(endpoint, data=form, auth=auth) if auth else http.post(endpoint, data=form)
+    except (httpx.HTTPError, KeyError, ValueError) as err:
+        raise CredentialError(f"oidc auth-provider: cannot reach {config.issuer}: {_one_line(str(err))}") from err
+    if answer.status_code != 200:
+        raise CredentialError(
+            f"oidc auth-provider: {endpoint} refused the refresh ({answer.status_code}: {_one_line(answer.text)}); "
+            "log in again"
+        )
+    tokens = answer.json()
+    if not tokens.get("id_token"):
+        raise CredentialError(f"oidc auth-provider: {endpoint} answered the refresh without an id_token")
+    return str(tokens["id_token"]), str(tokens.get("refresh_token") or config.refresh_token)
 
 
 @dataclass(frozen=True)
@@ -209,15 +291,18 @@ class Credentials:
     cert_pem: bytes | None = None
     key_pem: bytes | None = None
     exec_config: ExecConfig | None = None
+    oidc: OidcConfig | None = None
     clock: Callable[[], datetime] = _now
     run_exec: Callable[..., Issued] = run_exec_plugin
+    refresh: Callable[[OidcConfig], tuple[str, str]] = refresh_oidc
     _issued: Issued | None = field(default=None, repr=False)
+    _oidc_tokens: tuple[str | None, str | None] | None = field(default=None, repr=False)  # id, refresh
     _file_token: tuple[tuple[int, int, int], str] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def refreshable(self) -> bool:
-        return self.exec_config is not None or self.token_file is not None
+        return self.exec_config is not None or self.token_file is not None or self.oidc is not None
 
     def exec_cluster_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"server": self.server, "insecure-skip-tls-verify": self.insecure}
@@ -242,8 +327,27 @@ class Credentials:
         with self._lock:
             self._issued = None
             self._file_token = None
+            if self.oidc is not None:
+                refresh = (self._oidc_tokens or (None, self.oidc.refresh_token))[1]
+                self._oidc_tokens = (None, refresh)  # the id-token was refused: refresh it
+
+    def oidc_token(self) -> str | None:
+        """The oidc auth-provider's id-token, refreshed once it is (about to be) expired."""
+        if self.oidc is None:
+            return None
+        with self._lock:
+            id_token, refresh = self._oidc_tokens or (self.oidc.id_token, self.oidc.refresh_token)
+            if id_token is not None:
+                expires = jwt_expiry(id_token)
+                if expires is None or (expires - self.clock()).total_seconds() > OIDC_EXPIRY_SKEW_S:
+                    return id_token
+            id_token, refresh = self.refresh(replace(self.oidc, refresh_token=refresh))
+            self._oidc_tokens = (id_token, refresh)
+            return id_token
 
     def token(self) -> str | None:
+        if self.oidc is not None:
+            return self.oidc_token()
         issued = self.issued()
         if issued is not None:
             if issued.token:
@@ -313,6 +417,10 @@ class Credentials:
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     def expiration(self) -> datetime | None:
+        """When the token now given stops being valid (kopf logs in again then)."""
+        if self.oidc is not None:
+            token = self.oidc_token()
+            return jwt_expiry(token) if token else None
         issued = self.issued()
         return issued.expires if issued is not None else None
 
@@ -389,7 +497,12 @@ class KubeConfig:
             text = os.path.expanduser(str(value))
             return text if os.path.isabs(text) else str(base / text)
 
-        exec_raw = user.get("exec")
+        exec_raw, provider = user.get("exec"), user.get("auth-provider") or {}
+        if provider and provider.get("name") != "oidc":
+            raise CredentialError(
+                f'user "{user_name}": auth-provider {provider.get("name")!r} is not supported (only oidc; '
+                "use an exec plugin, as kubectl does since 1.26)"
+            )
         return Credentials(
             server=server.rstrip("/"),
             namespace=str(ctx.get("namespace") or "default"),
@@ -405,6 +518,7 @@ class KubeConfig:
             cert_pem=_b64(user["client-certificate-data"]) if user.get("client-certificate-data") else None,
             key_pem=_b64(user["client-key-data"]) if user.get("client-key-data") else None,
             exec_config=ExecConfig.from_kubeconfig(exec_raw, ubase) if isinstance(exec_raw, dict) else None,
+            oidc=OidcConfig.from_kubeconfig(provider, ubase) if provider else None,
         )
 
 

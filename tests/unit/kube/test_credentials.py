@@ -4,6 +4,7 @@ their credential expires, and one-line errors."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -444,3 +445,78 @@ async def test_a_plugin_failing_later_is_an_api_error_for_the_operator(tmp_path:
         await client.get("apps/v1", "Deployment", "ml", "web")
     assert err.value.status == 0  # what the handlers retry with a delay
     await client.aclose()
+
+
+# ---------------------------------------------------------------- the oidc auth-provider
+
+
+def jwt(exp: datetime | None, sub: str = "alice") -> str:
+    """An unsigned JWT: the client reads only its exp (the API server verifies the rest)."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    claims: dict[str, Any] = {"sub": sub} if exp is None else {"sub": sub, "exp": int(exp.timestamp())}
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2ln"
+
+
+def oidc_credentials(tmp_path: Path, **config: Any) -> Credentials:
+    provider = {"name": "oidc", "config": {"idp-issuer-url": "https://idp.test/", "client-id": "tritonop",
+                                           "refresh-token": "r0", **config}}  # fmt: skip
+    path = kubeconfig(
+        tmp_path / "config",
+        clusters={"c": {"server": "https://kube.test"}},
+        users={"u": {"auth-provider": provider}},
+        contexts={"x": {"cluster": "c", "user": "u"}},
+        current="x",
+    )
+    return load_kubeconfig([path]).credentials()
+
+
+def test_an_oidc_id_token_is_used_until_it_expires_then_refreshed(tmp_path: Path) -> None:
+    creds = oidc_credentials(tmp_path, **{"id-token": jwt(T0 + timedelta(minutes=5)), "client-secret": "s"})
+    assert creds.oidc is not None and creds.oidc.issuer == "https://idp.test" and creds.oidc.client_secret == "s"
+    clock, refreshed = Clock(), []
+    creds.clock = clock
+
+    def refresh(config: Any) -> tuple[str, str]:
+        refreshed.append(config.refresh_token)
+        return jwt(clock.now + timedelta(minutes=5), sub=f"new-{len(refreshed)}"), f"r{len(refreshed)}"
+
+    creds.refresh = refresh
+    first = creds.token()
+    assert first == creds.oidc.id_token and refreshed == []
+    assert creds.expiration() == T0 + timedelta(minutes=5)  # kopf logs in again then
+    clock.now = T0 + timedelta(minutes=5) - timedelta(seconds=5)  # within the skew: refreshed
+    second = creds.token()
+    assert second != first and refreshed == ["r0"]
+    assert creds.token() == second  # cached while valid
+    creds.invalidate()  # the server said 401: refreshed with the rotated refresh-token
+    assert creds.token() != second and refreshed == ["r0", "r1"]
+    assert creds.refreshable and creds.headers()["Authorization"].startswith("Bearer ")
+
+
+def test_oidc_configuration_errors_are_one_line(tmp_path: Path) -> None:
+    expired = oidc_credentials(tmp_path / "a", **{"id-token": jwt(T0), "refresh-token": None})
+    expired.clock = Clock()
+    with pytest.raises(CredentialError, match=r"no refresh-token.*log in again"):
+        expired.token()
+    with pytest.raises(CredentialError, match="no id-token, and no idp-issuer-url"):
+        oidc_credentials(tmp_path / "b", **{"refresh-token": None})
+    with pytest.raises(CredentialError, match="not a JWT"):
+        oidc_credentials(tmp_path / "c", **{"id-token": "opaque"}).token()
+    path = kubeconfig(
+        tmp_path / "d" / "config",
+        clusters={"c": {"server": "https://kube.test"}},
+        users={"u": {"auth-provider": {"name": "gcp", "config": {}}}},
+        contexts={"x": {"cluster": "c", "user": "u"}},
+        current="x",
+    )
+    with pytest.raises(CredentialError, match="auth-provider 'gcp' is not supported"):
+        load_kubeconfig([path]).credentials()
+
+
+def test_a_token_without_exp_is_used_as_it_is(tmp_path: Path) -> None:
+    creds = oidc_credentials(tmp_path, **{"id-token": jwt(None)})
+    creds.refresh = lambda config: pytest.fail("refreshed a token that does not expire")  # type: ignore[assignment]
+    assert creds.oidc is not None and creds.token() == creds.oidc.id_token
