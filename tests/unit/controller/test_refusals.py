@@ -45,17 +45,23 @@ def refuse_deployment_applies(h: Harness, status: int = 403, refusal: str = REFU
     return refusing
 
 
-async def test_a_forbidden_child_write_is_a_condition_and_an_event_and_clears_when_granted() -> None:
-    v1, v2 = model_spec(traffic=GATEWAY), model_spec("s3://models/v2", traffic=GATEWAY)
+V2 = model_spec("s3://models/v2", traffic=GATEWAY)
+
+
+async def serving_v1() -> tuple[Harness, str]:
+    """An InferenceService Ready on its first revision, and that revision."""
     h = Harness(T0)
-    h.apply(v1)
+    h.apply(model_spec(traffic=GATEWAY))
     await h.reconcile()
     await h.tick()
     assert condition(h, "Ready")["status"] == "True"
-    stable = h.status()["stableRevision"]
+    return h, h.status()["stableRevision"]
 
+
+async def test_a_forbidden_child_write_is_a_condition_and_an_event_and_clears_when_granted() -> None:
+    h, stable = await serving_v1()
     refusing = refuse_deployment_applies(h)
-    h.apply(v2)  # a new revision: its Deployment must be applied
+    h.apply(V2)  # a new revision: its Deployment must be applied
     with pytest.raises(KubeError):  # raised on, for kopf to retry
         await h.reconcile()
     ready, stalled = condition(h, "Ready"), condition(h, "Stalled")
@@ -107,15 +113,9 @@ DENIED = (
 async def test_a_child_the_api_server_rejects_is_a_condition_and_an_event_and_clears_when_accepted(
     status: int, refusal: str, said: str
 ) -> None:
-    v1, v2 = model_spec(traffic=GATEWAY), model_spec("s3://models/v2", traffic=GATEWAY)
-    h = Harness(T0)
-    h.apply(v1)
-    await h.reconcile()
-    await h.tick()
-    assert condition(h, "Ready")["status"] == "True"
-    stable = h.status()["stableRevision"]
+    h, stable = await serving_v1()
     refusing = refuse_deployment_applies(h, status, refusal)
-    h.apply(v2)
+    h.apply(V2)
     with pytest.raises(KubeError):
         await h.reconcile()
     ready, stalled = condition(h, "Ready"), condition(h, "Stalled")
