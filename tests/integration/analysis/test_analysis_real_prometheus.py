@@ -135,6 +135,10 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
                     paced_requests(canary.http_port, SLOW_MODEL),
                 )
 
+            # A sample of every counter at 0 before the load: increase() over the window needs one
+            # from before the first request, or it counts only what came after its first sample.
+            for revision, model in ((STABLE, MODEL), (CANARY, MODEL), (CANARY, SLOW_MODEL)):
+                wait_until_scraped(prometheus.url, revision, model, Load(0, 0))
             load_started = time.monotonic()
             sent = asyncio.run(send_all())
             loads = dict(zip([(STABLE, MODEL), (CANARY, MODEL), (CANARY, SLOW_MODEL)], sent, strict=True))
