@@ -270,10 +270,8 @@ class Controller:
                 state, recovered = await self._recover(ref, revision)
             annotations = (body.get("metadata") or {}).get("annotations") or {}
             decision = plan(state, revision, now, manual_at_start=manual_actions(annotations, revision))
-            with_arms, ignored = sync_arms(
-                decision.state, _experiment(spec), [(v.name, v.revision) for v in variants], _promote(annotations)
-            )
-            decision = replace(decision, state=with_arms, events=(*recovered, *decision.events, *ignored))
+            decision = _with_arms(decision, spec, variants, _promote(annotations))
+            decision = replace(decision, events=(*recovered, *decision.events))
             await self._converge(body, ref, spec, revision, decision, status, now, force=force, variants=variants)
             await self.children.remove_other_providers(ref, spec)
         except ChildConflict as err:
@@ -472,8 +470,8 @@ class Controller:
     ) -> Decision:
         """An Experiment's variants beyond B (rollout/experiment.py): in step with the spec, and
         judged when B's analysis was this tick (B's interval restarted at ``now``)."""
-        state, ignored = sync_arms(decision.state, _experiment(spec), [(v.name, v.revision) for v in variants], promote)
-        decision = replace(decision, events=(*decision.events, *ignored))
+        decision = _with_arms(decision, spec, variants, promote)
+        state = decision.state
         judged_b = (
             before.step_started_at is not None
             and before.step_started_at != now
@@ -482,7 +480,7 @@ class Controller:
         )
         weighted = [a for a in state.arms if a.active and a.weight > 0]
         if not judged_b or not weighted:
-            return replace(decision, state=state)
+            return decision
         verdicts = {}
         for arm in weighted:
             verdict, checks, _ = await self._analyse(
@@ -695,6 +693,14 @@ class Controller:
 class _PassLock:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0  # passes holding or waiting for it
+
+
+def _with_arms(
+    decision: Decision, spec: InferenceServiceSpec, variants: list[VariantSpec], promote: str | None
+) -> Decision:
+    """The decision with its Experiment's variants beyond B in step with the spec (sync_arms)."""
+    state, ignored = sync_arms(decision.state, _experiment(spec), [(v.name, v.revision) for v in variants], promote)
+    return replace(decision, state=state, events=(*decision.events, *ignored))
 
 
 def _promote(annotations: Mapping[str, str]) -> str | None:
