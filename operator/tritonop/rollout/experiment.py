@@ -219,8 +219,11 @@ def _ended(
     b, a = _revision(record, "B"), _revision(record, "A")
     reasons = {e.reason for e in decision.events}
     early = "" if record.concluded else " before its end"
-    picked = next((v for v in record.variants if v.name not in ("A", "B") and v.revision == state.stable), None)
+    # The variant picked is one of the arms the decision was made on: the record lists those of
+    # its last tick, which a spec change since (a variant's new model) may have replaced.
+    picked = next((arm for arm in before.arms if arm.revision == state.stable), None)
     if decided and before.canary == b and picked is not None and "Promoted" in reasons:
+        record = record.model_copy(update={"variants": _variants(record, before)})
         return decision, _closed(record, state.message or f"experiment decided for {picked.name}", winner=picked.name)
     if decided and before.canary == b and "Promoted" in reasons:
         message = f"experiment decided for B{early}: revision {b} promoted by annotation"

@@ -120,6 +120,27 @@ async def test_the_promote_annotation_naming_the_variant_picks_it() -> None:
     assert h.route_weights() == {f"{NAME}-{c}": 100}
 
 
+async def test_a_variant_given_a_new_model_since_the_last_tick_is_picked_under_its_own_name() -> None:
+    """The spec gives the variant another model; the annotation names its new revision before
+    any tick: the experiment is decided for the variant (not for B), with its new revision."""
+    h, _, v2, _ = await experiment_running()
+    rollout = {
+        **ROLLOUT,
+        "experiment": {**ROLLOUT["experiment"], "variants": [{**VARIANT, "model": {"storageUri": "s3://models/int4"}}]},
+    }
+    h.apply(spec_of("s3://models/v2", rollout=rollout))
+    await h.reconcile()
+    (c,) = h.status()["canary"]["variants"]
+    h.annotate({PROMOTE_ANNOTATION: c["revision"]})
+    await h.tick()
+    status = h.status()
+    assert (status["stableRevision"], status["failedRevision"]) == (c["revision"], v2)
+    assert status["experiment"]["winner"] == "int8"
+    assert {"name": "int8", "revision": c["revision"]}.items() <= status["experiment"]["variants"][2].items()
+    assert status["experiment"]["message"].startswith(f"experiment decided for int8: revision {c['revision']}")
+    assert [e.message for e in h.events if e.reason == "Promoted"][-1] == status["experiment"]["message"]
+
+
 async def test_aborting_b_takes_the_variant_with_it() -> None:
     h, v1, v2, c = await experiment_running()
     h.annotate({ABORT_ANNOTATION: v2})
@@ -165,7 +186,9 @@ async def test_a_variant_s_file_storage_is_held_to_the_operator_s_allowed_paths(
     conditions = {c["type"]: c for c in h.status()["conditions"]}
     assert conditions["Stalled"]["reason"] == "FileStorageNotAllowed"
     assert conditions["Stalled"]["message"].startswith("rollout.experiment.variants[local].model.storageUri file://")
-    assert set(h.deployments()) == before and h.route_weights() == {f"{NAME}-{next(iter(before))[len(NAME) + 1 :]}": 100}
+    assert set(h.deployments()) == before and h.route_weights() == {
+        f"{NAME}-{next(iter(before))[len(NAME) + 1 :]}": 100
+    }
 
 
 async def test_a_variant_the_builders_refuse_stalls_the_object_and_a_fixed_spec_goes_on() -> None:
