@@ -26,7 +26,7 @@ from tritonop.controller import Controller
 from tritonop.controller.direct_metrics import DirectSample
 from tritonop.controller.triton_checks import TritonChecks
 from tritonop.endpoints import TritonEndpoints
-from tritonop.rollout import Event, GateResult
+from tritonop.rollout import ABORT_ANNOTATION, PROMOTE_ANNOTATION, Event, GateResult
 from tritonop.status import DeploymentReadiness
 
 NAMESPACE = "ml"
@@ -172,6 +172,9 @@ class Harness:
         self.now = start
         self.config = config or OperatorConfig(triton_image="tritonserver:test")
         self.events: list[Event] = []
+        # Each change of the promote/abort annotations: (how many events were posted before it,
+        # the annotation, its new value or None), for the fuzz's I6 check.
+        self.manual_changes: list[tuple[int, str, str | None]] = []
         self.prometheus = FakePrometheus()
         self.direct = FakeDirect()
         self.uid = UID
@@ -202,6 +205,7 @@ class Harness:
             if obj["status"] is None:
                 del obj["status"]
         self.kube.put(obj)
+        self._note_manual_changes()
 
     def annotate(self, annotations: Mapping[str, str | None]) -> None:
         live = self.kube.objects[(API_VERSION, KIND, NAMESPACE, NAME)]
@@ -214,6 +218,23 @@ class Harness:
         obj = copy.deepcopy(live)
         obj["metadata"]["annotations"] = current
         self.kube.put(obj)
+        self._note_manual_changes()
+
+    def _note_manual_changes(self) -> None:
+        annotations = self.body()["metadata"].get("annotations") or {}
+        for key in (PROMOTE_ANNOTATION, ABORT_ANNOTATION):
+            before = next((value for _, k, value in reversed(self.manual_changes) if k == key), None)
+            if annotations.get(key) != before:
+                self.manual_changes.append((len(self.events), key, annotations.get(key)))
+
+    def manual_value(self, key: str, events_before: int) -> tuple[int, str | None]:
+        """The annotation's value when ``events_before`` events had been posted, and the index
+        in ``manual_changes`` of the change that set it (-1: never set)."""
+        last: tuple[int, str | None] = (-1, None)
+        for index, (at, k, value) in enumerate(self.manual_changes):
+            if k == key and at <= events_before:
+                last = (index, value)
+        return last
 
     def delete(self) -> None:
         """kubectl delete: the object goes, the garbage collector takes what it owned, and the

@@ -12,6 +12,7 @@ orchestrator are the operator's own.
 - I8b at most one pod holds a version that was never stored as ``status.inPlace.version``
   (the candidate, on the canary pod), besides what pods start with (the repository's policy);
 - I4 (as in rollout_fuzz.py) a status written by an operator acting on a stale object is refused;
+- I6 (as in rollout_fuzz.py) a promote or abort acts only on the version switch it was set for;
 - no exception but an API error escapes reconcile or tick.
 """
 
@@ -30,6 +31,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 import tritonop.controller.in_place as in_place_module
 from tests.support.controller_harness import NAME, NAMESPACE, Harness, model_spec
 from tests.support.fake_kube import Crash
+from tests.unit.controller.rollout_fuzz import ManualActionsCheck
 from tritonop.analysis.triton_metrics import DirectTally, PodCounters
 from tritonop.children.labels import ISVC_LABEL, REVISION_LABEL
 from tritonop.children.refs import IsvcRef
@@ -169,6 +171,7 @@ class InPlaceMachine(RuleBasedStateMachine):
         self.h = Harness(T0)
         self._wire(self.h.controller)
         self.judged: set[str] = set(STARTS_WITH)
+        self.i6 = ManualActionsCheck(self.h, named=in_place_module.annotation_key)
         self.seen_events = 0
         self.snapshots: list[dict[str, Any]] = []
         self.h.apply(spec_for("1"))
@@ -216,6 +219,14 @@ class InPlaceMachine(RuleBasedStateMachine):
     def annotate(self, action: str, version: str) -> None:
         self.h.annotate({action: f"v{version}"})
 
+    @rule(action=st.sampled_from([PROMOTE_ANNOTATION, ABORT_ANNOTATION]), version=st.sampled_from(VERSIONS))
+    def apply_naming_the_version(self, action: str, version: str) -> None:
+        """One apply of a manifest with the version and an annotation already naming it: stale for
+        the switch it starts (I6), acts once set again."""
+        annotations = {**(self.h.body()["metadata"].get("annotations") or {}), action: f"v{version}"}
+        self.h.apply(spec_for(version), annotations=annotations)
+        self._run(self.h.reconcile())
+
     @rule()
     def remove_annotations(self) -> None:
         self.h.annotate({PROMOTE_ANNOTATION: None, ABORT_ANNOTATION: None})
@@ -233,9 +244,11 @@ class InPlaceMachine(RuleBasedStateMachine):
         self.h.advance(seconds)
         self._run(self.h.tick())
 
-    @rule(ticks=st.integers(min_value=2, max_value=8))
-    def time_passes(self, ticks: int) -> None:
-        """Several ticks of 5 s with the kubelet probing in between: how a switch gets decided."""
+    @rule(ticks=st.integers(min_value=2, max_value=8), metrics=st.sampled_from(["pass", "fail", "off"]))
+    def time_passes(self, ticks: int, metrics: str) -> None:
+        """Several ticks of 5 s with the kubelet probing in between, the candidate's metrics
+        passing, failing or unread throughout: how a switch gets decided either way."""
+        self.metrics.mode = metrics
         for _ in range(ticks):
             self.h.advance(5)
             self._run(self.h.tick())
@@ -305,6 +318,10 @@ class InPlaceMachine(RuleBasedStateMachine):
         assert not self.pods.jumps, f"I8: {self.pods.jumps}"
         for pod, versions in self.pods.versions.items():
             assert versions, f"I8: pod {pod} holds no version"
+
+    @invariant()
+    def i6_annotations_act_only_on_the_switch_they_were_set_for(self) -> None:
+        self.i6.check()
 
     @invariant()
     def i8b_an_unjudged_version_on_one_pod_at_most(self) -> None:

@@ -10,7 +10,9 @@ docs/rollout.md ("Safety"):
 - I2/I3 the revision persisted status names as stable exists;
 - I4 an operator acting on a stale object changes no status;
 - I5 objects tritonop does not own are never patched or deleted;
-- I7 no exception but an API error (which kopf retries) escapes reconcile or tick;
+- I6 a promote or abort acts only on the canary instance it was set for: the annotation
+  naming the revision changed after that canary (or an A/B/n variant) started;
+- no exception but an API error (which kopf retries) escapes reconcile or tick;
 - an Experiment's B, or a variant beyond it (A/B/n), becomes the stable only by the promote
   annotation naming it.
 """
@@ -18,6 +20,8 @@ docs/rollout.md ("Safety"):
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +48,9 @@ EXPERIMENT = {
     "failureThreshold": 2,
     "experiment": {"weight": 30, "duration": "20s"},
 }
-VARIANT = {"name": "c", "weight": 20, "model": {"storageUri": "s3://models/variant-c"}}
+# Two models for the variant beyond B, so that a variant's revision changes between experiments
+# and a promote annotation can name one before it runs (I6).
+VARIANT_MODELS = ("s3://models/variant-c", "s3://models/variant-d")
 # Objects with tritonop's names that someone else owns (I5): they must never change.
 FOREIGN: tuple[dict[str, Any], ...] = (
     {
@@ -78,10 +84,40 @@ PICKED: set[str] = set()  # variants beyond B the promote annotation made the st
 STOPPED: set[str] = set()  # variants beyond B their analysis stopped
 
 
-# A/B/n: a variant beyond B with its own model repository (the same revision whatever B is).
-ABN = {**EXPERIMENT, "experiment": {"weight": 30, "duration": "20s", "variants": [VARIANT]}}
+def abn(variant_uri: str) -> dict[str, Any]:
+    """A/B/n: a variant beyond B with its own model repository (the same revision whatever B is)."""
+    variant = {"name": "c", "weight": 20, "model": {"storageUri": variant_uri}}
+    return {**EXPERIMENT, "experiment": {"weight": 30, "duration": "20s", "variants": [variant]}}
+
+
 SHADOW = {"steps": [20, 50], "interval": "10s", "failureThreshold": 2, "shadow": {"percent": 50, "duration": "10s"}}
-ROLLOUTS = {"canary": None, "shadow": SHADOW, "experiment": EXPERIMENT, "abn": ABN}
+ROLLOUTS = {
+    "canary": None,
+    "shadow": SHADOW,
+    "experiment": EXPERIMENT,
+    "abn": abn(VARIANT_MODELS[0]),
+    "abn-d": abn(VARIANT_MODELS[1]),
+}
+ACTIONS = ("Promoted", "Aborted", "ExperimentDecided")
+# How the operator's Events name a canary's start and an action taken by annotation (I6).
+CANARY_STARTED = re.compile(r"(?:revision|version) (\w+) started as canary of ")
+BY_ANNOTATION = (
+    (re.compile(r"(?:revision|version) (\w+) promoted by annotation"), PROMOTE_ANNOTATION, "canary"),
+    (re.compile(r"rolled back (?:revision|version) (\w+): aborted by annotation"), ABORT_ANNOTATION, "canary"),
+    (
+        re.compile(r"experiment decided for B(?: before its end)?: revision (\w+) promoted by annotation"),
+        PROMOTE_ANNOTATION,
+        "canary",
+    ),
+    (
+        re.compile(
+            r"experiment decided for A(?: before its end)?: revision \w+ kept, revision (\w+) removed by the abort"
+        ),
+        ABORT_ANNOTATION,
+        "canary",
+    ),
+    (re.compile(r"experiment decided for \S+: revision (\w+) promoted by annotation"), PROMOTE_ANNOTATION, "variant"),
+)
 
 
 def seeded(max_examples: int = 100) -> settings:
@@ -103,6 +139,56 @@ def spec_for(uri: str, rollout: str = "canary") -> dict[str, Any]:
     return model_spec(uri, traffic=GATEWAY)
 
 
+class ManualActionsCheck:
+    """I6, read from the operator's Events after each step: every promote or abort by annotation
+    acts on a canary (or an A/B/n variant) that started before the annotation last changed to
+    name it. ``named``: what the annotation says for a revision (``v3`` for InPlace's versions)."""
+
+    def __init__(self, h: Harness, named: Callable[[str], str] = str) -> None:
+        self.h = h
+        self.named = named
+        self.events_read = 0
+        self.canary_started: dict[str, int] = {}  # revision -> the index of its last CanaryStarted
+        # The canary instance after the last step, and when each of its variants was first seen
+        # (how many annotation changes had been made by then).
+        self.instance: tuple[str, str | None, str | None] | None = None
+        self.variant_seen: dict[tuple[tuple[str, str | None, str | None] | None, str], int] = {}
+
+    def check(self) -> None:
+        events = self.h.events
+        for index in range(self.events_read, len(events)):
+            message = events[index].message
+            started = CANARY_STARTED.match(message)
+            if events[index].reason == "CanaryStarted" and started is not None:
+                self.canary_started[started[1]] = index
+            acted = next(((m[1], key, who) for rx, key, who in BY_ANNOTATION if (m := rx.match(message))), None)
+            if acted is None:
+                assert "annotation" not in message or events[index].reason not in ACTIONS, (
+                    f"an action by annotation this check cannot read: {message!r}"
+                )
+                continue
+            revision, key, who = acted
+            change, value = self.h.manual_value(key, index)
+            assert value == self.named(revision), f"I6: {message!r} while the annotation named {value}"
+            if who == "canary":
+                start = self.canary_started.get(revision)
+                assert start is not None and self.h.manual_changes[change][0] > start, (
+                    f"I6: {message!r}: the annotation named it before this canary started"
+                )
+            else:
+                seen = self.variant_seen.get((self.instance, revision))
+                assert seen is not None and change >= seen, (
+                    f"I6: {message!r}: the annotation named it before this variant started"
+                )
+        self.events_read = len(events)
+        body = self.h.body()
+        status = body.get("status") or {}
+        canary = status.get("canary") or {}
+        self.instance = (body["metadata"]["uid"], status.get("canaryRevision"), canary.get("startedAt"))
+        for variant in canary.get("variants") or []:
+            self.variant_seen.setdefault((self.instance, variant["revision"]), len(self.h.manual_changes))
+
+
 class RolloutMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -115,6 +201,7 @@ class RolloutMachine(RuleBasedStateMachine):
         self.stable: str | None = None
         self.experiment_b_canary: str | None = None
         self.validated: tuple[str, str] | None = None  # the object version whose status was last checked
+        self.i6 = ManualActionsCheck(self.h)
         self.foreign = [self.h.kube.put(copy.deepcopy(obj)) for obj in FOREIGN]
         self.h.apply(spec_for(MODELS[0]))
         self._run(self.h.reconcile())
@@ -169,6 +256,11 @@ class RolloutMachine(RuleBasedStateMachine):
         variants = (self.h.status().get("canary") or {}).get("variants") or []
         if variants:
             self.h.annotate({PROMOTE_ANNOTATION: variants[0]["revision"]})
+
+    @rule(action=st.sampled_from([PROMOTE_ANNOTATION, ABORT_ANNOTATION]), uri=st.sampled_from(VARIANT_MODELS))
+    def name_a_variant(self, action: str, uri: str) -> None:
+        """The annotation names a variant's revision, whether one runs it yet or not."""
+        self.h.annotate({action: self.revision(uri)})
 
     @rule(failing=st.booleans())
     def variant_fails_its_checks(self, failing: bool) -> None:
@@ -329,6 +421,10 @@ class RolloutMachine(RuleBasedStateMachine):
         self.experiment_b = (uid, {experiment["variants"][1]["revision"], *beyond}) if running else None
         self.experiment_b_canary = status.get("canaryRevision")
         self.stable = stable
+
+    @invariant()
+    def i6_annotations_act_only_on_the_canary_they_were_set_for(self) -> None:
+        self.i6.check()
 
     @invariant()
     def status_is_what_the_crd_admits(self) -> None:

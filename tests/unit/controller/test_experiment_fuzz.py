@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule, run_state_machine_as_test
 
 from tests.unit.controller import rollout_fuzz
-from tests.unit.controller.rollout_fuzz import MODELS, RolloutMachine, spec_for
+from tests.unit.controller.rollout_fuzz import MODELS, VARIANT_MODELS, RolloutMachine, spec_for
 from tritonop.rollout import ABORT_ANNOTATION, PROMOTE_ANNOTATION
 
 SEEN: Counter[str] = Counter()  # what the experiments went through, over all runs
@@ -25,9 +25,21 @@ class ExperimentMachine(RolloutMachine):
         self.edit_spec(MODELS[1])
         self.time_passes(1)
 
-    @rule(uri=st.sampled_from(MODELS), rollout=st.sampled_from(["experiment", "abn"]))
+    @rule(uri=st.sampled_from(MODELS), rollout=st.sampled_from(["experiment", "abn", "abn-d"]))
     def edit_spec(self, uri: str, rollout: str = "abn") -> None:
         self.h.apply(spec_for(uri, rollout))
+        self._run(self.h.reconcile())
+
+    @rule(uri=st.sampled_from(MODELS), variant=st.sampled_from(VARIANT_MODELS))
+    def apply_naming_the_variant(self, uri: str, variant: str) -> None:
+        """One apply of a manifest that sets the variant's model and a promote annotation naming
+        the revision it will have: stale for the variant it starts (I6), acts once set again."""
+        rollout = "abn" if variant == VARIANT_MODELS[0] else "abn-d"
+        annotations = {
+            **(self.h.body()["metadata"].get("annotations") or {}),
+            PROMOTE_ANNOTATION: self.revision(variant),
+        }
+        self.h.apply(spec_for(uri, rollout), annotations=annotations)
         self._run(self.h.reconcile())
 
     def shadow_rollout(self, uri: str, ticks: int) -> None:
