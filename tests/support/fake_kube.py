@@ -24,7 +24,7 @@ from tritonop.kube.cache import selector_matches
 from tritonop.kube.client import KubeError, NotFound
 
 Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
-WRITES = ("create", "apply", "merge_patch", "delete")
+WRITES = ("create", "apply", "merge_patch", "delete", "evict")
 
 
 class Crash(BaseException):
@@ -148,6 +148,12 @@ class FakeKube:
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         key = (api_version, kind, namespace, name)
         self._record(Call("delete", *key))
+        return self.objects.pop(key, None) is not None
+
+    async def evict(self, namespace: str, name: str) -> bool:
+        """The pod goes at once (its grace period and PodDisruptionBudget are not emulated)."""
+        key = ("v1", "Pod", namespace, name)
+        self._record(Call("evict", *key))
         return self.objects.pop(key, None) is not None
 
     async def aclose(self) -> None:

@@ -116,6 +116,11 @@ the same verbs. Keep in sync with tests/contract/chart/test_rbac.py.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+# rollout.strategy InPlace: a pod whose Triton stays not ready with its versions loaded (an
+# unload that never finished) is evicted, honouring its PodDisruptionBudget.
+- apiGroups: [""]
+  resources: ["pods/eviction"]
+  verbs: ["create"]
 # Each InferenceService's Triton control-API key Secret (NAME-triton-key): created, and
 # server-side applied on resume; never read (no get, list or watch), never deleted
 # (it goes with its InferenceService through its ownerReference).

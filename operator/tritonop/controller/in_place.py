@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tritonop.analysis.direct import judge_direct, sequential_checks
@@ -38,7 +38,7 @@ from tritonop.controller.direct_metrics import DirectMetrics
 from tritonop.controller.triton_keys import TritonKeys
 from tritonop.endpoints import TritonEndpoints
 from tritonop.kinds import POD
-from tritonop.kube.client import KubeClient
+from tritonop.kube.client import KubeClient, KubeError
 from tritonop.rollout import (
     Decision,
     Event,
@@ -64,12 +64,17 @@ from tritonop.rollout.in_place import (
 )
 from tritonop.rollout.state import waiting_for_traffic
 from tritonop.triton import run_acceptance
-from tritonop.triton.model_control import ModelControlError, load_versions, ready_versions
+from tritonop.triton.model_control import ModelControlError, load_versions, ready_versions, server_ready
 
 log = logging.getLogger("tritonop")
 
 # Pods asked or loaded at once, per InferenceService.
 POD_CONCURRENCY = 8
+# How long a pod may answer with versions ready while Triton says it is not ready before it
+# is taken for wedged and evicted. Unloading a version that raised errors under load can hang in
+# Triton's Python backend (measured on tritonserver 2.51: the server then reports not ready
+# forever, and a reload does not help); the unloads the operator waits for take seconds.
+WEDGED_AFTER = timedelta(seconds=60)
 
 
 def annotation_key(version: str) -> str:
@@ -100,6 +105,8 @@ class Switch:
     pods: Pods
     phase: Phase | None = None  # the switch's, for status.phase while it runs or as it ends
     message: str | None = None
+    evict: tuple[str, ...] = ()  # wedged pods (WEDGED_AFTER), evicted once the status is stored
+    notices: tuple[Event, ...] = ()  # Events that are not the switch's own (phase, message)
 
     @property
     def speaks(self) -> bool:
@@ -110,7 +117,9 @@ class Switch:
     def settled(self) -> bool:
         known = self.pods.known()
         converged = all(set(known.get(pod, ())) == set(target) for pod, target in self.targets.items())
-        return self.status.candidate is None and converged and len(known) == len(self.pods.urls)
+        # A pod out of the endpoints is watched by time too: it may be wedged (WEDGED_AFTER).
+        serving = set(known) <= self.pods.serving
+        return self.status.candidate is None and converged and serving and len(known) == len(self.pods.urls)
 
 
 class InPlaceSwitches:
@@ -123,6 +132,9 @@ class InPlaceSwitches:
         self.direct = direct
         self._load_errors: dict[tuple[str, str, str], str] = {}  # (namespace, name, pod) -> why
         self._unsettled: set[tuple[str, str]] = set()
+        # (namespace, name, pod) -> since when it answers with versions ready but is not Ready.
+        self._unready_since: dict[tuple[str, str, str], datetime] = {}
+        self._evicting: set[tuple[str, str, str]] = set()  # asked to go (and told in an Event)
 
     def _key(self, ref: IsvcRef) -> str | None:
         return self.keys.key_for(ref) if self.keys is not None else None
@@ -133,8 +145,10 @@ class InPlaceSwitches:
 
     def forget(self, namespace: str, name: str) -> None:
         self._unsettled.discard((namespace, name))
-        for key in [k for k in self._load_errors if k[:2] == (namespace, name)]:
-            del self._load_errors[key]
+        for remembered in (self._load_errors, self._unready_since):
+            for key in [k for k in remembered if k[:2] == (namespace, name)]:
+                del remembered[key]
+        self._evicting -= {k for k in self._evicting if k[:2] == (namespace, name)}
 
     async def decide(
         self,
@@ -185,7 +199,8 @@ class InPlaceSwitches:
                 pods.urls | canary_pods.urls, pods.ready | canary_pods.ready, pods.serving | canary_pods.serving
             )
         new = in_place_status(state, policy, now, revision=revisions.stable, canary_pod=canary_pod, pods=pods.known())
-        switch = Switch(new, events, targets, pods, state.phase, message)
+        evict, notices = await self._wedged(ref, pods, targets, now)
+        switch = Switch(new, events, targets, pods, state.phase, message, evict, notices)
         key = (ref.namespace, ref.name)
         if switch.settled:
             self._unsettled.discard(key)
@@ -193,14 +208,56 @@ class InPlaceSwitches:
             self._unsettled.add(key)
         return switch
 
+    async def _wedged(
+        self, ref: IsvcRef, pods: Pods, targets: Mapping[str, Versions], now: datetime
+    ) -> tuple[tuple[str, ...], tuple[Event, ...]]:
+        """Pods to evict: each has answered with versions ready but been out of the endpoints for
+        WEDGED_AFTER, and its Triton, asked now, says it is not ready either (so a misconfigured
+        probe never restarts pods in a loop). No load of the operator's runs meanwhile (a pass
+        awaits its load, however long), and Triton answers only once its start-up loads are
+        done. Such a pod serves nothing, and it stops every further load (``converge`` waits for
+        all pods to be Ready): its Deployment replaces it, and the new pod is brought to its
+        target."""
+        held = {pod for pod in targets if pod not in pods.serving and pods.ready.get(pod)}
+        for key in [k for k in self._unready_since if k[:2] == (ref.namespace, ref.name) and k[2] not in held]:
+            del self._unready_since[key]
+            self._evicting.discard(key)
+        due = []
+        for pod in sorted(held):
+            since = self._unready_since.setdefault((ref.namespace, ref.name, pod), now)
+            if now - since >= WEDGED_AFTER and await server_ready(pods.urls[pod], key=self._key(ref)) is False:
+                due.append(pod)
+        notices = []
+        for pod in due:
+            if (ref.namespace, ref.name, pod) not in self._evicting:
+                versions = ", ".join(pods.ready.get(pod) or ())
+                notices.append(
+                    Event(
+                        "Warning",
+                        "PodWedged",
+                        f"pod {pod}: Triton has versions {versions} ready but has not been ready for "
+                        f"{int(WEDGED_AFTER.total_seconds())} s (a load or unload that never finished); evicting it "
+                        "so that its Deployment replaces it",
+                    )
+                )
+        return tuple(due), tuple(notices)
+
     async def converge(self, ref: IsvcRef, spec: InferenceServiceSpec, switch: Switch) -> None:
         """Load what the stored decision asks of one pod: the union first, then the target.
 
         One pod per pass, and only while every pod that answers is Ready: Triton reports itself
         not ready while a version loads (strict readiness), so its pod leaves the Services'
         endpoints for that moment; switching pods one at a time keeps the others serving. The
-        pod's Ready event wakes the next pass.
+        pod's Ready event wakes the next pass. A wedged pod is evicted first.
         """
+        for pod in switch.evict:
+            self._evicting.add((ref.namespace, ref.name, pod))  # its Event went with the stored status
+            try:
+                await self.kube.evict(ref.namespace, pod)
+            except KubeError as err:  # a PodDisruptionBudget refused: the next pass asks again
+                log.warning("%s/%s: evicting wedged pod %s: %s", ref.namespace, ref.name, pod, err)
+            else:
+                log.warning("%s/%s: evicted wedged pod %s", ref.namespace, ref.name, pod)
         pending = [
             pod
             for pod, target in sorted(switch.targets.items())

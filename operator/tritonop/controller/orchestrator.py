@@ -322,7 +322,7 @@ class Controller:
             decision = experiment.decision
         switch = await self.in_place.decide(body, ref, spec, decision.state, status, now)
         if switch is not None:
-            decision = replace(decision, events=(*decision.events, *switch.events))
+            decision = replace(decision, events=(*decision.events, *switch.events, *switch.notices))
         desired = revision_of(spec, self.config.triton_image)
         try:
             await self._converge(

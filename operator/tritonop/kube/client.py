@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from tritonop import FIELD_MANAGER, __version__
-from tritonop.kinds import kind_of
+from tritonop.kinds import POD, kind_of
 from tritonop.kube.cache import ObjectCache, State
 from tritonop.kube.credentials import CredentialAuth, CredentialError, Credentials, discover
 from tritonop.kube.transport import AiohttpTransport, ssl_context
@@ -320,6 +320,18 @@ class KubeClient:
                 headers={"Content-Type": "application/merge-patch+json"},
             )
         )
+
+    async def evict(self, namespace: str, name: str) -> bool:
+        """Evict a pod (the eviction subresource: its PodDisruptionBudget is honoured, the pod
+        terminates gracefully); False when it was already gone. A budget that refuses is a
+        KubeError 429."""
+        path = object_path(POD.api_version, POD.kind, namespace, name) + "/eviction"
+        eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
+        try:
+            await self._request("POST", path, json=eviction)
+        except NotFound:
+            return False
+        return True
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Delete with background propagation; False when it was already gone."""

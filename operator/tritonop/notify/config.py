@@ -39,6 +39,7 @@ ALL_REASONS: tuple[str, ...] = (
     "ExperimentConcluded",
     "ExperimentDecided",  # the abort annotation picked A (picking B posts Promoted)
     "VariantStopped",  # A/B/n: a variant beyond B failed its checks; the experiment goes on
+    "PodWedged",  # InPlace: a pod whose Triton never became ready again is evicted
 )
 DEFAULT_REASONS: tuple[str, ...] = ("CanaryStarted", "Promoted", "RolledBack", "Aborted", "RolloutFailed")
 SINK_KEYS = {"name", "type", "url", "reasons", "timeoutSeconds", "maxAttempts", "queueSize"}

@@ -45,6 +45,16 @@ async def ready_versions(url: str, model: str, *, key: str | None, timeout_s: fl
     return sorted((s.version for s in states if s.state == "READY"), key=int)
 
 
+async def server_ready(url: str, *, key: str | None, timeout_s: float = 5.0) -> bool | None:
+    """Triton's own readiness (``/v2/health/ready``: with strict readiness, False while any
+    version loads or unloads); None when it does not answer."""
+    try:
+        async with triton_client(url, timeout_s=timeout_s, key=key) as client:
+            return bool(await client.is_server_ready())
+    except (InferenceServerException, *NETWORK_ERRORS):
+        return None
+
+
 async def load_versions(
     url: str, model: str, versions: Sequence[str], *, key: str | None, timeout_s: float = LOAD_TIMEOUT_S
 ) -> None:

@@ -31,6 +31,7 @@ NAMESPACED_GOLDEN = grants(
     ("serving.tritonop.dev", "inferenceservices/status", ("patch",)),
     ("", "events", ("create",)),
     ("", "secrets", ("create", "patch")),  # each InferenceService's Triton key Secret, written blind
+    ("", "pods/eviction", ("create",)),  # InPlace: a wedged pod (controller/in_place.py)
     *[(group, resource, CHILD_VERBS) for group, resource in CHILDREN],
     # The watch caches' kinds (tritonop/kube/cache.py: children and tritonop's pods).
     *[(w.kind.group, w.kind.plural, ("list", "watch")) for w in WATCHED],

@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 from tests.support.control_plane import REPO_ROOT, ControlPlane, eventually
+from tritonop.kube.client import KubeClient, KubeError, connection_from_credentials
+from tritonop.kube.credentials import discover
 
 pytestmark = pytest.mark.slow
 
@@ -197,3 +199,56 @@ def test_controllers_and_scheduler_run(control_plane: ControlPlane) -> None:
     cp.kubectl("delete", "deployment", "web", "-n", ns, "--wait=false")
     eventually(lambda: not replicasets() and not cp.get_json(f"/api/v1/namespaces/{ns}/pods")["items"],
                "the garbage collector to delete the ReplicaSet and its pods")  # fmt: skip
+
+
+async def test_kube_client_evicts_a_pod_and_a_budget_can_refuse(control_plane: ControlPlane) -> None:
+    """KubeClient.evict (InPlace's wedged pods): the eviction subresource removes the pod; a
+    PodDisruptionBudget that allows no disruption (here also not yet observed: this control
+    plane runs no disruption controller, and the API server refuses either way) refuses a
+    running pod's with 429, unless it lets a pod that is not Ready go whatever the budget says
+    (as tritonop's budgets do, children/pdb.py); a pod already gone is False."""
+    cp, ns = control_plane, "evictions"
+    ensure_namespace(cp, ns)
+    for name in ("wedged", "guarded", "unready"):
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+            "spec": {"containers": [{"name": "c", "image": "registry.invalid/c:1"}]},
+        }
+        cp.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(pod))
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "guarded", "namespace": ns},
+        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "guarded"}}},
+    }
+    cp.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(budget))
+    # tritonop's own budgets let a pod that is not Ready go whatever the budget says.
+    lenient = copy.deepcopy(budget)
+    lenient["metadata"]["name"] = "unready"
+    lenient["spec"]["selector"]["matchLabels"]["app"] = "unready"
+    lenient["spec"]["unhealthyPodEvictionPolicy"] = "AlwaysAllow"
+    cp.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(lenient))
+    # A Pending pod is evicted whatever its budget says: the guarded one runs (no kubelet here:
+    # its status is written as a kubelet would).
+    running = json.dumps({"status": {"phase": "Running"}})
+    for name in ("guarded", "unready"):
+        cp.kubectl("patch", "pod", name, "-n", ns, "--subresource=status", "--type=merge", "-p", running)
+    client = KubeClient(connection_from_credentials(discover(kubeconfig=cp.kubeconfig)))
+    try:
+        assert await client.evict(ns, "wedged") is True
+        with pytest.raises(KubeError) as refused:
+            await client.evict(ns, "guarded")
+        assert refused.value.status == 429, refused.value
+        assert await client.evict(ns, "unready") is True  # not Ready: AlwaysAllow
+        eventually(
+            lambda: (
+                "wedged" not in {p["metadata"]["name"] for p in cp.get_json(f"/api/v1/namespaces/{ns}/pods")["items"]}
+            ),
+            "the evicted pod to go (it never ran: no grace period to wait out)",
+        )
+        assert await client.evict(ns, "wedged") is False
+        assert cp.get_json(f"/api/v1/namespaces/{ns}/pods/guarded")["metadata"]["name"] == "guarded"
+    finally:
+        await client.aclose()

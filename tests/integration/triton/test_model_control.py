@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import tritonclient.http.aio as triton_http
 
-from tests.support.triton import TritonServer, expand_env_references, write_model
+from tests.support.triton import TritonServer, expand_env_references, free_port, write_model
 from tritonop.children.triton_key import KEY_ENV, restricted_api_args
 from tritonop.rollout.in_place import next_load
-from tritonop.triton.model_control import ModelControlError, load_versions, ready_versions
+from tritonop.triton.model_control import ModelControlError, load_versions, ready_versions, server_ready
 
 pytestmark = pytest.mark.triton
 
@@ -91,6 +91,14 @@ async def served_by(load: Load, version: str, count: int = 20) -> None:
     async with asyncio.timeout(30):
         while load.served[version] < start + count:
             await asyncio.sleep(0.01)
+
+
+async def test_server_ready_is_tritons_own_readiness(server: TritonServer) -> None:
+    """What the operator asks a pod before taking it for wedged: True from a ready server, None
+    when nothing answers (never False for a server it cannot reach). First in this module: a
+    failed load (below) leaves the server not ready (strict readiness)."""
+    assert await server_ready(server.http_url, key=KEY) is True
+    assert await server_ready(f"http://127.0.0.1:{free_port()}", key=KEY, timeout_s=2.0) is None
 
 
 async def test_versions_switch_under_load_without_a_failed_request(server: TritonServer) -> None:

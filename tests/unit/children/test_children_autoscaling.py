@@ -211,4 +211,6 @@ def test_pdb_lets_one_pod_of_the_revision_go_at_a_time(ref: IsvcRef, make_spec, 
         "selector": {
             "matchLabels": {"serving.tritonop.dev/inferenceservice": "resnet", "serving.tritonop.dev/revision": REV}
         },
+        # A pod that is not Ready serves nothing: it may always go (a drain, a wedged InPlace pod).
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
     }

@@ -12,6 +12,8 @@ orchestrator are the operator's own.
 - I8b at most one pod holds a version that was never stored as ``status.inPlace.version``
   (the candidate, on the canary pod), besides what pods start with (the repository's policy);
 - I4 (as in rollout_fuzz.py) a status written by an operator acting on a stale object is refused;
+- I8c a pod is evicted only while Kubernetes counts it not Ready (and its Triton says so too); a
+  wedged pod (an unload that never finishes) is, within minutes;
 - I6 (as in rollout_fuzz.py) a promote or abort acts only on the version switch it was set for;
 - no exception but an API error escapes reconcile or tick.
 """
@@ -69,6 +71,9 @@ class FakePods:
     def __init__(self) -> None:
         self.versions: dict[str, tuple[str, ...]] = {}  # pod -> versions ready
         self.unready: set[str] = set()  # a version load made Triton unready until the next probe
+        self.wedged: set[str] = set()  # an unload that never finishes: unready until replaced
+        self.wedge_next = False  # the next load wedges its pod
+        self.evictions: list[str] = []  # I8c violations: pods evicted while Ready or not wedged
         self.unreachable: set[str] = set()
         self.failing: set[str] = set()  # versions whose load fails
         self.generation = 0
@@ -76,6 +81,13 @@ class FakePods:
 
     def sync(self, h: Harness) -> None:
         """The Deployment controller and kubelet: running pods for every Deployment's replicas."""
+        for pod in [p for p in self.versions if ("v1", "Pod", NAMESPACE, p) not in h.kube.objects]:
+            # Evicted by the operator (pod_restarts removes both at once).
+            if pod not in self.unready:
+                self.evictions.append(f"pod {pod} evicted while Ready")
+            REACHED["evicted wedged" if pod in self.wedged else "evicted"] += 1
+            del self.versions[pod]
+            self.wedged.discard(pod)
         wanted: dict[str, str] = {}
         for name, deployment in h.deployments().items():
             status = deployment.get("status") or {}
@@ -128,7 +140,23 @@ class FakePods:
             raise ModelControlError(f"loading versions {sorted(after)} failed")  # what was ready stays
         self.versions[pod] = tuple(sorted(after, key=int))
         self.unready.add(pod)
+        if self.wedge_next:
+            self.wedge_next = False
+            self.wedged.add(pod)
         REACHED["load"] += 1
+
+    def server_ready_answer(self, pod: str) -> bool:
+        return pod not in self.unready and pod not in self.wedged
+
+    async def server_ready(self, url: str, *, key: str | None, timeout_s: float = 5.0) -> bool | None:
+        pod = url.removeprefix("pod://")
+        if pod in self.unreachable or pod not in self.versions:
+            return None
+        return self.server_ready_answer(pod)
+
+    def probe(self) -> None:
+        """The kubelet's readiness probes: a pod whose load finished is Ready again, unless wedged."""
+        self.unready = set(self.wedged)
 
     async def acceptance(self, url: str, model: str, version: str | None, acceptance: Any, *, key: str | None) -> Any:
         return AcceptanceResult(True, "AcceptancePassed", "ok")
@@ -163,11 +191,13 @@ class InPlaceMachine(RuleBasedStateMachine):
         self.pods = FakePods()
         self.metrics = FakeVersionMetrics()
         self._patched = {
-            name: getattr(in_place_module, name) for name in ("ready_versions", "load_versions", "run_acceptance")
+            name: getattr(in_place_module, name)
+            for name in ("ready_versions", "load_versions", "run_acceptance", "server_ready")
         }
         in_place_module.ready_versions = self.pods.ready_versions  # type: ignore[assignment]
         in_place_module.load_versions = self.pods.load_versions  # type: ignore[assignment]
         in_place_module.run_acceptance = self.pods.acceptance  # type: ignore[assignment]
+        in_place_module.server_ready = self.pods.server_ready  # type: ignore[assignment]
         self.h = Harness(T0)
         self._wire(self.h.controller)
         self.judged: set[str] = set(STARTS_WITH)
@@ -252,14 +282,32 @@ class InPlaceMachine(RuleBasedStateMachine):
         for _ in range(ticks):
             self.h.advance(5)
             self._run(self.h.tick())
-            self.pods.unready.clear()
+            self.pods.probe()
             self.pods.sync(self.h)
 
     @rule()
     def readiness_probes(self) -> None:
         """The kubelet probes: a pod whose load finished is Ready again."""
-        self.pods.unready.clear()
+        self.pods.probe()
         self.pods.sync(self.h)
+
+    @rule()
+    def an_unload_wedges(self) -> None:
+        """The next load leaves its pod's Triton not ready for good (an unload that never ends)."""
+        self.pods.wedge_next = True
+
+    @rule(minutes=st.integers(min_value=1, max_value=3))
+    def minutes_pass(self, minutes: int) -> None:
+        """Ticks of 5 s over minutes, the kubelet probing: a wedged pod is found and replaced."""
+        wedged = set(self.pods.wedged)
+        for _ in range(minutes * 12):
+            self.h.advance(5)
+            self._run(self.h.tick())
+            self.pods.probe()
+            self.pods.sync(self.h)
+        if minutes >= 2:  # WEDGED_AFTER and a pass or two
+            stuck = wedged & self.pods.wedged - self.pods.unreachable
+            assert not stuck, f"I8c: wedged pods never replaced: {sorted(stuck)}"
 
     @rule(pod=st.integers(min_value=0, max_value=5))
     def pod_restarts(self, pod: int) -> None:
@@ -318,6 +366,10 @@ class InPlaceMachine(RuleBasedStateMachine):
         assert not self.pods.jumps, f"I8: {self.pods.jumps}"
         for pod, versions in self.pods.versions.items():
             assert versions, f"I8: pod {pod} holds no version"
+
+    @invariant()
+    def i8c_only_wedged_pods_are_evicted(self) -> None:
+        assert not self.pods.evictions, f"I8c: {self.pods.evictions}"
 
     @invariant()
     def i6_annotations_act_only_on_the_switch_they_were_set_for(self) -> None:

@@ -17,3 +17,4 @@ def test_in_place_invariants_hold_under_random_steps_and_faults() -> None:
     reached = in_place_fuzz.REACHED
     switched_back = reached["RolledBack"] + reached["Aborted"]
     assert reached["load"] and reached["CanaryStep"] and reached["Promoted"] and switched_back, reached
+    assert reached["PodWedged"] and reached["evicted wedged"], reached
