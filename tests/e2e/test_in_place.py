@@ -37,12 +37,18 @@ def in_place(stack: LocalStack, version: str) -> dict[str, Any]:
 
 
 def pods_on(stack: LocalStack, version: str) -> dict[str, Any] | None:
-    """The status once no switch runs and every pod holds ``version`` only."""
+    """The status once no switch runs, every pod holds ``version`` only and all are ready (a
+    pod whose Triton wedged on an unload is replaced first: docs/rollout.md)."""
     status = stack.status()
     switch = status.get("inPlace") or {}
     pods = switch.get("pods") or []
     settled = switch.get("version") == version and not switch.get("candidate")
-    if settled and len(pods) == REPLICAS and all(p["versions"] == [version] for p in pods):
+    if (
+        settled
+        and status.get("readyReplicas") == REPLICAS
+        and len(pods) == REPLICAS
+        and all(p["versions"] == [version] for p in pods)
+    ):
         return status
     return None
 
@@ -60,9 +66,13 @@ async def test_version_switches_in_place_without_a_failed_request_and_a_failing_
         MODEL_NAME,
         versions=(1, 2, 3),
         per_version={1: {"scale": 2.0}, 2: {"scale": 3.0}, 3: {"scale": 3.0, "failure_rate": 0.3}},
+        # The repository's own policy on the stable version (docs/rollout.md, I8): a pod that
+        # starts later (one replacing a wedged pod) serves it until it is brought to its target.
+        version_policy=(1,),
     )
     await stack.apply(in_place(stack, "1"))
-    first = await stack.wait_until(lambda: pods_on(stack, "1"), 120, f"{REPLICAS} pods on version 1")
+    # 240 s: room for a wedged pod to be replaced (60 s, then a new pod) on a loaded machine.
+    first = await stack.wait_until(lambda: pods_on(stack, "1"), 240, f"{REPLICAS} pods on version 1")
     revision = first["stableRevision"]
     pods = sorted(p["pod"] for p in first["inPlace"]["pods"])
     ok_before, failed_before, unavailable_before = sent(stack, revision)
@@ -83,7 +93,7 @@ async def test_version_switches_in_place_without_a_failed_request_and_a_failing_
 
     await stack.apply(in_place(stack, "3"))
     rolled_back = await stack.wait_until(
-        lambda: (s := pods_on(stack, "2")) and s["inPlace"].get("failedVersion") == "3" and s, 120, "switched back"
+        lambda: (s := pods_on(stack, "2")) and s["inPlace"].get("failedVersion") == "3" and s, 240, "switched back"
     )
     assert rolled_back["phase"] == "RolledBack" and rolled_back["stableRevision"] == revision
     assert "rolled back version 3: successRate" in rolled_back["message"], rolled_back["message"]

@@ -257,6 +257,7 @@ def write_model(
     scale: float = 2.0,
     seed: int | None = None,
     per_version: Mapping[int, Mapping[str, Any]] | None = None,
+    version_policy: Sequence[int] | None = None,
 ) -> Path:
     """Write a Python-backend model ``name`` into ``repo``; returns the model folder.
 
@@ -274,6 +275,7 @@ def write_model(
       to load.
     - ``per_version``: version -> any of the above (``scale``, ``failure_rate``, ``delay_ms``,
       ``fail_load``) for that version only, e.g. ``{3: {"failure_rate": 0.3}}``.
+    - ``version_policy``: the versions Triton loads at start (``specific``); default: the latest.
     """
     if not 0.0 <= failure_rate <= 1.0:
         raise ValueError(f"failure_rate must be within 0..1, got {failure_rate}")
@@ -290,7 +292,10 @@ def write_model(
     }
     model_dir = Path(repo) / name
     model_dir.mkdir(parents=True, exist_ok=True)
-    (model_dir / "config.pbtxt").write_text(_MODEL_CONFIG.format(name=name, behaviour=json.dumps(behaviour)))
+    config = _MODEL_CONFIG.format(name=name, behaviour=json.dumps(behaviour))
+    if version_policy is not None:
+        config += f"version_policy: {{ specific: {{ versions: [{', '.join(str(v) for v in version_policy)}] }} }}\n"
+    (model_dir / "config.pbtxt").write_text(config)
     for version in versions:
         version_dir = model_dir / str(version)
         version_dir.mkdir(exist_ok=True)
