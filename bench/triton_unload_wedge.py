@@ -20,23 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import tritonclient.http.aio as triton_http
-
 from tests.integration.triton.test_model_control import load_on
 from tests.support.triton import TritonServer, expand_env_references, write_model
 from tritonop.children.triton_key import KEY_ENV, restricted_api_args
 from tritonop.rollout.in_place import next_load
-from tritonop.triton.model_control import load_versions, ready_versions
+from tritonop.triton.model_control import load_versions, ready_versions, server_ready
 
 KEY = "bench-key"
-
-
-async def server_ready(url: str) -> bool:
-    client = triton_http.InferenceServerClient(url.removeprefix("http://"), conn_timeout=5)
-    try:
-        return bool(await client.is_server_ready())
-    finally:
-        await client.close()
 
 
 async def one_run(switches: int, failure_rate: float, wait_s: float) -> tuple[int, int | None, list[float]]:
@@ -62,7 +52,7 @@ async def one_run(switches: int, failure_rate: float, wait_s: float) -> tuple[in
                     await load_versions(url, "m", step, key=KEY)
                     ready = step
                 start = time.monotonic()
-                while not await server_ready(url):
+                while await server_ready(url, key=KEY) is not True:
                     if time.monotonic() - start > wait_s:
                         held = await ready_versions(url, "m", key=KEY)
                         print(f"  switch {switch + 1}: not ready {wait_s:.0f} s after loading {target}; ready: {held}")

@@ -222,14 +222,14 @@ class InPlaceSwitches:
         for key in [k for k in self._unready_since if k[:2] == (ref.namespace, ref.name) and k[2] not in held]:
             del self._unready_since[key]
             self._evicting.discard(key)
-        due = []
+        due, notices = [], []
         for pod in sorted(held):
-            since = self._unready_since.setdefault((ref.namespace, ref.name, pod), now)
-            if now - since >= WEDGED_AFTER and await server_ready(pods.urls[pod], key=self._key(ref)) is False:
-                due.append(pod)
-        notices = []
-        for pod in due:
-            if (ref.namespace, ref.name, pod) not in self._evicting:
+            key = (ref.namespace, ref.name, pod)
+            since = self._unready_since.setdefault(key, now)
+            if now - since < WEDGED_AFTER or await server_ready(pods.urls[pod], key=self._key(ref)) is not False:
+                continue
+            due.append(pod)
+            if key not in self._evicting:
                 versions = ", ".join(pods.ready.get(pod) or ())
                 notices.append(
                     Event(

@@ -73,7 +73,7 @@ class FakePods:
         self.unready: set[str] = set()  # a version load made Triton unready until the next probe
         self.wedged: set[str] = set()  # an unload that never finishes: unready until replaced
         self.wedge_next = False  # the next load wedges its pod
-        self.evictions: list[str] = []  # I8c violations: pods evicted while Ready or not wedged
+        self.evictions: list[str] = []  # I8c violations: pods evicted while Kubernetes counted them Ready
         self.unreachable: set[str] = set()
         self.failing: set[str] = set()  # versions whose load fails
         self.generation = 0
